@@ -1,0 +1,92 @@
+"""`Idempotency-Key` on API writes.
+
+The same key with the same request replays the stored response for 24 h; the same key with
+another request is a 422. The key is claimed by inserting its row before the handler runs, so two
+concurrent requests with one key cannot both execute: the second gets a 409 until the first ends.
+"""
+
+import hashlib
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse, JsonResponse
+
+from cobrador.core import clock
+from cobrador.core.auth import organization_for_key
+from cobrador.core.errors import error_body
+
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+REPLAY_WINDOW = timedelta(hours=24)
+
+
+def _fingerprint(request) -> str:
+    digest = hashlib.sha256()
+    digest.update(request.method.encode() + b" " + request.get_full_path().encode() + b"\n")
+    digest.update(request.body)
+    return digest.hexdigest()
+
+
+class IdempotencyKeyMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        key = request.headers.get("Idempotency-Key")
+        if (
+            not key
+            or request.method not in WRITE_METHODS
+            or not request.path.startswith("/v1/")
+            or request.path.startswith("/v1/callbacks/")
+        ):
+            return self.get_response(request)
+        if len(key) > 255:
+            return JsonResponse(
+                error_body(400, "invalid_request", "Idempotency-Key is longer than 255 characters",
+                           field="Idempotency-Key"), status=400)
+        auth = request.headers.get("Authorization", "")
+        organization = organization_for_key(auth.removeprefix("Bearer ").strip())
+        if organization is None:
+            return self.get_response(request)  # the API answers 401
+        return self._handle(request, organization, key)
+
+    def _handle(self, request, organization, key):
+        from cobrador.core.models import IdempotencyRecord
+
+        fingerprint = _fingerprint(request)
+        now = clock.now()
+        IdempotencyRecord.objects.filter(organization=organization, key=key,
+                                         created_at__lt=now - REPLAY_WINDOW).delete()
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    organization=organization, key=key, request_fingerprint=fingerprint, created_at=now)
+        except IntegrityError:
+            record = IdempotencyRecord.objects.get(organization=organization, key=key)
+            if record.request_fingerprint != fingerprint:
+                return JsonResponse(error_body(
+                    422, "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request", field="Idempotency-Key"),
+                    status=422)
+            if record.response_status is None:
+                return JsonResponse(error_body(
+                    409, "idempotency_key_in_progress",
+                    "a request with this Idempotency-Key is still being processed", field="Idempotency-Key"),
+                    status=409)
+            response = HttpResponse(bytes(record.response_body), status=record.response_status,
+                                    content_type="application/json")
+            response["Idempotent-Replayed"] = "true"
+            return response
+
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+            raise
+        if response.status_code >= 500 or response.status_code == 409:
+            # Not a final answer: let the client retry with the same key.
+            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+        else:
+            IdempotencyRecord.objects.filter(pk=record.pk).update(
+                response_status=response.status_code, response_body=response.content)
+        return response
+

@@ -1,0 +1,107 @@
+"""Outbox drainers: the loops in every worker that send what business transactions wrote down
+(webhook deliveries now; e-mails and notices later), in batches, right after commit.
+
+A committing process wakes them: on PostgreSQL a NOTIFY reaches every worker's LISTEN connection;
+on SQLite workers poll an indexed column every OUTBOX_POLL_SECONDS (one cheap query). Scheduled
+sweeps run the same drain functions as a safety net.
+"""
+
+import logging
+import threading
+from importlib import import_module
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "cobrador_outbox"
+# Each drainer claims and sends one batch of due rows and returns how many it handled.
+DRAINERS = ["cobrador.webhooks.delivery.deliver_batch"]
+
+
+def _notify():
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {CHANNEL}")
+
+
+def wake_outbox_after_commit() -> None:
+    transaction.on_commit(_notify)
+
+
+def _drainers():
+    functions = []
+    for path in DRAINERS:
+        module_name, _, attr = path.rpartition(".")
+        functions.append(getattr(import_module(module_name), attr))
+    return functions
+
+
+class _Waiter:
+    """Waits for a NOTIFY on PostgreSQL (or just the poll interval on SQLite)."""
+
+    def __init__(self):
+        self.listen_conn = None
+        if connection.vendor == "postgresql":
+            import psycopg
+
+            params = connection.get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            params.pop("prepare_threshold", None)
+            try:
+                self.listen_conn = psycopg.connect(**params, autocommit=True)
+                self.listen_conn.execute(f"LISTEN {CHANNEL}")
+            except Exception:
+                logger.warning("LISTEN unavailable; polling only", exc_info=True)
+                self.listen_conn = None
+
+    def wait(self, stop: threading.Event, seconds: float) -> None:
+        if self.listen_conn is None:
+            stop.wait(seconds)
+            return
+        try:
+            for _ in self.listen_conn.notifies(timeout=seconds, stop_after=1):
+                pass
+        except Exception:
+            logger.warning("LISTEN connection lost; polling", exc_info=True)
+            self.listen_conn = None
+            stop.wait(seconds)
+
+    def close(self):
+        if self.listen_conn is not None:
+            self.listen_conn.close()
+
+
+def drain_forever(stop: threading.Event) -> None:
+    """Run every drainer until `stop` is set; sleep only when none of them found work."""
+    drainers = _drainers()
+    waiter = _Waiter()
+    idle_wait = settings.OUTBOX_POLL_SECONDS if connection.vendor != "postgresql" else 1.0
+    try:
+        while not stop.is_set():
+            handled = 0
+            for drain in drainers:
+                try:
+                    handled += drain()
+                except Exception:
+                    logger.exception("outbox drainer %s failed; retrying", getattr(drain, "__name__", drain))
+                    close_old_connections()
+                    stop.wait(1.0)
+            if not handled:
+                waiter.wait(stop, idle_wait)
+    finally:
+        waiter.close()
+        connection.close()
+
+
+def drain_until_idle() -> int:
+    """Run every drainer until none finds due work (used by `cobrador worker --drain` and tests)."""
+    total = 0
+    drainers = _drainers()
+    while True:
+        handled = sum(drain() for drain in drainers)
+        total += handled
+        if not handled:
+            return total

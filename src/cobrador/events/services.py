@@ -1,0 +1,73 @@
+"""Domain events: recorded in the business transaction, then handed to every registered sink
+(webhook deliveries now; notifications later) in that same transaction, as outbox rows."""
+
+from collections.abc import Callable, Iterable
+import json
+from dataclasses import dataclass
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from cobrador.core import clock
+from cobrador.core.ids import new_public_id
+from cobrador.core.outbox import wake_outbox_after_commit
+from cobrador.events.models import Event
+from cobrador.events.types import EVENT_TYPES
+
+# Each sink takes a list of freshly created events (all of one organization or several).
+_sinks: list[Callable[[list[Event]], None]] = []
+
+
+def register_sink(sink: Callable[[list[Event]], None]) -> None:
+    if sink not in _sinks:
+        _sinks.append(sink)
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    organization: object
+    type: str
+    data: dict
+
+
+def _jsonable(data: dict) -> dict:
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def record_events(drafts: Iterable[EventDraft]) -> list[Event]:
+    """Write many events and their outbox rows with a few bulk inserts (sweeps use this)."""
+    now = clock.now()
+    events = []
+    for draft in drafts:
+        if draft.type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {draft.type!r}")
+        events.append(Event(public_id=new_public_id("evt"), organization=draft.organization,
+                            type=draft.type, data=_jsonable(draft.data), created_at=now))
+    if not events:
+        return []
+    Event.objects.bulk_create(events, batch_size=500)
+    if any(e.pk is None for e in events):  # backends without RETURNING on bulk insert
+        by_id = dict(Event.objects.filter(public_id__in=[e.public_id for e in events])
+                     .values_list("public_id", "pk"))
+        for event in events:
+            event.pk = by_id[event.public_id]
+    for sink in _sinks:
+        sink(events)
+    wake_outbox_after_commit()
+    return events
+
+
+def record_event(*, organization, type: str, data: dict) -> Event:  # noqa: A002
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("record_event must run inside the business transaction")
+    return record_events([EventDraft(organization, type, data)])[0]
+
+
+def event_data(event: Event) -> dict:
+    return {
+        "id": event.public_id,
+        "object": "event",
+        "type": event.type,
+        "created_at": event.created_at,
+        "data": event.data,
+    }

@@ -1,0 +1,17 @@
+"""Every webhook event type cobrador emits (`resource.action`). Endpoints subscribe to these or to all."""
+
+EVENT_TYPES = frozenset({
+    "ping",
+    "dunning_config.updated",
+    "webhook_endpoint.disabled",
+    "billing_account.created", "billing_account.updated", "billing_account.delinquent",
+    "billing_account.suspended", "billing_account.reactivated",
+    "payment_method.attached", "payment_method.detached",
+    "subscription.created", "subscription.updated", "subscription.trial_will_end",
+    "subscription.renewal_prompted", "subscription.renewed", "subscription.paused", "subscription.resumed",
+    "subscription.canceled", "subscription.expired",
+    "invoice.created", "invoice.paid", "invoice.payment_failed", "invoice.overdue", "invoice.voided",
+    "payment.succeeded", "payment.failed", "payment.pending", "payment.unknown", "payment.refunded",
+    "payment.overpaid",
+    "dunning.retry_attempted", "dunning.exhausted",
+})

@@ -1,0 +1,46 @@
+"""The scheduled jobs: name, default cron (UTC) and the sweep each one runs.
+
+Imported by settings (to declare django-ox schedules), so it must not import Django. Every app adds
+its jobs here, in one place. A job's cron can be changed with COBRADOR_CRON_<NAME> (e.g.
+COBRADOR_CRON_WEBHOOK_DELIVERY="*/5 * * * *"), or switched off with the value "off".
+"""
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    cron: str
+    sweep: str  # dotted path to `sweep(run: JobRunContext)`
+    description: str
+
+    @property
+    def env_var(self) -> str:
+        return "COBRADOR_CRON_" + self.name.upper().replace("-", "_")
+
+    @property
+    def effective_cron(self) -> str | None:
+        value = os.environ.get(self.env_var, self.cron).strip()
+        return None if value == "off" else value
+
+
+JOBS: dict[str, JobSpec] = {
+    spec.name: spec
+    for spec in [
+        JobSpec("webhook-delivery", "* * * * *", "cobrador.webhooks.delivery.webhook_delivery_sweep",
+                "Safety net: deliver due webhook attempts (the main path starts right after commit)."),
+        JobSpec("retention-cleanup", "0 3 * * *", "cobrador.jobs.retention.retention_cleanup_sweep",
+                "Prune old webhook deliveries, events, JobRuns, idempotency keys and finished task rows."),
+    ]
+}
+
+
+def ox_schedules() -> dict:
+    return {
+        name: {"task": "cobrador.jobs.tasks.run_scheduled_job", "cron": spec.effective_cron,
+               "kwargs": {"name": name}}
+        for name, spec in JOBS.items()
+        if spec.effective_cron
+    }

@@ -1,0 +1,124 @@
+"""The sweep runner: every scheduled job is a level-triggered sweep over what is due at `as_of`.
+
+A sweep hands its due items to `JobRunContext.process`, which works in bounded batches with one
+transaction per batch. When a batch fails, its items are retried one by one so that only the bad
+item fails; an item that fails FailedItem.MAX_ATTEMPTS times is parked and skipped until an
+operator retries it. Each run writes one JobRun row.
+"""
+
+import logging
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from importlib import import_module
+
+from django.db import transaction
+
+from cobrador.core import clock
+from cobrador.jobs.catalog import JOBS
+from cobrador.jobs.models import FailedItem, JobRun
+
+logger = logging.getLogger(__name__)
+
+
+class JobRunContext:
+    def __init__(self, run: JobRun):
+        self.run = run
+        self.job_name = run.job_name
+        self.as_of: datetime = run.as_of
+        self.counts: Counter = Counter()
+        self.done = 0
+        self.failed = 0
+        self.skipped = 0
+
+    def count(self, kind: str, n: int = 1) -> None:
+        self.counts[kind] += n
+
+    def skip(self, kind: str, n: int = 1) -> None:
+        self.skipped += n
+        self.counts[f"skipped_{kind}"] += n
+
+    def parked_keys(self) -> set[str]:
+        return set(FailedItem.objects.filter(job_name=self.job_name, parked=True).values_list("item_key", flat=True))
+
+    def process(self, items: Iterable, handle_batch: Callable[[Sequence], None], *, batch_size: int = 500,
+                key: Callable[[object], str] = str) -> None:
+        """Run `handle_batch` over `items` in batches, one transaction each; isolate failing items."""
+        parked = self.parked_keys()
+        batch: list = []
+        for item in items:
+            if key(item) in parked:
+                self.skip("parked")
+                continue
+            batch.append(item)
+            if len(batch) >= batch_size:
+                self._run_batch(batch, handle_batch, key)
+                batch = []
+        if batch:
+            self._run_batch(batch, handle_batch, key)
+
+    def _run_batch(self, batch: list, handle_batch, key) -> None:
+        try:
+            with transaction.atomic():
+                handle_batch(batch)
+            self.done += len(batch)
+            return
+        except Exception:
+            if len(batch) == 1:
+                self._record_failure(batch[0], key)
+                return
+            logger.warning("%s: a batch of %d failed; retrying its items one by one", self.job_name, len(batch))
+        for item in batch:
+            try:
+                with transaction.atomic():
+                    handle_batch([item])
+                self.done += 1
+            except Exception:
+                self._record_failure(item, key)
+
+    def _record_failure(self, item, key) -> None:
+        self.failed += 1
+        error = traceback.format_exc(limit=8)
+        logger.error("%s: item %s failed: %s", self.job_name, key(item), error.strip().splitlines()[-1])
+        now = clock.now()
+        with transaction.atomic():
+            failure, created = FailedItem.objects.select_for_update().get_or_create(
+                job_name=self.job_name, item_key=key(item),
+                defaults={"attempts": 1, "last_error": error, "first_failed_at": now, "last_failed_at": now})
+            if not created:
+                failure.attempts += 1
+                failure.last_error = error
+                failure.last_failed_at = now
+            failure.parked = failure.attempts >= FailedItem.MAX_ATTEMPTS
+            failure.save()
+
+
+def _sweep_function(name: str):
+    try:
+        spec = JOBS[name]
+    except KeyError:
+        raise LookupError(f"unknown job {name!r}; `cobrador jobs list` shows the registered jobs") from None
+    module_name, _, attr = spec.sweep.rpartition(".")
+    return getattr(import_module(module_name), attr)
+
+
+def run_job(name: str, *, as_of: datetime | None = None, trigger: str = "schedule") -> JobRun:
+    """Run one sweep synchronously as of `as_of` (default: the clock's now) and record its JobRun."""
+    sweep = _sweep_function(name)
+    as_of = as_of or clock.now()
+    run = JobRun.objects.create(job_name=name, as_of=as_of, trigger=trigger, started_at=clock.now())
+    context = JobRunContext(run)
+    try:
+        sweep(context)
+    except Exception:
+        run.status = "failed"
+        run.error = traceback.format_exc(limit=10)
+        logger.exception("job %s failed", name)
+    else:
+        run.status = "partial" if context.failed else "succeeded"
+    run.finished_at = clock.now()
+    run.items_done, run.items_failed, run.items_skipped = context.done, context.failed, context.skipped
+    run.counts = dict(context.counts)
+    run.save()
+    return run

@@ -1,0 +1,66 @@
+"""Organizations, their API keys and their dunning policy. Services never commit: callers do."""
+
+from cobrador.core import clock
+from cobrador.core.crypto import sha256_hex
+from cobrador.core.ids import random_token
+from cobrador.events.services import record_event
+from cobrador.organizations.models import ApiKey, DunningConfig, Organization
+
+
+def create_organization(*, name: str, mode: str = "test", billing_email: str = "",
+                        timezone: str = "America/Sao_Paulo") -> Organization:
+    if mode not in ("test", "live"):
+        raise ValueError("mode must be test or live")
+    now = clock.now()
+    organization = Organization.objects.create(
+        name=name, mode=mode, billing_email=billing_email, timezone=timezone, created_at=now)
+    DunningConfig.objects.create(organization=organization, updated_at=now, **DunningConfig.DEFAULTS)
+    return organization
+
+
+def create_api_key(*, organization: Organization, name: str = "") -> tuple[ApiKey, str]:
+    """Returns the key row and the plaintext key, which is never stored and cannot be shown again."""
+    plaintext = f"sk_{organization.mode}_{random_token(32)}"
+    key = ApiKey.objects.create(organization=organization, name=name, key_hash=sha256_hex(plaintext),
+                                last4=plaintext[-4:], created_at=clock.now())
+    return key, plaintext
+
+
+def revoke_api_key(*, organization: Organization | None = None, key_id: str) -> ApiKey:
+    keys = ApiKey.objects.filter(public_id=key_id)
+    if organization is not None:
+        keys = keys.filter(organization=organization)
+    key = keys.get()
+    if key.revoked_at is None:
+        key.revoked_at = clock.now()
+        key.save(update_fields=["revoked_at"])
+    return key
+
+
+def dunning_config_data(config: DunningConfig) -> dict:
+    return {
+        "id": config.public_id,
+        "object": "dunning_config",
+        "max_retries": config.max_retries,
+        "retry_interval_days": list(config.retry_interval_days),
+        "suspend_after_retries": config.suspend_after_retries,
+        "grace_period_days": config.grace_period_days,
+        "auto_retry_enabled": config.auto_retry_enabled,
+        "retry_payment_methods": list(config.retry_payment_methods),
+        "updated_at": config.updated_at,
+    }
+
+
+def update_dunning_config(*, organization: Organization, changes: dict) -> DunningConfig:
+    """Apply already-validated `changes`; emits dunning_config.updated when something changed."""
+    config = DunningConfig.objects.select_for_update().get(organization=organization)
+    changed = [field for field, value in changes.items() if getattr(config, field) != value]
+    for field in changed:
+        setattr(config, field, changes[field])
+    if changed:
+        config.updated_at = clock.now()
+        config.save()
+        data = dunning_config_data(config)
+        record_event(organization=organization, type="dunning_config.updated",
+                     data={**data, "changed_fields": changed})
+    return config

@@ -1,0 +1,153 @@
+"""Django settings for cobrador, read from the environment (see the README's configuration table)."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from cobrador.core.keys import load_or_create_key
+from cobrador.jobs.catalog import ox_schedules
+
+DATA_DIR = Path(os.environ.get("COBRADOR_DATA_DIR", ".cobrador")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = os.environ.get("COBRADOR_SECRET_KEY") or load_or_create_key(DATA_DIR / "secret_key", "django")
+# Fernet key for provider credentials, webhook secrets and other values encrypted at rest.
+ENCRYPTION_KEY = os.environ.get("COBRADOR_ENCRYPTION_KEY") or load_or_create_key(
+    DATA_DIR / "encryption_key", "fernet"
+)
+
+DEBUG = os.environ.get("COBRADOR_DEBUG") == "1"
+ALLOWED_HOSTS = [h for h in os.environ.get("COBRADOR_ALLOWED_HOSTS", "*").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("COBRADOR_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+PUBLIC_URL = os.environ.get("COBRADOR_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_ox",
+    "ninja",
+    "cobrador.core",
+    "cobrador.organizations",
+    "cobrador.jobs",
+    "cobrador.events",
+    "cobrador.webhooks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "cobrador.core.idempotency.IdempotencyKeyMiddleware",
+]
+
+ROOT_URLCONF = "cobrador.urls"
+WSGI_APPLICATION = "cobrador.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+SQLITE_PATH = DATA_DIR / "cobrador.sqlite3"
+DATABASE_URL = os.environ.get("COBRADOR_DATABASE_URL") or f"sqlite:///{SQLITE_PATH}"
+
+
+def database_from_url(url: str) -> dict:
+    config = dj_database_url.parse(url, conn_max_age=0)
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {
+            # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on the busy
+            # timeout instead of failing with "database is locked" when they upgrade a read lock.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+        }
+        config["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    else:
+        config.setdefault("OPTIONS", {})
+        config["CONN_HEALTH_CHECKS"] = True
+    return config
+
+
+DATABASES = {"default": database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TASKS = {
+    "default": {
+        "BACKEND": "django_ox.backend.OxBackend",
+        "QUEUES": [],
+        "OPTIONS": {
+            "MAX_ATTEMPTS": 5,
+            "LOCK_TIMEOUT": int(os.environ.get("COBRADOR_TASK_LOCK_TIMEOUT", "120")),
+            "BACKOFF_INITIAL": 5,
+            "BACKOFF_MAX": 600,
+            "SCHEDULES": ox_schedules(),
+        },
+    }
+}
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# Webhooks: targets on loopback/private networks are refused unless this is set (tests, local dev).
+WEBHOOK_ALLOW_PRIVATE = os.environ.get("COBRADOR_WEBHOOK_ALLOW_PRIVATE") == "1"
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("COBRADOR_WEBHOOK_TIMEOUT", "15"))
+WEBHOOK_CONCURRENCY = int(os.environ.get("COBRADOR_WEBHOOK_CONCURRENCY", "16"))
+# How long a claimed delivery belongs to one worker before another may take it over.
+OUTBOX_LEASE_SECONDS = float(os.environ.get("COBRADOR_OUTBOX_LEASE_SECONDS", "60"))
+# How often a worker looks for due outbox rows when nothing woke it.
+OUTBOX_POLL_SECONDS = float(os.environ.get("COBRADOR_OUTBOX_POLL_SECONDS", "0.1"))
+
+TIME_TRAVEL = os.environ.get("COBRADOR_TIME_TRAVEL") == "1"
+
+RETENTION_DAYS = {
+    "webhook_deliveries": int(os.environ.get("COBRADOR_RETENTION_WEBHOOK_DAYS", "30")),
+    "job_runs": int(os.environ.get("COBRADOR_RETENTION_JOBRUN_DAYS", "90")),
+    "tasks": int(os.environ.get("COBRADOR_RETENTION_TASK_DAYS", "7")),
+    "events": int(os.environ.get("COBRADOR_RETENTION_EVENT_DAYS", "90")),
+}
+
+NINJA_PAGINATION_MAX_LIMIT = 100
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("COBRADOR_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django_ox": {"level": os.environ.get("COBRADOR_OX_LOG_LEVEL", "WARNING")},
+        "httpx": {"level": "WARNING"},
+    },
+}

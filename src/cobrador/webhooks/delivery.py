@@ -1,0 +1,246 @@
+"""Delivering webhook rows: claim due rows in a batch, POST them concurrently, record the outcomes.
+
+Per Standard Webhooks: `webhook-id` is the event id (the same on every retry), `webhook-timestamp`
+is the send time, `webhook-signature` holds one `v1,` signature per active secret. 2xx is success.
+A 3xx is a failure and is never followed; 410 disables the endpoint; 429 and 503 honour
+`Retry-After`; other failures retry after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h
+(with jitter), then the delivery fails. An endpoint failing for 5 days in a row is disabled.
+"""
+
+import json
+import logging
+import random
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import F
+from standardwebhooks.webhooks import Webhook
+
+from cobrador.core import clock
+from cobrador.webhooks import services
+from cobrador.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from cobrador.webhooks.ssrf import BlockedTarget, resolve_target
+
+logger = logging.getLogger(__name__)
+
+RETRY_DELAYS = [timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2),
+                timedelta(hours=5), timedelta(hours=10), timedelta(hours=14), timedelta(hours=20),
+                timedelta(hours=24)]
+JITTER = 0.1  # +-10% of each delay, so a failing receiver's retries do not arrive in lockstep
+DISABLE_AFTER_FAILING = timedelta(days=5)
+MAX_RETRY_AFTER = timedelta(hours=24)
+BATCH_SIZE = 200
+
+
+def payload_bytes(event) -> bytes:
+    body = {"type": event.type, "timestamp": event.created_at, "data": event.data, "id": event.public_id}
+    return json.dumps(body, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+
+
+def signed_headers(msg_id: str, body: bytes, secrets_: list[str]) -> dict[str, str]:
+    sent_at = clock.wall_now()  # checked against the receiver's real clock, not the simulated one
+    signatures = " ".join(Webhook(s).sign(msg_id, sent_at, body.decode()) for s in secrets_)
+    return {
+        "content-type": "application/json",
+        "user-agent": "cobrador-webhooks/1",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": signatures,
+    }
+
+
+@dataclass
+class Outcome:
+    status_code: int | None = None
+    body: str = ""
+    error: str = ""
+    duration_ms: int = 0
+    retry_after: timedelta | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _retry_after(value: str | None) -> timedelta | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - clock.wall_now()).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(max(timedelta(seconds=seconds), timedelta(seconds=1)), MAX_RETRY_AFTER)
+
+
+_client_lock = threading.Lock()
+_client: httpx.Client | None = None
+
+
+def http_client() -> httpx.Client:
+    """One pooled client per process. Never follows redirects; explicit timeouts."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            limits = httpx.Limits(max_connections=settings.WEBHOOK_CONCURRENCY * 2,
+                                  max_keepalive_connections=settings.WEBHOOK_CONCURRENCY * 2)
+            timeout = httpx.Timeout(settings.WEBHOOK_TIMEOUT_SECONDS, connect=5.0)
+            _client = httpx.Client(limits=limits, timeout=timeout, follow_redirects=False)
+        return _client
+
+
+def post_signed(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    started = time.monotonic()
+    try:
+        target = resolve_target(url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
+    except BlockedTarget as exc:
+        return Outcome(error=f"blocked: {exc}")
+    extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
+    try:
+        response = http_client().post(target.url, content=body, headers={**headers, "host": target.host_header},
+                                      extensions=extensions)
+    except httpx.TimeoutException:
+        return Outcome(error="timeout", duration_ms=int((time.monotonic() - started) * 1000))
+    except httpx.HTTPError as exc:
+        return Outcome(error=f"connection error: {type(exc).__name__}: {exc}"[:500],
+                       duration_ms=int((time.monotonic() - started) * 1000))
+    outcome = Outcome(status_code=response.status_code, body=response.text[:1024],
+                      duration_ms=int((time.monotonic() - started) * 1000))
+    if 300 <= response.status_code < 400:
+        outcome.error = "redirects are not followed"
+    if response.status_code in (429, 503):
+        outcome.retry_after = _retry_after(response.headers.get("retry-after"))
+    return outcome
+
+
+def claim_due(*, now: datetime, limit: int = BATCH_SIZE) -> tuple[str, list[WebhookDelivery]]:
+    """Take up to `limit` due rows for this worker by pushing them one lease into the future."""
+    token = secrets.token_hex(8)
+    lease_until = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    with transaction.atomic():
+        due = WebhookDelivery.objects.filter(status="pending", next_attempt_at__lte=now).order_by("next_attempt_at")
+        if connection.vendor == "postgresql":
+            due = due.select_for_update(skip_locked=True)
+        ids = list(due.values_list("pk", flat=True)[:limit])
+        if not ids:
+            return token, []
+        WebhookDelivery.objects.filter(pk__in=ids, status="pending", next_attempt_at__lte=now).update(
+            next_attempt_at=lease_until, claim_token=token, attempt_count=F("attempt_count") + 1,
+            schedule_position=F("schedule_position") + 1)
+    rows = list(WebhookDelivery.objects.filter(claim_token=token, pk__in=ids).select_related("event", "endpoint"))
+    return token, rows
+
+
+def _send(delivery: WebhookDelivery) -> Outcome:
+    endpoint = delivery.endpoint
+    if endpoint.status != "enabled":
+        return Outcome(error="endpoint disabled")
+    body = payload_bytes(delivery.event)
+    headers = signed_headers(delivery.event.public_id, body, services.signing_secrets(endpoint))
+    return post_signed(endpoint.url, body, headers)
+
+
+def _next_attempt(delivery: WebhookDelivery, outcome: Outcome, now: datetime) -> datetime | None:
+    if outcome.retry_after is not None:
+        return now + outcome.retry_after
+    position = delivery.schedule_position  # attempts made since the last replay, this one included
+    if position > len(RETRY_DELAYS):
+        return None
+    delay = RETRY_DELAYS[position - 1]
+    return now + delay * (1 + random.uniform(-JITTER, JITTER))
+
+
+def record_outcomes(token: str, results: list[tuple[WebhookDelivery, Outcome, datetime]]) -> None:
+    """Write every attempt and the next state of each delivery and endpoint in one transaction."""
+    now = clock.now()
+    attempts, to_disable = [], {}
+    recovered, failing = set(), set()
+    with transaction.atomic():
+        for delivery, outcome, attempted_at in results:
+            attempts.append(WebhookAttempt(
+                delivery_id=delivery.pk, number=delivery.attempt_count, attempted_at=attempted_at,
+                status_code=outcome.status_code, duration_ms=outcome.duration_ms, response_body=outcome.body,
+                error=outcome.error[:500], succeeded=outcome.succeeded))
+            update = {"last_status_code": outcome.status_code, "last_error": outcome.error[:500], "claim_token": ""}
+            if outcome.succeeded:
+                update.update(status="succeeded", next_attempt_at=None, finished_at=now)
+                recovered.add(delivery.endpoint_id)
+            else:
+                failing.add(delivery.endpoint_id)
+                next_at = None if outcome.error == "endpoint disabled" else _next_attempt(delivery, outcome, now)
+                if outcome.status_code == 410:
+                    next_at = None
+                    to_disable[delivery.endpoint_id] = (delivery.endpoint, "the endpoint answered 410 Gone")
+                if next_at is None:
+                    update.update(status="failed", next_attempt_at=None, finished_at=now)
+                else:
+                    update.update(next_attempt_at=next_at)
+            # Only the claimant writes: a row whose lease expired and was taken over is left to its new owner.
+            WebhookDelivery.objects.filter(pk=delivery.pk, claim_token=token).update(**update)
+        WebhookAttempt.objects.bulk_create(attempts)
+        WebhookEndpoint.objects.filter(pk__in=recovered - failing, failing_since__isnull=False).update(
+            failing_since=None)
+        WebhookEndpoint.objects.filter(pk__in=failing - recovered, failing_since__isnull=True).update(
+            failing_since=now)
+        for endpoint in WebhookEndpoint.objects.filter(pk__in=failing - recovered, status="enabled",
+                                                       failing_since__lte=now - DISABLE_AFTER_FAILING):
+            to_disable.setdefault(endpoint.pk, (endpoint, "failing for 5 days in a row"))
+        for endpoint, reason in to_disable.values():
+            services.disable_endpoint(endpoint=endpoint, reason=reason)
+
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _sender_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(settings.WEBHOOK_CONCURRENCY, thread_name_prefix="webhook-send")
+        return _pool
+
+
+def deliver_batch(*, limit: int = BATCH_SIZE) -> int:
+    """Claim and deliver one batch of due rows; returns how many were attempted."""
+    token, deliveries = claim_due(now=clock.now(), limit=limit)
+    if not deliveries:
+        return 0
+
+    def attempt(delivery):
+        attempted_at = clock.now()
+        return delivery, _send(delivery), attempted_at
+
+    results = list(_sender_pool().map(attempt, deliveries))
+    record_outcomes(token, results)
+    return len(deliveries)
+
+
+def deliver_due(*, max_batches: int | None = None) -> int:
+    """Deliver until nothing is due (or `max_batches`); returns the number of attempts made."""
+    total, batches = 0, 0
+    while max_batches is None or batches < max_batches:
+        n = deliver_batch()
+        total += n
+        batches += 1
+        if n == 0:
+            break
+    return total
+
+
+def webhook_delivery_sweep(run) -> None:
+    """The `webhook-delivery` job: the safety net behind the drainer that runs in every worker."""
+    attempted = deliver_due()
+    run.done += attempted
+    run.count("attempts", attempted)

@@ -1,0 +1,115 @@
+"""A webhook receiver on loopback that verifies every request with the `standardwebhooks` package.
+
+Tests script its answers (status, headers, delay) and read what it received and whether each
+signature verified against the secrets it was given.
+"""
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict
+    body: bytes
+    at: float
+    verified_with: list[str] = field(default_factory=list)  # which known secrets verify it
+
+    @property
+    def webhook_id(self) -> str:
+        return self.headers.get("webhook-id", "")
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    headers: dict = field(default_factory=dict)
+    delay: float = 0.0
+    body: bytes = b'{"ok":true}'
+
+
+class WebhookReceiver:
+    def __init__(self):
+        self.secrets: list[str] = []
+        self.received: list[Received] = []
+        self.answers: deque[Answer] = deque()  # scripted answers, then `default`
+        self.default = Answer()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hooks"
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+    def script(self, *answers: Answer):
+        self.answers.extend(answers)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} webhook requests, got {len(self.received)}")
+
+    def _verify(self, body: bytes, headers: dict) -> list[str]:
+        ok = []
+        for secret in self.secrets:
+            try:
+                Webhook(secret).verify(body, headers)
+                ok.append(secret)
+            except WebhookVerificationError:
+                pass
+        return ok
+
+    def _handler(self):
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with receiver._lock:
+                    answer = receiver.answers.popleft() if receiver.answers else receiver.default
+                    receiver.received.append(Received(self.path, headers, body, time.time(),
+                                                      receiver._verify(body, headers)))
+                if answer.delay:
+                    time.sleep(answer.delay)
+                try:
+                    self.send_response(answer.status)
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("content-length", str(len(answer.body)))
+                    self.end_headers()
+                    self.wfile.write(answer.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        return Handler

@@ -36,6 +36,10 @@ INSTALLED_APPS = [
     "cobrador.jobs",
     "cobrador.events",
     "cobrador.webhooks",
+    "cobrador.customers",
+    "cobrador.catalog",
+    "cobrador.subscriptions",
+    "cobrador.invoicing",
 ]
 
 MIDDLEWARE = [

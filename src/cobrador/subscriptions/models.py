@@ -1,0 +1,56 @@
+from django.db import models
+
+from cobrador.core.ids import public_id_default
+
+
+class Subscription(models.Model):
+    """An account on a plan, renewing period after period.
+
+    `billing_anchor_day` is the day of month periods start on; a 31st falls on the last day of
+    shorter months. Changes of plan or quantity wait in `pending_*` until the next period.
+    """
+
+    STATUSES = [(s, s) for s in ("trialing", "active", "past_due", "paused", "canceled", "expired")]
+    RENEWAL_MODES = [("auto", "auto"), ("prompt", "prompt")]
+
+    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("sub"))
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE,
+                                     related_name="subscriptions")
+    account = models.ForeignKey("customers.BillingAccount", on_delete=models.CASCADE, related_name="subscriptions")
+    plan = models.ForeignKey("catalog.Plan", on_delete=models.PROTECT, related_name="subscriptions")
+    quantity = models.PositiveIntegerField(default=1)
+    coupon = models.ForeignKey("catalog.Coupon", on_delete=models.PROTECT, null=True, blank=True)
+    coupon_periods_used = models.PositiveIntegerField(default=0)
+    payment_method = models.ForeignKey("customers.PaymentMethod", on_delete=models.SET_NULL, null=True, blank=True)
+    status = models.CharField(max_length=10, choices=STATUSES)
+    trial_end = models.DateTimeField(null=True, blank=True)
+    current_period_start = models.DateTimeField()
+    current_period_end = models.DateTimeField()
+    billing_anchor_day = models.PositiveSmallIntegerField()
+    commitment_months = models.PositiveSmallIntegerField(default=0)
+    commitment_end = models.DateTimeField(null=True, blank=True)  # end of the current term
+    renewal_mode = models.CharField(max_length=6, choices=RENEWAL_MODES, default="auto")
+    renewal_confirmed_at = models.DateTimeField(null=True, blank=True)  # prompt mode, for the current term
+    renewal_prompted_at = models.DateTimeField(null=True, blank=True)  # prompt sent for the current term
+    cancel_at_period_end = models.BooleanField(default=False)
+    cancel_at = models.DateTimeField(null=True, blank=True)
+    cancellation_reason = models.CharField(max_length=500, blank=True, default="")
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    pending_plan = models.ForeignKey("catalog.Plan", on_delete=models.PROTECT, null=True, blank=True,
+                                     related_name="+")
+    pending_quantity = models.PositiveIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "current_period_end"]),
+            models.Index(fields=["status", "cancel_at"]),
+            models.Index(fields=["status", "trial_end"]),
+            models.Index(fields=["organization", "status"]),
+        ]
+
+    def __str__(self):
+        return self.public_id

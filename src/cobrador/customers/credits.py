@@ -6,7 +6,7 @@ invoice consumes at most that, soonest-expiring grants first.
 
 from datetime import datetime
 
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 
 from cobrador.core import clock
 from cobrador.customers.models import BillingAccount, CreditGrant, CreditUsage
@@ -36,7 +36,7 @@ def consume_credit(*, account_id: int, currency: str, up_to: int, invoice, as_of
     if up_to <= 0:
         return 0
     grants = _usable(account_id, currency, as_of).select_for_update().order_by(
-        "expires_at", "created_at", "pk")  # NULL expiries sort last on both databases
+        F("expires_at").asc(nulls_last=True), "created_at", "pk")
     applied, usages = 0, []
     for grant in grants:
         if applied >= up_to:

@@ -1,0 +1,145 @@
+"""Real `cobrador` subprocesses pointed at the current test database.
+
+Use from tests marked `@pytest.mark.django_db(transaction=True)` (the subprocess only sees committed
+rows) and `@pytest.mark.slow`:
+
+    env = worker_env(COBRADOR_OUTBOX_LEASE_SECONDS="2")
+    worker = start_worker("--concurrency", "2", env=env)
+    try:
+        wait_until(lambda: Thing.objects.filter(done=True).exists(), timeout=10)
+    finally:
+        stop(worker)
+
+`worker_env(**extra)` builds the environment (database URL of the test database, the same data dir
+and keys as this process, PYTHONPATH with the repo root so `tests.*` imports, settings module
+`tests.queue_settings` unless overridden); `extra` entries override or add variables (None removes).
+`start_worker(*args, env=None)` starts `cobrador worker ARGS`; `start(*args, env=None)` any command;
+`run(*args, env=None, timeout=30)` runs one to completion. `stop(proc)` sends SIGTERM (SIGKILL after
+a timeout) and returns the exit status; `kill(proc)` is kill -9. `output(proc)` is what it printed.
+`wait_until(predicate, timeout, interval=0.05)` polls until the predicate is truthy, else fails.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    """The URL of the database this test process is using (the test database, not the configured one)."""
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    engine = settings_dict["ENGINE"]
+    if engine == "django.db.backends.sqlite3":
+        name = str(settings_dict["NAME"])
+        if name == ":memory:" or name.startswith("file:"):
+            raise RuntimeError("subprocesses need an on-disk SQLite test database (settings set TEST NAME)")
+        return f"sqlite:///{Path(name).resolve()}"
+    if engine == "django.db.backends.postgresql":
+        user = quote(settings_dict.get("USER") or "", safe="")
+        password = settings_dict.get("PASSWORD") or ""
+        auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+        host = settings_dict.get("HOST") or "127.0.0.1"
+        port = settings_dict.get("PORT") or 5432
+        return f"postgres://{auth}{host}:{port}/{quote(settings_dict['NAME'], safe='')}"
+    raise RuntimeError(f"no subprocess URL for database engine {engine}")
+
+
+def worker_env(**extra) -> dict:
+    """The environment for a `cobrador` subprocess that works on this test process's database."""
+    from django.conf import settings
+
+    env = dict(os.environ)
+    python_path = [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env.update({
+        "COBRADOR_DATABASE_URL": database_url(),
+        "COBRADOR_DATA_DIR": str(settings.DATA_DIR),
+        "COBRADOR_SECRET_KEY": settings.SECRET_KEY,
+        "COBRADOR_ENCRYPTION_KEY": settings.ENCRYPTION_KEY,
+        "DJANGO_SETTINGS_MODULE": "tests.queue_settings",
+        "PYTHONPATH": os.pathsep.join(python_path),
+        "PYTHONUNBUFFERED": "1",
+    })
+    if settings.WEBHOOK_ALLOW_PRIVATE:  # tests allow loopback receivers (see tests/conftest.py)
+        env["COBRADOR_WEBHOOK_ALLOW_PRIVATE"] = "1"
+    for name, value in extra.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = str(value)
+    return env
+
+
+def _cobrador_command() -> list[str]:
+    script = Path(sys.executable).parent / "cobrador"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cobrador.cli"]
+
+
+def start(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """Start `cobrador ARGS` in the background; its stdout and stderr go to a temporary file."""
+    log = tempfile.NamedTemporaryFile(prefix="cobrador-", suffix=".log", delete=False)
+    proc = subprocess.Popen([*_cobrador_command(), *args], env=env if env is not None else worker_env(),
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    proc.log_path = log.name
+    log.close()
+    return proc
+
+
+def start_worker(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """Start `cobrador worker ARGS` (tasks, schedules and the outbox drainer)."""
+    return start("worker", *args, env=env)
+
+
+def run(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run `cobrador ARGS` to completion and capture its output (text)."""
+    return subprocess.run([*_cobrador_command(), *args], env=env if env is not None else worker_env(),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def output(proc: subprocess.Popen) -> str:
+    """What a process started with `start` has printed so far (stdout and stderr together)."""
+    try:
+        return Path(proc.log_path).read_text(errors="replace")
+    except (AttributeError, FileNotFoundError):
+        return ""
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10) -> int:
+    """SIGTERM, wait up to `timeout` seconds, then SIGKILL. Returns the exit status. Safe to call twice."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+    return proc.wait(timeout=10)
+
+
+def kill(proc: subprocess.Popen) -> int:
+    """kill -9: the process gets no chance to clean up."""
+    if proc.poll() is None:
+        proc.kill()
+    return proc.wait(timeout=10)
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05, message: str = ""):
+    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
+        time.sleep(interval)

@@ -146,7 +146,7 @@ def cmd_worker(args) -> int:
     _check_database()
     if args.drain:
         drain_until_idle()
-        call_command("ox_worker", batch=True, concurrency=1, interval=0.1)
+        call_command("ox_worker", batch=True, concurrency=1, interval=0.1, verbosity=0)
         drain_until_idle()
         return 0
     stop = threading.Event()
@@ -155,7 +155,7 @@ def cmd_worker(args) -> int:
     try:
         # django-ox runs the queue and fires the recurring schedules; it handles SIGTERM itself
         # (finishes what it is running, then returns).
-        call_command("ox_worker", concurrency=args.concurrency, interval=args.interval)
+        call_command("ox_worker", concurrency=args.concurrency, interval=args.interval, verbosity=0)
     finally:
         stop.set()
         drainer.join(timeout=30)

@@ -152,6 +152,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("COBRADOR_LOG_LEVEL", "INFO")},
     "loggers": {
         "django_ox": {"level": os.environ.get("COBRADOR_OX_LOG_LEVEL", "WARNING")},
+        "django.tasks": {"level": os.environ.get("COBRADOR_OX_LOG_LEVEL", "WARNING")},
         "httpx": {"level": "WARNING"},
     },
 }

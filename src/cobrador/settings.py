@@ -40,6 +40,9 @@ INSTALLED_APPS = [
     "cobrador.catalog",
     "cobrador.subscriptions",
     "cobrador.invoicing",
+    "cobrador.gateways",
+    "cobrador.payments",
+    "cobrador.callbacks",
 ]
 
 MIDDLEWARE = [

@@ -28,8 +28,46 @@ class GatewayConfig(models.Model):
     options = models.JSONField(default=dict, blank=True)
     callback_token = models.CharField(max_length=64, unique=True, default=_callback_token)
     active = models.BooleanField(default=True)
+    # The built-in sandbox configuration a test-mode organization gets on demand: it serves any method
+    # no other active configuration serves, and never counts against "one configuration per method".
+    is_fallback = models.BooleanField(default=False)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization"], condition=models.Q(is_fallback=True),
+                                    name="one_fallback_sandbox_per_organization"),
+        ]
+
     def __str__(self):
         return f"{self.provider} for {self.organization_id} ({', '.join(self.methods)})"
+
+
+class SandboxCharge(models.Model):
+    """A charge at the built-in sandbox provider. The sandbox keeps its own table, like a real provider
+    keeps its own database, so its idempotency holds across processes: one row per idempotency key."""
+
+    STATUSES = [(s, s) for s in ("succeeded", "failed", "pending", "canceled", "refunded")]
+
+    provider_charge_id = models.CharField(max_length=40, unique=True, default=public_id_default("sbx_ch"))
+    gateway = models.ForeignKey(GatewayConfig, on_delete=models.CASCADE, related_name="sandbox_charges")
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    reference = models.CharField(max_length=100, db_index=True)  # our payment public id
+    method = models.CharField(max_length=10)
+    amount = models.BigIntegerField()
+    amount_refunded = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3, default="BRL")
+    status = models.CharField(max_length=10, choices=STATUSES)
+    card_token = models.CharField(max_length=100, blank=True, default="")
+    failure_code = models.CharField(max_length=64, blank=True, default="")
+    # What the adapter answered when the charge was made ("" = the stored status; "unknown" = the
+    # scripted timeout / 500 after the charge went through). Replays answer the same.
+    answered = models.CharField(max_length=10, blank=True, default="")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    paid_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.provider_charge_id} {self.method} {self.status}"

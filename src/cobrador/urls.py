@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.urls import path
 
+from cobrador.catalog.api import router as catalog_router
 from cobrador.core.api import api
+from cobrador.customers.api import router as customers_router
 from cobrador.events.api import router as events_router
 from cobrador.organizations.api import router as organizations_router
 from cobrador.webhooks.api import router as webhooks_router
@@ -9,6 +11,8 @@ from cobrador.webhooks.api import router as webhooks_router
 api.add_router("", organizations_router)
 api.add_router("", webhooks_router)
 api.add_router("", events_router)
+api.add_router("", customers_router)
+api.add_router("", catalog_router)
 
 urlpatterns = [
     path("v1/", api.urls),

@@ -1,0 +1,101 @@
+from django import forms
+from django.contrib import admin
+
+from cobrador.core import clock
+from cobrador.customers.documents import InvalidDocument, normalize_document
+from cobrador.customers.models import BillingAccount, CreditGrant, CreditUsage, PaymentMethod
+
+
+class BillingAccountForm(forms.ModelForm):
+    class Meta:
+        model = BillingAccount
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        document = (cleaned.get("document") or "").strip()
+        if document:
+            try:
+                cleaned["document"], cleaned["document_type"] = normalize_document(document)
+            except InvalidDocument as exc:
+                self.add_error("document", str(exc))
+        else:
+            cleaned["document"], cleaned["document_type"] = "", ""
+        return cleaned
+
+
+class PaymentMethodInline(admin.TabularInline):
+    model = PaymentMethod
+    fields = ("public_id", "type", "card_brand", "card_last4", "exp_month", "exp_year", "is_default", "status",
+              "created_at", "detached_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+
+class CreditGrantInline(admin.TabularInline):
+    model = CreditGrant
+    fields = ("public_id", "amount", "remaining", "currency", "reason", "expires_at", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(BillingAccount)
+class BillingAccountAdmin(admin.ModelAdmin):
+    form = BillingAccountForm
+    list_display = ("public_id", "name", "email", "document", "document_type", "organization", "status", "locale",
+                    "created_at")
+    list_filter = ("status", "locale", "document_type")
+    search_fields = ("public_id", "name", "email", "document")
+    readonly_fields = ("public_id", "document_type", "created_at", "updated_at", "suspended_at")
+    list_select_related = ("organization",)
+    raw_id_fields = ("organization",)
+    inlines = [PaymentMethodInline, CreditGrantInline]
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_at = clock.now()
+        if not change:
+            obj.created_at = obj.updated_at
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(PaymentMethod)
+class PaymentMethodAdmin(admin.ModelAdmin):
+    list_display = ("public_id", "account", "type", "card_brand", "card_last4", "exp_month", "exp_year",
+                    "is_default", "status", "created_at")
+    list_filter = ("type", "status", "is_default", "card_brand")
+    search_fields = ("public_id", "account__public_id", "account__name", "account__email", "card_last4")
+    # Defaults and detaching go through the API, which keeps one default per account and emits events.
+    readonly_fields = ("public_id", "organization", "account", "type", "card_brand", "card_last4", "exp_month",
+                       "exp_year", "gateway_token", "is_default", "status", "created_at", "detached_at")
+    list_select_related = ("account",)
+
+
+class CreditUsageInline(admin.TabularInline):
+    model = CreditUsage
+    fields = ("invoice", "amount", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(CreditGrant)
+class CreditGrantAdmin(admin.ModelAdmin):
+    list_display = ("public_id", "account", "amount", "remaining", "currency", "reason", "expires_at", "created_at")
+    list_filter = ("currency",)
+    search_fields = ("public_id", "account__public_id", "account__name", "reason")
+    # The ledger is append-only here: amounts change only by consumption.
+    readonly_fields = ("public_id", "organization", "account", "amount", "remaining", "currency", "created_at")
+    list_select_related = ("account",)
+    inlines = [CreditUsageInline]
+
+
+@admin.register(CreditUsage)
+class CreditUsageAdmin(admin.ModelAdmin):
+    list_display = ("grant", "invoice", "amount", "created_at")
+    search_fields = ("grant__public_id", "invoice__public_id")
+    readonly_fields = ("grant", "invoice", "amount", "created_at")
+    list_select_related = ("grant", "invoice")

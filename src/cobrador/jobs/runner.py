@@ -31,6 +31,7 @@ class JobRunContext:
         self.done = 0
         self.failed = 0
         self.skipped = 0
+        self._failing: set[str] = set()
 
     def count(self, kind: str, n: int = 1) -> None:
         self.counts[kind] += n
@@ -45,7 +46,11 @@ class JobRunContext:
     def process(self, items: Iterable, handle_batch: Callable[[Sequence], None], *, batch_size: int = 500,
                 key: Callable[[object], str] = str) -> None:
         """Run `handle_batch` over `items` in batches, one transaction each; isolate failing items."""
-        parked = self.parked_keys()
+        failures = dict(FailedItem.objects.filter(job_name=self.job_name).values_list("item_key", "parked"))
+        parked = {item_key for item_key, is_parked in failures.items() if is_parked}
+        # Items that failed before but are not parked: a success clears their record, so only
+        # failures in a row lead to parking.
+        self._failing = {item_key for item_key, is_parked in failures.items() if not is_parked}
         batch: list = []
         for item in items:
             if key(item) in parked:
@@ -58,11 +63,24 @@ class JobRunContext:
         if batch:
             self._run_batch(batch, handle_batch, key)
 
-    def _run_batch(self, batch: list, handle_batch, key) -> None:
+    def _attempt(self, batch: list, handle_batch, key) -> None:
+        """One transaction; what `handle_batch` counted is kept only if it commits."""
+        counts_before = self.counts.copy()
         try:
             with transaction.atomic():
                 handle_batch(batch)
-            self.done += len(batch)
+                recovered = [key(item) for item in batch if key(item) in self._failing]
+                if recovered:
+                    FailedItem.objects.filter(job_name=self.job_name, item_key__in=recovered).delete()
+        except BaseException:
+            self.counts = counts_before
+            raise
+        self._failing.difference_update(recovered)
+        self.done += len(batch)
+
+    def _run_batch(self, batch: list, handle_batch, key) -> None:
+        try:
+            self._attempt(batch, handle_batch, key)
             return
         except Exception:
             if len(batch) == 1:
@@ -71,9 +89,7 @@ class JobRunContext:
             logger.warning("%s: a batch of %d failed; retrying its items one by one", self.job_name, len(batch))
         for item in batch:
             try:
-                with transaction.atomic():
-                    handle_batch([item])
-                self.done += 1
+                self._attempt([item], handle_batch, key)
             except Exception:
                 self._record_failure(item, key)
 

@@ -31,6 +31,9 @@ class GatewayConfig(models.Model):
     # The built-in sandbox configuration a test-mode organization gets on demand: it serves any method
     # no other active configuration serves, and never counts against "one configuration per method".
     is_fallback = models.BooleanField(default=False)
+    # DELETE /v1/gateways/{id} hides and deactivates a configuration but keeps the row: its payments
+    # point at it and late callbacks for them must still verify.
+    deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -64,6 +67,7 @@ class SandboxCharge(models.Model):
     # What the adapter answered when the charge was made ("" = the stored status; "unknown" = the
     # scripted timeout / 500 after the charge went through). Replays answer the same.
     answered = models.CharField(max_length=10, blank=True, default="")
+    refund_keys = models.JSONField(default=list, blank=True)  # idempotency keys of refunds already made
     expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     paid_at = models.DateTimeField(null=True, blank=True)

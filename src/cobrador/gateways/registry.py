@@ -41,8 +41,8 @@ def config_for_method(organization, method: str) -> GatewayConfig:
     """
     if method not in METHODS:
         raise ValueError(f"unknown payment method {method!r}")
-    for config in GatewayConfig.objects.filter(organization=organization, active=True,
-                                               is_fallback=False).order_by("id"):
+    for config in GatewayConfig.objects.filter(organization=organization, active=True, is_fallback=False,
+                                               deleted_at__isnull=True).order_by("id"):
         if method in config.methods:
             return config
     if organization.mode != "test":

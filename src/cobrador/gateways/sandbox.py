@@ -1,0 +1,360 @@
+"""The built-in sandbox provider: deterministic, in-process, and real enough to test billing end to end.
+
+It talks to no provider. Its charges live in its own table (`SandboxCharge`), one row per idempotency
+key, so a retried request returns the stored charge and never makes a second one, across processes.
+
+Test card tokens (a card payment method's `gateway_token`):
+
+| token                            | outcome                                                                |
+|----------------------------------|------------------------------------------------------------------------|
+| `tok_sandbox_success`            | succeeded                                                              |
+| `tok_sandbox_decline`            | failed, soft decline, `generic_decline`                                |
+| `tok_sandbox_insufficient_funds` | failed, soft decline, `insufficient_funds`                             |
+| `tok_sandbox_stolen`             | failed, hard decline, `stolen_card`                                    |
+| `tok_sandbox_timeout`            | the charge goes through, but the answer is lost: `unknown` (timeout)   |
+| `tok_sandbox_error_500`          | the charge goes through, then a 500: `unknown` (`provider_error`)      |
+
+Any other token is refused before anything happens (`GatewayError`). For the two `unknown` outcomes the
+charge is recorded as succeeded: `find_charge` (by reference or idempotency key) and a retry with the same
+idempotency key both report it as succeeded, which is how billing reconciles an unknown outcome.
+
+Boleto and PIX charges are issued `pending`. `cobrador sandbox pay PAYMENT_ID` (or
+`send_sandbox_payment_callback(payment)`) marks one paid and sends a real signed callback to
+`COBRADOR_PUBLIC_URL/v1/callbacks/sandbox/<callback_token>`, with the header
+`X-Sandbox-Signature: sha256=<hex HMAC-SHA256(webhook_secret, raw body)>`.
+"""
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from cobrador.core import clock
+from cobrador.core.crypto import constant_time_equals
+from cobrador.gateways.base import CallbackEvent, ChargeRequest, ChargeResult, GatewayError
+from cobrador.gateways.models import GatewayConfig, SandboxCharge
+
+SIGNATURE_HEADER = "X-Sandbox-Signature"
+BRAZIL = ZoneInfo("America/Sao_Paulo")
+
+
+@dataclass(frozen=True)
+class CardOutcome:
+    status: str  # what the charge becomes: succeeded | failed
+    failure_code: str = ""
+    decline_class: str = ""
+    answer: str = ""  # "unknown": the adapter loses the answer (timeout / 500 after the charge)
+    answer_code: str = ""
+    message: str = ""
+
+
+TEST_CARD_TOKENS: dict[str, CardOutcome] = {
+    "tok_sandbox_success": CardOutcome("succeeded"),
+    "tok_sandbox_decline": CardOutcome("failed", "generic_decline", "soft", message="The card was declined."),
+    "tok_sandbox_insufficient_funds": CardOutcome("failed", "insufficient_funds", "soft",
+                                                  message="The card has insufficient funds."),
+    "tok_sandbox_stolen": CardOutcome("failed", "stolen_card", "hard", message="The card was reported stolen."),
+    "tok_sandbox_timeout": CardOutcome("succeeded", answer="unknown", answer_code="timeout",
+                                       message="No answer from the provider in time."),
+    "tok_sandbox_error_500": CardOutcome("succeeded", answer="unknown", answer_code="provider_error",
+                                         message="The provider answered 500."),
+}
+
+TEST_CARD_TOKENS_DOC = "\n".join(
+    f"* `{token}`: " + (
+        f"the charge goes through but the answer is lost ({o.answer_code}): status unknown" if o.answer
+        else "succeeded" if o.status == "succeeded"
+        else f"failed, {o.decline_class} decline, {o.failure_code}")
+    for token, o in TEST_CARD_TOKENS.items())
+
+
+class SandboxGateway:
+    provider = "sandbox"
+
+    def __init__(self, config: GatewayConfig):
+        self.config = config
+
+    # --- charges ---------------------------------------------------------------------------------
+
+    def charge_card(self, request: ChargeRequest) -> ChargeResult:
+        outcome = TEST_CARD_TOKENS.get(request.card_token)
+        if outcome is None:
+            raise GatewayError(f"the sandbox does not know the card token {request.card_token!r}; use one of "
+                               + ", ".join(TEST_CARD_TOKENS))
+        charge, created = self._create(request, status=outcome.status, failure_code=outcome.failure_code,
+                                       answered=outcome.answer, card_token=request.card_token)
+        if created and outcome.answer == "unknown":
+            return ChargeResult(status="unknown", failure_code=outcome.answer_code, failure_message=outcome.message)
+        return charge_result(charge)
+
+    def issue_boleto(self, request: ChargeRequest) -> ChargeResult:
+        due = request.due_date or (clock.now() + timedelta(days=3)).date()
+        expires = datetime(due.year, due.month, due.day, 23, 59, 59, tzinfo=BRAZIL).astimezone(UTC)
+        charge, _ = self._create(request, status="pending", expires_at=expires)
+        return charge_result(charge)
+
+    def issue_pix(self, request: ChargeRequest) -> ChargeResult:
+        charge, _ = self._create(request, status="pending",
+                                 expires_at=request.expires_at or clock.now() + timedelta(days=1))
+        return charge_result(charge)
+
+    def _create(self, request: ChargeRequest, *, status: str, **fields) -> tuple[SandboxCharge, bool]:
+        if request.amount <= 0:
+            raise GatewayError("amount must be positive")
+        existing = SandboxCharge.objects.filter(idempotency_key=request.idempotency_key).first()
+        if existing is not None:
+            return existing, False
+        now = clock.now()
+        try:
+            with transaction.atomic():  # a savepoint: a concurrent request with the same key wins
+                charge = SandboxCharge.objects.create(
+                    gateway=self.config, idempotency_key=request.idempotency_key, reference=request.reference,
+                    method=request.method, amount=request.amount, currency=request.currency, status=status,
+                    created_at=now, paid_at=now if status == "succeeded" else None, **fields)
+            return charge, True
+        except IntegrityError:
+            return SandboxCharge.objects.get(idempotency_key=request.idempotency_key), False
+
+    def fetch_charge(self, *, method, provider_charge_id: str) -> ChargeResult:
+        return charge_result(self._charge(provider_charge_id))
+
+    def find_charge(self, *, method, reference: str, idempotency_key: str) -> ChargeResult | None:
+        charges = SandboxCharge.objects.filter(gateway=self.config)
+        charge = (charges.filter(idempotency_key=idempotency_key).first()
+                  or charges.filter(reference=reference, method=method).order_by("-id").first())
+        return charge_result(charge) if charge is not None else None
+
+    def cancel_charge(self, *, method, provider_charge_id: str, idempotency_key: str) -> ChargeResult:
+        """A pending boleto/PIX is canceled; a succeeded card charge is refunded in full."""
+        with transaction.atomic():
+            charge = self._charge(provider_charge_id, lock=True)
+            if charge.status == "pending":
+                charge.status, charge.canceled_at = "canceled", clock.now()
+            elif charge.status == "succeeded":
+                charge.status, charge.amount_refunded, charge.canceled_at = "refunded", charge.amount, clock.now()
+            elif charge.status == "failed":
+                raise GatewayError("a failed charge cannot be canceled")
+            charge.save()
+        return charge_result(charge)
+
+    def refund(self, *, method, provider_charge_id: str, amount: int, idempotency_key: str) -> ChargeResult:
+        """Refunds `amount` (partial or full). Answers `refunded` when accepted; the same idempotency key
+        refunds once."""
+        with transaction.atomic():
+            charge = self._charge(provider_charge_id, lock=True)
+            if idempotency_key in charge.refund_keys:
+                return charge_result(charge, status="refunded")
+            if charge.status not in ("succeeded", "refunded"):
+                raise GatewayError(f"a {charge.status} charge cannot be refunded")
+            if amount <= 0 or amount > charge.amount - charge.amount_refunded:
+                raise GatewayError("the refund amount exceeds what is left to refund")
+            charge.amount_refunded += amount
+            charge.refund_keys = [*charge.refund_keys, idempotency_key]
+            if charge.amount_refunded == charge.amount:
+                charge.status, charge.canceled_at = "refunded", clock.now()
+            charge.save()
+        return charge_result(charge, status="refunded")
+
+    def _charge(self, provider_charge_id: str, lock: bool = False) -> SandboxCharge:
+        charges = SandboxCharge.objects.filter(gateway=self.config)
+        if lock:
+            charges = charges.select_for_update()
+        try:
+            return charges.get(provider_charge_id=provider_charge_id)
+        except SandboxCharge.DoesNotExist:
+            raise GatewayError(f"no sandbox charge {provider_charge_id!r}") from None
+
+    # --- callbacks -------------------------------------------------------------------------------
+
+    def verify_callback(self, *, headers: dict[str, str], body: bytes) -> bool:
+        secret = self.config.credentials.get("webhook_secret", "")
+        given = headers.get(SIGNATURE_HEADER.lower(), "")
+        if not secret or not given.startswith("sha256="):
+            return False
+        return constant_time_equals(given.removeprefix("sha256=").lower(), sign(secret, body))
+
+    def parse_callback(self, *, headers: dict[str, str], body: bytes) -> CallbackEvent | None:
+        payload = json.loads(body)
+        event_type = payload.get("type", "")
+        if not event_type.startswith("charge."):
+            return None
+        data = payload.get("data") or {}
+        paid_at = data.get("paid_at")
+        return CallbackEvent(
+            event_id=payload["id"], event_type=event_type, provider_charge_id=data.get("id", ""),
+            reference=data.get("reference", ""), status=CALLBACK_STATUSES.get(event_type),
+            amount_paid=int(data.get("amount_paid") or 0),
+            paid_at=datetime.fromisoformat(paid_at) if paid_at else None, raw=payload)
+
+
+CALLBACK_STATUSES = {"charge.paid": "succeeded", "charge.failed": "failed", "charge.canceled": "canceled",
+                     "charge.refunded": "refunded"}
+
+
+def sign(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def charge_result(charge: SandboxCharge, *, status: str | None = None) -> ChargeResult:
+    outcome = TEST_CARD_TOKENS.get(charge.card_token)
+    result = ChargeResult(
+        status=status or charge.status, provider_charge_id=charge.provider_charge_id,
+        amount_paid=charge.amount if charge.paid_at else 0, paid_at=charge.paid_at,
+        failure_code=charge.failure_code,
+        failure_message=outcome.message if outcome and charge.status == "failed" else "",
+        decline_class=outcome.decline_class if outcome and charge.status == "failed" else "",
+        expires_at=charge.expires_at, raw=charge_data(charge))
+    if charge.method == "bank_slip":
+        result.boleto_barcode, result.boleto_line = boleto_numbers(charge.provider_charge_id, charge.amount)
+        result.boleto_url = f"{settings.PUBLIC_URL}/sandbox/boletos/{charge.provider_charge_id}"
+    elif charge.method == "pix":
+        result.pix_copy_paste = pix_emv(txid=charge.provider_charge_id, amount=charge.amount)
+        result.pix_qr_code_url = f"{settings.PUBLIC_URL}/sandbox/pix/{charge.provider_charge_id}"
+    return result
+
+
+def charge_data(charge: SandboxCharge) -> dict:
+    return {
+        "id": charge.provider_charge_id, "reference": charge.reference, "method": charge.method,
+        "amount": charge.amount, "amount_paid": charge.amount if charge.paid_at else 0,
+        "amount_refunded": charge.amount_refunded, "currency": charge.currency, "status": charge.status,
+        "failure_code": charge.failure_code,
+        "created_at": charge.created_at.isoformat(),
+        "paid_at": charge.paid_at.isoformat() if charge.paid_at else None,
+        "canceled_at": charge.canceled_at.isoformat() if charge.canceled_at else None,
+    }
+
+
+# --- boleto and PIX documents (well-formed, never payable) ---------------------------------------
+
+
+def boleto_numbers(seed: str, amount: int) -> tuple[str, str]:
+    """A 44-digit barcode and its 47-digit linha digitável, with valid check digits, for bank 000."""
+    digits = "".join(str(b % 10) for b in hashlib.sha256(seed.encode()).digest())[:25]
+    free_field = digits.ljust(25, "0")
+    due_factor = "0000"
+    value = str(amount).rjust(10, "0")[-10:]
+    without_dv = "000" + "9" + due_factor + value + free_field  # bank, currency 9, factor, value, free
+    barcode = without_dv[:4] + _mod11(without_dv) + without_dv[4:]
+
+    def field(part: str) -> str:
+        return part + _mod10(part)
+
+    f1 = field(barcode[0:4] + barcode[19:24])
+    f2 = field(barcode[24:34])
+    f3 = field(barcode[34:44])
+    line = f1 + f2 + f3 + barcode[4] + barcode[5:19]
+    return barcode, line
+
+
+def _mod10(number: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        n = int(ch) * (2 if i % 2 == 0 else 1)
+        total += n // 10 + n % 10
+    return str((10 - total % 10) % 10)
+
+
+def _mod11(number: str) -> str:
+    total = sum(int(ch) * (2 + i % 8) for i, ch in enumerate(reversed(number)))
+    dv = 11 - total % 11
+    return "1" if dv in (0, 1, 10, 11) else str(dv)
+
+
+def pix_emv(*, txid: str, amount: int, key: str = "sandbox@cobrador.invalid",
+            merchant: str = "COBRADOR SANDBOX", city: str = "SAO PAULO") -> str:
+    """An EMV BR Code ("copia e cola") with a valid CRC16; the key is not a real PIX key."""
+    def tlv(tag: str, value: str) -> str:
+        return f"{tag}{len(value):02d}{value}"
+
+    txid = "".join(ch for ch in txid if ch.isalnum())[:25]
+    payload = (tlv("00", "01") + tlv("26", tlv("00", "br.gov.bcb.pix") + tlv("01", key))
+               + tlv("52", "0000") + tlv("53", "986") + tlv("54", f"{amount // 100}.{amount % 100:02d}")
+               + tlv("58", "BR") + tlv("59", merchant[:25]) + tlv("60", city[:15])
+               + tlv("62", tlv("05", txid)) + "6304")
+    return payload + f"{_crc16(payload.encode()):04X}"
+
+
+def _crc16(data: bytes) -> int:
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+# --- paying a sandbox charge: `cobrador sandbox pay` ---------------------------------------------
+
+
+class SandboxPayFailed(Exception):
+    pass
+
+
+def _charge_of_payment(payment) -> SandboxCharge:
+    if payment.provider != "sandbox" or payment.gateway_id is None:
+        raise SandboxPayFailed(f"payment {payment.public_id} was not made through the sandbox "
+                               f"(provider {payment.provider!r})")
+    charges = SandboxCharge.objects.filter(gateway_id=payment.gateway_id)
+    charge = None
+    if payment.provider_charge_id:
+        charge = charges.filter(provider_charge_id=payment.provider_charge_id).first()
+    charge = charge or charges.filter(idempotency_key=payment.idempotency_key).first()
+    if charge is None:
+        raise SandboxPayFailed(f"the sandbox has no charge for payment {payment.public_id}")
+    return charge
+
+
+def mark_sandbox_charge_paid(payment) -> SandboxCharge:
+    """The payer pays the boleto or PIX of `payment` at the sandbox. Paying twice changes nothing."""
+    with transaction.atomic():
+        charge = _charge_of_payment(payment)
+        charge = SandboxCharge.objects.select_for_update().get(pk=charge.pk)
+        if charge.status == "pending":
+            charge.status, charge.paid_at = "succeeded", clock.now()
+            charge.save(update_fields=["status", "paid_at"])
+        elif charge.status != "succeeded":
+            raise SandboxPayFailed(f"the sandbox charge of payment {payment.public_id} is {charge.status}; "
+                                   "only a pending boleto or PIX can be paid")
+    return charge
+
+
+def build_callback(charge: SandboxCharge, event_type: str = "charge.paid") -> tuple[str, dict[str, str], bytes]:
+    """(url, headers, body) of the signed callback the sandbox sends about `charge`. The event id is
+    stable per (charge, event type), so sending it again is a duplicate the receiver ignores."""
+    config = charge.gateway
+    body = json.dumps({
+        "id": f"sbx_evt_{charge.provider_charge_id}_{event_type.rsplit('.', 1)[-1]}",
+        "type": event_type,
+        "created_at": clock.now().isoformat(),
+        "data": charge_data(charge),
+    }, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: "sha256=" + sign(config.credentials.get("webhook_secret", ""), body),
+    }
+    url = f"{settings.PUBLIC_URL}/v1/callbacks/sandbox/{config.callback_token}"
+    return url, headers, body
+
+
+def build_sandbox_payment_callback(payment) -> tuple[str, dict[str, str], bytes]:
+    """Marks the sandbox charge of `payment` paid and returns the callback to deliver: (url, headers,
+    body). Deliver it however suits you (httpx, django.test.Client with the path of `url`)."""
+    return build_callback(mark_sandbox_charge_paid(payment), "charge.paid")
+
+
+def send_sandbox_payment_callback(payment, *, transport=None, timeout: float = 10.0):
+    """Marks the sandbox charge of `payment` paid and POSTs the signed callback to
+    COBRADOR_PUBLIC_URL. `transport` (e.g. `httpx.WSGITransport(app=...)`) delivers in-process.
+    Returns the httpx response."""
+    import httpx
+
+    url, headers, body = build_sandbox_payment_callback(payment)
+    with httpx.Client(transport=transport, timeout=timeout) as client:
+        return client.post(url, content=body, headers=headers)

@@ -19,8 +19,10 @@ class CommandFailed(Exception):
 def _setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cobrador.settings")
     import django
+    from django.apps import apps
 
-    django.setup()
+    if not apps.ready:  # main() may be called in a process that is already set up (tests)
+        django.setup()
 
 
 def _check_database() -> None:
@@ -171,10 +173,21 @@ def cmd_org_create(args) -> int:
 
     from cobrador.organizations.services import create_api_key, create_organization
 
-    if not args.name.strip():
+    name = args.name.strip()
+    if not name:
         raise CommandFailed("NAME must not be empty")
+    if len(name) > 200:
+        raise CommandFailed("NAME must be at most 200 characters")
+    if args.billing_email:
+        from django.core.exceptions import ValidationError
+        from django.core.validators import validate_email
+
+        try:
+            validate_email(args.billing_email)
+        except ValidationError:
+            raise CommandFailed(f"--billing-email {args.billing_email!r} is not an e-mail address") from None
     with transaction.atomic():
-        organization = create_organization(name=args.name, mode=args.mode, billing_email=args.billing_email)
+        organization = create_organization(name=name, mode=args.mode, billing_email=args.billing_email)
         _, key = create_api_key(organization=organization, name="created by cobrador org create")
     print(f"organization {organization.public_id} ({organization.mode} mode)")
     print(f"API key      {key}   <- shown only now; keep it")
@@ -227,7 +240,10 @@ def cmd_jobs_list(args) -> int:
     rows = [("NAME", "CRON", "NEXT RUN (UTC)", "LAST RUN (UTC)", "RESULT")]
     for name, spec in JOBS.items():
         cron = spec.effective_cron
-        next_run = CronExpression(cron).following(now.replace(tzinfo=None)).strftime("%Y-%m-%d %H:%M") if cron else "off"
+        try:
+            next_run = CronExpression(cron).following(now.replace(tzinfo=None)).strftime("%Y-%m-%d %H:%M") if cron else "off"
+        except ValueError as exc:
+            raise CommandFailed(f"job {name}: cron {cron!r} is invalid ({exc}); check {spec.env_var}") from None
         last = JobRun.objects.filter(job_name=name).order_by("-started_at").first()
         if last is None:
             last_at, result = "never", "-"
@@ -265,8 +281,11 @@ def cmd_jobs_run(args) -> int:
         at = _parse_at(args.at)
         if abs((at - clock.now()).total_seconds()) > 60 and not settings.TIME_TRAVEL:
             raise CommandFailed("--at other than now is refused unless COBRADOR_TIME_TRAVEL=1 is set")
-        clock.set(at)
-    run = run_job(args.name, trigger="cli")
+        # The whole run sees `at` as now, so what it writes is stamped as of that time too.
+        with clock.frozen_at(at):
+            run = run_job(args.name, trigger="cli")
+    else:
+        run = run_job(args.name, trigger="cli")
     print(f"{run.job_name} as of {run.as_of:%Y-%m-%d %H:%M:%S} UTC: {run.status}; "
           f"{run.items_done} done, {run.items_failed} failed, {run.items_skipped} skipped")
     for kind, n in sorted(run.counts.items()):
@@ -342,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["manage"]:
+        # Everything after `manage` is Django's, options first included (`manage --help`), which
+        # argparse's REMAINDER would refuse.
+        return cmd_manage(argparse.Namespace(rest=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

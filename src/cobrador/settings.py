@@ -138,6 +138,11 @@ OUTBOX_POLL_SECONDS = float(os.environ.get("COBRADOR_OUTBOX_POLL_SECONDS", "0.1"
 
 TIME_TRAVEL = os.environ.get("COBRADOR_TIME_TRAVEL") == "1"
 
+# Subscriptions: days before a prompt-mode term ends that subscription.renewal_prompted goes out.
+RENEWAL_PROMPT_DAYS = int(os.environ.get("COBRADOR_RENEWAL_PROMPT_DAYS", "15"))
+# Invoices fall due this many days after their period starts (or after issue, if issued later).
+INVOICE_DUE_DAYS = int(os.environ.get("COBRADOR_INVOICE_DUE_DAYS", "0"))
+
 RETENTION_DAYS = {
     "webhook_deliveries": int(os.environ.get("COBRADOR_RETENTION_WEBHOOK_DAYS", "30")),
     "job_runs": int(os.environ.get("COBRADOR_RETENTION_JOBRUN_DAYS", "90")),

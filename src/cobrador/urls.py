@@ -5,7 +5,9 @@ from cobrador.catalog.api import router as catalog_router
 from cobrador.core.api import api
 from cobrador.customers.api import router as customers_router
 from cobrador.events.api import router as events_router
+from cobrador.invoicing.api import router as invoicing_router
 from cobrador.organizations.api import router as organizations_router
+from cobrador.subscriptions.api import router as subscriptions_router
 from cobrador.webhooks.api import router as webhooks_router
 
 api.add_router("", organizations_router)
@@ -13,6 +15,8 @@ api.add_router("", webhooks_router)
 api.add_router("", events_router)
 api.add_router("", customers_router)
 api.add_router("", catalog_router)
+api.add_router("", subscriptions_router)
+api.add_router("", invoicing_router)
 
 urlpatterns = [
     path("v1/", api.urls),

@@ -31,6 +31,11 @@ JOBS: dict[str, JobSpec] = {
     for spec in [
         JobSpec("webhook-delivery", "* * * * *", "cobrador.webhooks.delivery.webhook_delivery_sweep",
                 "Safety net: deliver due webhook attempts (the main path starts right after commit)."),
+        JobSpec("subscription-renewal", "0 0 * * *", "cobrador.subscriptions.sweeps.subscription_renewal_sweep",
+                "Scheduled cancellations, ended trials, ended terms (auto or prompt renewal), then advance "
+                "every elapsed period."),
+        JobSpec("invoice-generation", "0 1 * * *", "cobrador.invoicing.sweeps.invoice_generation_sweep",
+                "One invoice per (subscription, period_start): lines, coupon, credits; zero totals paid at once."),
         JobSpec("retention-cleanup", "0 3 * * *", "cobrador.jobs.retention.retention_cleanup_sweep",
                 "Prune old webhook deliveries, events, JobRuns, idempotency keys and finished task rows."),
     ]

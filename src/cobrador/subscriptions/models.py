@@ -24,6 +24,7 @@ class Subscription(models.Model):
     payment_method = models.ForeignKey("customers.PaymentMethod", on_delete=models.SET_NULL, null=True, blank=True)
     status = models.CharField(max_length=10, choices=STATUSES)
     trial_end = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField()  # start of the first period (the trial's, if any)
     current_period_start = models.DateTimeField()
     current_period_end = models.DateTimeField()
     billing_anchor_day = models.PositiveSmallIntegerField()
@@ -40,6 +41,9 @@ class Subscription(models.Model):
     pending_plan = models.ForeignKey("catalog.Plan", on_delete=models.PROTECT, null=True, blank=True,
                                      related_name="+")
     pending_quantity = models.PositiveIntegerField(null=True, blank=True)
+    # Start of the earliest paid period the renewal sweep advanced past before it was invoiced
+    # (sweeps missed for a whole period); invoice generation bills from here, then clears it.
+    uninvoiced_since = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
@@ -49,6 +53,7 @@ class Subscription(models.Model):
             models.Index(fields=["status", "current_period_end"]),
             models.Index(fields=["status", "cancel_at"]),
             models.Index(fields=["status", "trial_end"]),
+            models.Index(fields=["status", "commitment_end"]),
             models.Index(fields=["organization", "status"]),
         ]
 

@@ -1,0 +1,61 @@
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from ninja import Router
+
+from cobrador.core.errors import ValidationFailed
+from cobrador.core.pagination import paginate
+from cobrador.invoicing import services
+from cobrador.invoicing.models import Invoice, InvoiceLine
+from cobrador.invoicing.schemas import InvoiceOut, InvoicePage, InvoiceStatus
+
+router = Router(tags=["invoices"])
+
+
+def _invoices(request):
+    return (Invoice.objects.filter(organization=request.auth)
+            .select_related("organization", "account", "subscription", "coupon")
+            .prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.select_related("plan").order_by("pk"))))
+
+
+def _aware(value: datetime | None, field: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValidationFailed("a date-time with a timezone is required", field=field)
+    return value
+
+
+@router.get("/invoices", response=InvoicePage, summary="List invoices")
+def list_invoices(request, account: str | None = None, subscription: str | None = None,
+                  status: InvoiceStatus | None = None, period_start_gte: datetime | None = None,
+                  period_start_lt: datetime | None = None, limit: int = 20, cursor: str | None = None):
+    """Newest first. Filters: `account` (ba_ id), `subscription` (sub_ id), `status`, and the period:
+    `period_start_gte` <= period_start < `period_start_lt` (ISO 8601 with a timezone)."""
+    invoices = _invoices(request)
+    if account:
+        invoices = invoices.filter(account__public_id=account)
+    if subscription:
+        invoices = invoices.filter(subscription__public_id=subscription)
+    if status:
+        invoices = invoices.filter(status=status)
+    if _aware(period_start_gte, "period_start_gte"):
+        invoices = invoices.filter(period_start__gte=period_start_gte)
+    if _aware(period_start_lt, "period_start_lt"):
+        invoices = invoices.filter(period_start__lt=period_start_lt)
+    return paginate(invoices, cursor=cursor, limit=limit, serialize=services.invoice_data)
+
+
+@router.get("/invoices/{invoice_id}", response=InvoiceOut, summary="Retrieve an invoice")
+def get_invoice(request, invoice_id: str):
+    return services.invoice_data(get_object_or_404(_invoices(request), public_id=invoice_id))
+
+
+@router.post("/invoices/{invoice_id}/void", response=InvoiceOut, summary="Void an invoice")
+def void_invoice(request, invoice_id: str):
+    """Only a draft or open invoice (409 otherwise). The number stays taken; credit and coupon periods
+    it used are not given back. Emits invoice.voided."""
+    with transaction.atomic():
+        invoice = get_object_or_404(_invoices(request).select_for_update(of=("self",)), public_id=invoice_id)
+        services.void_invoice(invoice=invoice)
+    return services.invoice_data(invoice)

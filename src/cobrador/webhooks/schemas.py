@@ -16,10 +16,11 @@ class WebhookEndpointCreate(Schema):
 class WebhookEndpointUpdate(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    url: str | None = Field(None, max_length=2048)
-    enabled_events: list[str] | None = None
-    description: str | None = Field(None, max_length=500)
-    status: Literal["enabled", "disabled"] | None = None
+    # Omitted fields stay as they are; an explicit null is a 422 (the defaults are never validated).
+    url: str = Field(None, max_length=2048)
+    enabled_events: list[str] = None
+    description: str = Field(None, max_length=500)
+    status: Literal["enabled", "disabled"] = None
 
 
 class WebhookEndpointOut(Schema):

@@ -100,6 +100,19 @@ def http_client() -> httpx.Client:
         return _client
 
 
+RESPONSE_BODY_KEPT = 1024
+
+
+def _read_start(response: httpx.Response) -> str:
+    """The first 1 KB of the body: a receiver's huge or endless body is never read whole."""
+    start = b""
+    for chunk in response.iter_bytes():
+        start += chunk
+        if len(start) >= RESPONSE_BODY_KEPT:
+            break
+    return start[:RESPONSE_BODY_KEPT].decode(response.encoding or "utf-8", errors="replace")[:RESPONSE_BODY_KEPT]
+
+
 def post_signed(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     started = time.monotonic()
     try:
@@ -107,15 +120,19 @@ def post_signed(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     except BlockedTarget as exc:
         return Outcome(error=f"blocked: {exc}")
     extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else {}
+    # Per request, so a changed setting applies even though the client is built once per process.
+    timeout = httpx.Timeout(settings.WEBHOOK_TIMEOUT_SECONDS, connect=min(5.0, settings.WEBHOOK_TIMEOUT_SECONDS))
     try:
-        response = http_client().post(target.url, content=body, headers={**headers, "host": target.host_header},
-                                      extensions=extensions)
+        with http_client().stream("POST", target.url, content=body,
+                                  headers={**headers, "host": target.host_header},
+                                  extensions=extensions, timeout=timeout) as response:
+            response_start = _read_start(response)
     except httpx.TimeoutException:
         return Outcome(error="timeout", duration_ms=int((time.monotonic() - started) * 1000))
     except httpx.HTTPError as exc:
         return Outcome(error=f"connection error: {type(exc).__name__}: {exc}"[:500],
                        duration_ms=int((time.monotonic() - started) * 1000))
-    outcome = Outcome(status_code=response.status_code, body=response.text[:1024],
+    outcome = Outcome(status_code=response.status_code, body=response_start,
                       duration_ms=int((time.monotonic() - started) * 1000))
     if 300 <= response.status_code < 400:
         outcome.error = "redirects are not followed"
@@ -152,11 +169,11 @@ def _send(delivery: WebhookDelivery) -> Outcome:
 
 
 def _next_attempt(delivery: WebhookDelivery, outcome: Outcome, now: datetime) -> datetime | None:
-    if outcome.retry_after is not None:
-        return now + outcome.retry_after
     position = delivery.schedule_position  # attempts made since the last replay, this one included
     if position > len(RETRY_DELAYS):
-        return None
+        return None  # Retry-After moves an attempt, but never adds attempts past the schedule
+    if outcome.retry_after is not None:
+        return now + outcome.retry_after
     delay = RETRY_DELAYS[position - 1]
     return now + delay * (1 + random.uniform(-JITTER, JITTER))
 
@@ -167,7 +184,13 @@ def record_outcomes(token: str, results: list[tuple[WebhookDelivery, Outcome, da
     attempts, to_disable = [], {}
     recovered, failing = set(), set()
     with transaction.atomic():
+        # Lock the rows (in pk order) so a concurrent delete of an endpoint waits for this batch; a row
+        # already deleted gets no attempt row, which would break the foreign key and lose the batch.
+        existing = set(WebhookDelivery.objects.select_for_update().filter(pk__in=[r[0].pk for r in results])
+                       .order_by("pk").values_list("pk", flat=True))
         for delivery, outcome, attempted_at in results:
+            if delivery.pk not in existing:
+                continue
             attempts.append(WebhookAttempt(
                 delivery_id=delivery.pk, number=delivery.attempt_count, attempted_at=attempted_at,
                 status_code=outcome.status_code, duration_ms=outcome.duration_ms, response_body=outcome.body,
@@ -191,6 +214,8 @@ def record_outcomes(token: str, results: list[tuple[WebhookDelivery, Outcome, da
         WebhookAttempt.objects.bulk_create(attempts)
         WebhookEndpoint.objects.filter(pk__in=recovered - failing, failing_since__isnull=False).update(
             failing_since=None)
+        # A success breaks the streak even when other deliveries of the batch failed: a new one starts now.
+        WebhookEndpoint.objects.filter(pk__in=recovered & failing).update(failing_since=now)
         WebhookEndpoint.objects.filter(pk__in=failing - recovered, failing_since__isnull=True).update(
             failing_since=now)
         for endpoint in WebhookEndpoint.objects.filter(pk__in=failing - recovered, status="enabled",

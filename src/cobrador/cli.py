@@ -295,6 +295,32 @@ def cmd_jobs_run(args) -> int:
     return 0 if run.status in ("succeeded", "partial") else 1
 
 
+# --- sandbox ------------------------------------------------------------------------------------
+
+
+def cmd_sandbox_pay(args) -> int:
+    _setup_django()
+    from cobrador.gateways.sandbox import SandboxPayFailed, send_sandbox_payment_callback
+    from cobrador.payments.models import Payment
+
+    try:
+        payment = Payment.objects.select_related("gateway").get(public_id=args.payment_id)
+    except Payment.DoesNotExist:
+        raise CommandFailed(f"no payment {args.payment_id!r}") from None
+    try:
+        response = send_sandbox_payment_callback(payment)
+    except SandboxPayFailed as exc:
+        raise CommandFailed(str(exc)) from None
+    except Exception as exc:  # httpx errors: the charge is paid, the callback can be sent again
+        raise CommandFailed(f"the sandbox charge is paid but the callback could not be delivered "
+                            f"({type(exc).__name__}: {exc}); run the command again to resend it") from None
+    if not 200 <= response.status_code < 300:
+        raise CommandFailed(f"the sandbox charge is paid but the callback was answered {response.status_code}; "
+                            "run the command again to resend it")
+    print(f"paid {payment.public_id} at the sandbox; callback delivered ({response.status_code})")
+    return 0
+
+
 def cmd_manage(args) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cobrador.settings")
     from django.core.management import execute_from_command_line
@@ -353,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_run.add_argument("--at", help="ISO-8601 time to run as of (needs COBRADOR_TIME_TRAVEL=1)")
     jobs_run.set_defaults(func=cmd_jobs_run)
 
+    sandbox = sub.add_parser("sandbox", help="the built-in sandbox provider (test mode)").add_subparsers(
+        dest="sandbox_command", required=True)
+    sandbox_pay = sandbox.add_parser(
+        "pay", help="pay a pending sandbox boleto or PIX and send its signed callback to COBRADOR_PUBLIC_URL")
+    sandbox_pay.add_argument("payment_id", metavar="PAYMENT_ID")
+    sandbox_pay.set_defaults(func=cmd_sandbox_pay)
+
     manage = sub.add_parser("manage", help="Django's management commands (migrate, createsuperuser, ...)",
                             add_help=False)
     manage.add_argument("rest", nargs=argparse.REMAINDER)
@@ -373,6 +406,25 @@ def main(argv: list[str] | None = None) -> int:
     except CommandFailed as exc:
         print(f"cobrador: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        problem = _database_problem(exc)
+        if problem is None:
+            raise
+        print(f"cobrador: error: {problem}", file=sys.stderr)
+        return 2
+
+
+def _database_problem(exc: Exception) -> str | None:
+    """One clear line for the database problems an operator fixes: unreachable, or not migrated."""
+    from django.db import OperationalError, ProgrammingError
+
+    if not isinstance(exc, (OperationalError, ProgrammingError)):
+        return None
+    lines = str(exc).strip().splitlines()
+    detail = lines[0] if lines else type(exc).__name__
+    if "no such table" in detail or ("relation" in detail and "does not exist" in detail):
+        return f"the database is not set up ({detail}); run `cobrador manage migrate` or `cobrador up`"
+    return f"cannot use the database: {detail}"
 
 
 if __name__ == "__main__":

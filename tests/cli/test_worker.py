@@ -82,3 +82,21 @@ def test_sigterm_stops_an_idle_worker_within_seconds(tmp_path):
             worker.wait()
     assert exit_code == 0, output(worker)
     assert time.monotonic() - started < 5
+
+
+def test_a_database_that_was_never_migrated_gets_a_clear_error(tmp_path):
+    env = worker_env(COBRADOR_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    for command in (["worker", "--drain"], ["jobs", "list"]):
+        result = run(*command, env=env, timeout=30)
+        assert result.returncode != 0
+        assert "cobrador manage migrate" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_gets_a_clear_error():
+    # Port 9 (discard) on loopback: nothing listens there, so the connection is refused at once.
+    result = run("worker", "--drain", env=worker_env(COBRADOR_DATABASE_URL="postgres://cobrador@127.0.0.1:9/none"),
+                 timeout=30)
+    assert result.returncode != 0
+    assert "cannot use the database" in result.stderr
+    assert "Traceback" not in result.stderr

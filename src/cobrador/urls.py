@@ -5,6 +5,7 @@ from cobrador.catalog.api import router as catalog_router
 from cobrador.core.api import api
 from cobrador.customers.api import router as customers_router
 from cobrador.events.api import router as events_router
+from cobrador.gateways.api import router as gateways_router
 from cobrador.invoicing.api import router as invoicing_router
 from cobrador.organizations.api import router as organizations_router
 from cobrador.subscriptions.api import router as subscriptions_router
@@ -17,6 +18,7 @@ api.add_router("", customers_router)
 api.add_router("", catalog_router)
 api.add_router("", subscriptions_router)
 api.add_router("", invoicing_router)
+api.add_router("", gateways_router)
 
 urlpatterns = [
     path("v1/", api.urls),

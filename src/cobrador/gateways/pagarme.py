@@ -401,22 +401,28 @@ class JwksCache:
         self.ttl, self.min_refresh = ttl, min_refresh
         self._keys: dict[str, dict[str, rsa.RSAPublicKey]] = {}
         self._fetched_at: dict[str, float] = {}
+        self._miss_refreshed_at: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def clear(self):
         with self._lock:
             self._keys.clear()
             self._fetched_at.clear()
+            self._miss_refreshed_at.clear()
 
     def key(self, url: str, kid: str, *, timeout: float = DEFAULT_TIMEOUT, transport=None) -> rsa.RSAPublicKey | None:
         now = time.monotonic()
         with self._lock:
             keys, fetched_at = self._keys.get(url), self._fetched_at.get(url, -1e9)
+            missed_at = self._miss_refreshed_at.get(url, -1e9)
         stale = keys is None or now - fetched_at > self.ttl
-        if stale or (kid not in keys and now - fetched_at > self.min_refresh):
+        missing = keys is not None and kid not in keys and now - missed_at > self.min_refresh
+        if stale or missing:
             fetched = self._fetch(url, timeout, transport)
             with self._lock:
                 self._fetched_at[url] = now
+                if missing:
+                    self._miss_refreshed_at[url] = now
                 if fetched is not None:
                     self._keys[url] = fetched
                 keys = self._keys.get(url) or {}

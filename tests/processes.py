@@ -13,7 +13,8 @@ rows) and `@pytest.mark.slow`:
 `worker_env(**extra)` builds the environment (database URL of the test database, the same data dir
 and keys as this process, PYTHONPATH with the repo root so `tests.*` imports, settings module
 `tests.queue_settings` unless overridden); `extra` entries override or add variables (None removes).
-`start_worker(*args, env=None)` starts `cobrador worker ARGS`; `start(*args, env=None)` any command;
+`start_worker(*args, env=None)` starts `cobrador worker ARGS` and `wait_ready(proc)` waits until it
+polls the queue; `start(*args, env=None)` starts any command;
 `run(*args, env=None, timeout=30)` runs one to completion. `stop(proc)` sends SIGTERM (SIGKILL after
 a timeout) and returns the exit status; `kill(proc)` is kill -9. `output(proc)` is what it printed.
 `wait_until(predicate, timeout, interval=0.05)` polls until the predicate is truthy, else fails.
@@ -94,8 +95,24 @@ def start(*args: str, env: dict | None = None) -> subprocess.Popen:
 
 
 def start_worker(*args: str, env: dict | None = None) -> subprocess.Popen:
-    """Start `cobrador worker ARGS` (tasks, schedules and the outbox drainer)."""
-    return start("worker", *args, env=env)
+    """Start `cobrador worker ARGS` (tasks, schedules and the outbox drainer). It writes a heartbeat
+    file at every poll, so `wait_ready(proc)` can tell when it is up."""
+    heartbeat = tempfile.NamedTemporaryFile(prefix="cobrador-heartbeat-", delete=False)
+    heartbeat.close()
+    os.unlink(heartbeat.name)  # the worker creates it at its first poll
+    proc = start("worker", "--heartbeat-file", heartbeat.name, *args, env=env)
+    proc.heartbeat_path = heartbeat.name
+    return proc
+
+
+def wait_ready(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Wait until a worker from `start_worker` has started polling the queue."""
+    def polling():
+        if proc.poll() is not None:
+            raise AssertionError(f"the worker exited with status {proc.returncode}:\n{output(proc)}")
+        return os.path.exists(proc.heartbeat_path)
+
+    wait_until(polling, timeout, message="the worker to start polling")
 
 
 def run(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:

@@ -157,7 +157,8 @@ def cmd_worker(args) -> int:
     try:
         # django-ox runs the queue and fires the recurring schedules; it handles SIGTERM itself
         # (finishes what it is running, then returns).
-        call_command("ox_worker", concurrency=args.concurrency, interval=args.interval, verbosity=0)
+        options = {"heartbeat_file": args.heartbeat_file} if args.heartbeat_file else {}
+        call_command("ox_worker", concurrency=args.concurrency, interval=args.interval, verbosity=0, **options)
     finally:
         stop.set()
         drainer.join(timeout=30)
@@ -353,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=4)
     worker.add_argument("--interval", type=float, default=0.5, help="idle poll interval in seconds")
     worker.add_argument("--drain", action="store_true", help="run until nothing is ready, then exit")
+    worker.add_argument("--heartbeat-file", metavar="PATH",
+                        help="touch PATH at every poll, for liveness probes (`cobrador manage ox_health "
+                             "--heartbeat-file PATH`)")
     worker.set_defaults(func=cmd_worker)
 
     org = sub.add_parser("org", help="organizations").add_subparsers(dest="org_command", required=True)

@@ -10,7 +10,7 @@ from django_ox.models import OxTask
 from cobrador.core.models import EncryptionCanary
 from cobrador.core.startup import check_encryption_key
 from tests import queue_tasks
-from tests.processes import output, run, start_worker, wait_until, worker_env
+from tests.processes import output, run, start_worker, wait_ready, wait_until, worker_env
 from tests.queue_tasks import read_lines
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -65,14 +65,10 @@ def test_sigterm_stops_the_worker_cleanly_after_its_running_task(tmp_path):
     assert OxTask.objects.get().status == "SUCCESSFUL"
 
 
-def test_sigterm_stops_an_idle_worker_within_seconds(tmp_path):
-    log = tmp_path / "runs.log"
-    queue_tasks.record.enqueue(path=str(log), label="warm-up")
+def test_sigterm_stops_an_idle_worker_within_seconds():
     worker = start_worker("--interval", "0.1")
     try:
-        # Once it has run the only task, the worker is up and idle.
-        wait_until(lambda: read_lines(log), timeout=15, message="the worker to run the warm-up task")
-        wait_until(lambda: OxTask.objects.get().status == "SUCCESSFUL", timeout=5)
+        wait_ready(worker)
         worker.send_signal(signal.SIGTERM)
         started = time.monotonic()
         exit_code = worker.wait(timeout=8)

@@ -9,7 +9,7 @@ from django.db import transaction
 from django_ox.models import OxScheduleTick, OxTask
 
 from tests import queue_tasks
-from tests.processes import kill, output, run, start_worker, stop, wait_until, worker_env
+from tests.processes import kill, output, run, start_worker, stop, wait_ready, wait_until, worker_env
 from tests.queue_tasks import read_lines
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -40,13 +40,14 @@ def test_an_enqueue_inside_a_rolled_back_transaction_leaves_nothing(tmp_path):
 
 def test_with_two_workers_each_task_runs_once(tmp_path):
     log = tmp_path / "runs.log"
-    labels = [f"t{i}" for i in range(300)]
-    with transaction.atomic():
-        for label in labels:
-            queue_tasks.record.enqueue(path=str(log), label=label)
-
+    labels = [f"t{i}" for i in range(200)]
     workers = [start_worker("--concurrency", "2", "--interval", "0.1") for _ in range(2)]
     try:
+        for worker in workers:
+            wait_ready(worker)
+        with transaction.atomic():
+            for label in labels:
+                queue_tasks.record.enqueue(path=str(log), label=label)
         wait_until(lambda: not OxTask.objects.exclude(status="SUCCESSFUL").exists(), timeout=25,
                    interval=0.2, message="every task to succeed")
     finally:
@@ -82,7 +83,7 @@ def test_a_failing_task_is_retried(tmp_path):
 
 def test_the_task_of_a_killed_worker_is_run_by_another_worker(tmp_path):
     log = tmp_path / "runs.log"
-    result = queue_tasks.slow_record.enqueue(path=str(log), label="long", seconds=2)
+    result = queue_tasks.slow_record.enqueue(path=str(log), label="long", seconds=3)
 
     first = start_worker("--interval", "0.1")
     second = None

@@ -97,7 +97,7 @@ def test_deliveries_are_sent_concurrently(api, receiver, settings):
     started = time.monotonic()
     assert deliver_due() == 8
     elapsed = time.monotonic() - started
-    assert elapsed < 2.0, elapsed
+    assert elapsed < 3.0, elapsed  # one after another would take 4 s
     assert WebhookDelivery.objects.filter(endpoint__public_id=body["id"], status="succeeded").count() == 8
 
 

@@ -7,6 +7,9 @@ from cobrador.customers.models import BillingAccount, CreditGrant, CreditUsage, 
 
 
 class BillingAccountForm(forms.ModelForm):
+    # Longer than the stored field so a masked document can be typed; clean() stores it unmasked.
+    document = forms.CharField(max_length=24, required=False, help_text="CPF or CNPJ, with or without mask.")
+
     class Meta:
         model = BillingAccount
         fields = "__all__"
@@ -14,13 +17,14 @@ class BillingAccountForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         document = (cleaned.get("document") or "").strip()
+        document_type = ""
         if document:
             try:
-                cleaned["document"], cleaned["document_type"] = normalize_document(document)
+                document, document_type = normalize_document(document)
             except InvalidDocument as exc:
                 self.add_error("document", str(exc))
-        else:
-            cleaned["document"], cleaned["document_type"] = "", ""
+        cleaned["document"] = document
+        self.instance.document_type = document_type  # read-only in the form, derived from the document
         return cleaned
 
 

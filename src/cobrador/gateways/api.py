@@ -1,6 +1,6 @@
 from django.db import transaction
 from django.shortcuts import get_object_or_404
-from ninja import Router
+from ninja import Router, Status
 
 from cobrador.core.pagination import paginate
 from cobrador.gateways import services
@@ -22,7 +22,7 @@ def create_gateway(request, payload: GatewayCreate):
         config = services.create_gateway(organization=request.auth, provider=data["provider"],
                                          methods=data["methods"], credentials=data.get("credentials", {}),
                                          options=data.get("options", {}))
-    return 201, services.gateway_data(config)
+    return Status(201, services.gateway_data(config))
 
 
 @router.get("/gateways", response=GatewayPage, summary="List gateway configurations",
@@ -53,4 +53,4 @@ def update_gateway(request, gateway_id: str, payload: GatewayUpdate):
 def delete_gateway(request, gateway_id: str):
     with transaction.atomic():
         services.delete_gateway(organization=request.auth, config=_gateway(request, gateway_id))
-    return 204, None
+    return Status(204, None)

@@ -28,6 +28,7 @@ from cobrador.core import clock
 from cobrador.core.money import from_decimal, to_decimal
 from cobrador.customers.documents import CNPJ, CPF, format_document
 from cobrador.gateways.base import CallbackEvent, ChargeRequest, ChargeResult, GatewayError
+from cobrador.gateways.pagarme import http_client
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +82,8 @@ class KobanaGateway:
         if idempotency_key:
             headers["X-Idempotency-Key"] = idempotency_key[:255]
         try:
-            with httpx.Client(base_url=self.base_url, transport=self.transport, follow_redirects=False,
-                              timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0))) as client:
-                response = client.request(method, path, json=body, params=params, headers=headers)
+            response = http_client(self.timeout, self.transport).request(
+                method, self.base_url + path, json=body, params=params, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise GatewayError(f"could not connect to Kobana: {type(exc).__name__}") from None
         except httpx.TransportError as exc:

@@ -112,6 +112,8 @@ def cmd_up(args) -> int:
     _setup_django()
     from django.conf import settings
 
+    from cobrador.notifications.email_config import describe as describe_mailers
+
     _migrate()
     _check_database()
     _collectstatic()
@@ -121,6 +123,7 @@ def cmd_up(args) -> int:
     print(f"  database      {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]} "
           f"{settings.DATABASES['default']['NAME']}")
     print(f"  data dir      {settings.DATA_DIR}")
+    print(f"  e-mail        {describe_mailers(settings.MAILERS)}")
     print(f"  API           {base}/v1/")
     print(f"  API docs      {base}/v1/docs")
     print(f"  admin         {base}/admin/")

@@ -7,6 +7,7 @@ import dj_database_url
 
 from cobrador.core.keys import load_or_create_key
 from cobrador.jobs.catalog import ox_schedules
+from cobrador.notifications.email_config import mailers_setting
 
 DATA_DIR = Path(os.environ.get("COBRADOR_DATA_DIR", ".cobrador")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "cobrador.gateways",
     "cobrador.payments",
     "cobrador.callbacks",
+    "cobrador.notifications",
 ]
 
 MIDDLEWARE = [
@@ -137,6 +139,13 @@ OUTBOX_LEASE_SECONDS = float(os.environ.get("COBRADOR_OUTBOX_LEASE_SECONDS", "60
 OUTBOX_POLL_SECONDS = float(os.environ.get("COBRADOR_OUTBOX_POLL_SECONDS", "0.1"))
 
 TIME_TRAVEL = os.environ.get("COBRADOR_TIME_TRAVEL") == "1"
+
+# E-mail: SMTP from COBRADOR_EMAIL_URL (smtp://user:pass@host:port?tls=1), else one .eml file per mail in
+# DATA_DIR/mails (see cobrador/notifications/email_config.py).
+MAIL_DIR = DATA_DIR / "mails"
+MAILERS = mailers_setting(os.environ.get("COBRADOR_EMAIL_URL", "").strip(), MAIL_DIR)
+DEFAULT_FROM_EMAIL = os.environ.get("COBRADOR_EMAIL_FROM", "cobrador@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Subscriptions: days before a prompt-mode term ends that subscription.renewal_prompted goes out.
 RENEWAL_PROMPT_DAYS = int(os.environ.get("COBRADOR_RENEWAL_PROMPT_DAYS", "15"))

@@ -7,6 +7,7 @@ from cobrador.customers.api import router as customers_router
 from cobrador.events.api import router as events_router
 from cobrador.gateways.api import router as gateways_router
 from cobrador.invoicing.api import router as invoicing_router
+from cobrador.notifications.api import router as notifications_router
 from cobrador.organizations.api import router as organizations_router
 from cobrador.subscriptions.api import router as subscriptions_router
 from cobrador.webhooks.api import router as webhooks_router
@@ -19,6 +20,7 @@ api.add_router("", catalog_router)
 api.add_router("", subscriptions_router)
 api.add_router("", invoicing_router)
 api.add_router("", gateways_router)
+api.add_router("", notifications_router)
 
 urlpatterns = [
     path("v1/", api.urls),

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "cobrador_outbox"
 # Each drainer claims and sends one batch of due rows and returns how many it handled.
-DRAINERS = ["cobrador.webhooks.delivery.deliver_batch"]
+DRAINERS = ["cobrador.webhooks.delivery.deliver_batch", "cobrador.notifications.delivery.deliver_batch"]
 
 
 def _notify():

@@ -1,0 +1,185 @@
+"""The event sink: domain events a customer (or the organization) should hear about become notices,
+in the business transaction that recorded the events.
+
+Events carry the API object; the billing account is found from it by public id (`account`,
+`account_id`, ... or through the invoice or subscription it names), always within the event's own
+organization. An event whose account cannot be found is skipped and counted in `stats`.
+"""
+
+import logging
+from collections import Counter
+
+from cobrador.events.services import register_sink
+from cobrador.notifications import contexts, formatting, services
+
+logger = logging.getLogger(__name__)
+
+EVENT_TO_NOTICE = {
+    "invoice.created": "invoice_created",
+    "payment.succeeded": "payment_succeeded",
+    "payment.failed": "payment_failed",
+    "invoice.payment_failed": "payment_failed",
+    "subscription.trial_will_end": "trial_ending",
+    "subscription.renewed": "subscription_renewed",
+    "subscription.renewal_prompted": "renewal_prompt",
+    "billing_account.suspended": "account_suspended",
+    "billing_account.reactivated": "account_reactivated",
+    "webhook_endpoint.disabled": "webhook_endpoint_disabled",
+}
+ACCOUNT_KEYS = ("account", "account_id", "billing_account", "billing_account_id")
+
+stats: Counter = Counter()  # per process: "unresolved" events skipped, "notified" events turned into notices
+
+
+def _invoice_ref(event) -> str | None:
+    data = event.data
+    if data.get("object") == "invoice" or event.type.startswith("invoice."):
+        return contexts.ref(data.get("id"))
+    return contexts.first_ref(data, "invoice", "invoice_id")
+
+
+def _subscription_ref(event) -> str | None:
+    data = event.data
+    if data.get("object") == "subscription" or event.type.startswith("subscription."):
+        return contexts.ref(data.get("id"))
+    return contexts.first_ref(data, "subscription", "subscription_id")
+
+
+class _Lookups:
+    """Everything the batch of events refers to, fetched with a few queries."""
+
+    def __init__(self, events):
+        from cobrador.catalog.models import Plan
+        from cobrador.customers.models import BillingAccount, PaymentMethod
+        from cobrador.invoicing.models import Invoice
+        from cobrador.subscriptions.models import Subscription
+
+        org_ids = {e.organization_id for e in events}
+        invoice_refs = {r for e in events if (r := _invoice_ref(e))}
+        self.invoices = {(i.organization_id, i.public_id): i for i in Invoice.objects.filter(
+            organization_id__in=org_ids, public_id__in=invoice_refs).select_related("account")} if invoice_refs else {}
+        subscription_refs = {r for e in events if e.type.startswith("subscription.") and (r := _subscription_ref(e))}
+        self.subscriptions = {(s.organization_id, s.public_id): s for s in Subscription.objects.filter(
+            organization_id__in=org_ids, public_id__in=subscription_refs).select_related("account", "plan")} \
+            if subscription_refs else {}
+        account_refs = {r for e in events if (r := self._direct_account_ref(e))}
+        self.accounts = {(a.organization_id, a.public_id): a for a in BillingAccount.objects.filter(
+            organization_id__in=org_ids, public_id__in=account_refs)} if account_refs else {}
+        plan_refs = {contexts.ref(e.data.get("plan")) for e in events if e.type.startswith("subscription.")}
+        plan_refs.discard(None)
+        self.plan_names = dict(Plan.objects.filter(organization_id__in=org_ids, public_id__in=plan_refs)
+                               .values_list("public_id", "name")) if plan_refs else {}
+        trial_accounts = [a.pk for e in events if e.type == "subscription.trial_will_end"
+                          if (a := self.account_for(e)) is not None]
+        self.with_default_method = set(PaymentMethod.objects.filter(
+            account_id__in=trial_accounts, is_default=True, status="active").values_list("account_id", flat=True)) \
+            if trial_accounts else set()
+
+    @staticmethod
+    def _direct_account_ref(event) -> str | None:
+        if event.data.get("object") == "billing_account" or event.type.startswith("billing_account."):
+            return contexts.ref(event.data.get("id"))
+        return contexts.first_ref(event.data, *ACCOUNT_KEYS)
+
+    def account_for(self, event):
+        ref = self._direct_account_ref(event)
+        if ref and (event.organization_id, ref) in self.accounts:
+            return self.accounts[(event.organization_id, ref)]
+        invoice = self.invoices.get((event.organization_id, _invoice_ref(event)))
+        if invoice is not None:
+            return invoice.account
+        subscription = self.subscriptions.get((event.organization_id, _subscription_ref(event)))
+        if subscription is not None:
+            return subscription.account
+        return None
+
+
+def _draft(event, type_name: str, account, lookups: _Lookups, config) -> services.NoticeDraft | None:
+    data, organization = event.data, event.organization
+    timezone = organization.timezone
+    locale = account.locale if account is not None else config.organization_locale
+    day = event.created_at.date().isoformat()
+    draft = services.NoticeDraft(organization=organization, type=type_name, account=account, key="")
+
+    def update_card_link(payment_method_id=None):
+        return services.build_link(config.update_card_url, account_id=account.public_id,
+                                   payment_method_id=payment_method_id)
+
+    if type_name == "webhook_endpoint_disabled":
+        draft.recipient = organization.billing_email
+        draft.key = f"{data.get('id')}:{data.get('disabled_at') or event.created_at.isoformat()}"
+        draft.context = {"endpoint": {"id": str(data.get("id") or ""), "url": str(data.get("url") or ""),
+                                      "reason": str(data.get("reason") or data.get("disabled_reason") or ""),
+                                      "disabled_at": formatting.day(data.get("disabled_at"), locale, timezone)}}
+        return draft
+    invoice = lookups.invoices.get((event.organization_id, _invoice_ref(event)))
+    invoice_data = data if data.get("object") == "invoice" or event.type.startswith("invoice.") else (
+        {"id": invoice.public_id, "number": invoice.number, "total": invoice.total, "amount_due": invoice.amount_due,
+         "currency": invoice.currency, "due_date": invoice.due_date} if invoice is not None else {})
+    if type_name == "invoice_created":
+        draft.key = str(data.get("id"))
+        draft.context = {"invoice": contexts.invoice_context(data, locale, timezone)}
+        draft.link = draft.context["invoice"]["url"]
+    elif type_name == "payment_succeeded":
+        draft.key = str(data.get("id"))
+        draft.context = {"payment": contexts.payment_context(data, locale, timezone),
+                         "invoice": contexts.invoice_context(invoice_data, locale, timezone)}
+        draft.link = draft.context["invoice"]["url"]
+    elif type_name == "payment_failed":
+        # payment.failed and invoice.payment_failed describe the same failure: one notice per invoice and day.
+        draft.key = f"{invoice_data.get('id') or data.get('id')}:{day}"
+        is_payment = data.get("object") == "payment" or event.type.startswith("payment.")
+        draft.context = {"payment": contexts.payment_context(data if is_payment else {}, locale, timezone),
+                         "invoice": contexts.invoice_context(invoice_data, locale, timezone),
+                         "retry_date": contexts.retry_date(data, locale, timezone),
+                         "boleto": None, "pix": None}
+        draft.link = update_card_link(contexts.ref(data.get("payment_method")))
+    elif type_name in ("subscription_renewed", "renewal_prompt", "trial_ending"):
+        plan_name = lookups.plan_names.get(contexts.ref(data.get("plan")) or "", "")
+        subscription = contexts.subscription_context(data, locale, timezone, plan_name)
+        draft.context = {"subscription": subscription}
+        if type_name == "subscription_renewed":
+            draft.key = f"{data.get('id')}:{data.get('current_period_start')}"
+        elif type_name == "renewal_prompt":
+            draft.key = f"{data.get('id')}:{data.get('commitment_end') or data.get('current_period_end')}"
+            draft.link = services.build_link(config.confirm_renewal_url, account_id=account.public_id,
+                                             subscription_id=str(data.get("id") or ""))
+        else:
+            trial_end = formatting.local_date(data.get("trial_end"))
+            draft.key = f"{data.get('id')}:{trial_end}"
+            draft.context["days_left"] = max(0, (trial_end - event.created_at.date()).days) if trial_end else 0
+            draft.context["has_payment_method"] = bool(data.get("payment_method")) or \
+                account.pk in lookups.with_default_method
+            draft.link = update_card_link()
+    elif type_name == "account_suspended":
+        draft.key = f"{account.public_id}:{data.get('suspended_at') or event.created_at.isoformat()}"
+        draft.context = {"reason": str(data.get("suspension_reason") or data.get("reason") or "")}
+        draft.link = update_card_link()
+    elif type_name == "account_reactivated":
+        draft.key = f"{account.public_id}:{event.created_at.isoformat()}"
+    return draft
+
+
+def notify_from_events(events) -> None:
+    relevant = [e for e in events if e.type in EVENT_TO_NOTICE]
+    if not relevant:
+        return
+    lookups = _Lookups(relevant)
+    configs = services.settings_for_organizations({e.organization_id for e in relevant})
+    drafts = []
+    for event in relevant:
+        type_name = EVENT_TO_NOTICE[event.type]
+        account = None
+        if type_name != "webhook_endpoint_disabled":
+            account = lookups.account_for(event)
+            if account is None:
+                stats["unresolved"] += 1
+                logger.info("notifications: skipped %s %s: no billing account found in its data",
+                            event.type, event.public_id)
+                continue
+        drafts.append(_draft(event, type_name, account, lookups, configs[event.organization_id]))
+        stats["notified"] += 1
+    services.enqueue_notices(drafts)
+
+
+register_sink(notify_from_events)

@@ -1,0 +1,189 @@
+"""The scheduled notification sweeps. Each decides by dates against `run.as_of`, so a rerun, a missed
+run or two concurrent runs change nothing: every notice has a dedupe key (entity + period + offset).
+
+- card-expiring (0 10 * * 1): active cards whose expiry (the end of the expiry month, UTC) is within the
+  organization's card_expiring_days; a card already replaced by a newer default card is skipped. One
+  alert per (card, expiry month, offset); when several offsets are reached, only the nearest one.
+- trial-ending (0 8 * * *): trials ending within trial_ending_days, noting a missing payment method.
+- invoice-reminders (0 9 * * *): open invoices due within invoice_due_soon_days (one reminder per due
+  date) and overdue by one of invoice_overdue_days (the largest offset reached, if reached within
+  CATCH_UP_DAYS, so a long-overdue invoice is not told every offset at once).
+"""
+
+import math
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db.models import Q
+
+from cobrador.notifications import contexts, services
+from cobrador.notifications.models import NotificationSettings
+
+CATCH_UP_DAYS = 7
+BATCH = 500
+
+
+def _widest(setting: str) -> int:
+    """The largest value of a days setting over all organizations (defaults included)."""
+    default = NotificationSettings.DEFAULTS[setting]
+    values = [default] + list(NotificationSettings.objects.values_list(setting, flat=True))
+    return max(max(v) if isinstance(v, list) else v for v in values if v not in (None, []))
+
+
+def _local_today(as_of: datetime, timezone: str) -> date:
+    try:
+        return as_of.astimezone(ZoneInfo(timezone)).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        return as_of.date()
+
+
+# --- card-expiring --------------------------------------------------------------------------------------
+
+def card_expires_at(exp_month: int, exp_year: int) -> datetime:
+    """A card works through the last day of its expiry month: it expires when the next month starts."""
+    if exp_month == 12:
+        return datetime(exp_year + 1, 1, 1, tzinfo=UTC)
+    return datetime(exp_year, exp_month + 1, 1, tzinfo=UTC)
+
+
+def _months_between(start: datetime, end: datetime) -> list[tuple[int, int]]:
+    months, year, month = [], start.year, start.month
+    while (year, month) <= (end.year, end.month):
+        months.append((year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def card_expiring_sweep(run) -> None:
+    from cobrador.customers.models import PaymentMethod
+
+    as_of = run.as_of
+    months = _months_between(as_of, as_of + timedelta(days=_widest("card_expiring_days")))
+    in_window = Q()
+    for year, month in months:
+        in_window |= Q(exp_year=year, exp_month=month)
+    ids = PaymentMethod.objects.filter(in_window, type="card", status="active").order_by("pk").values_list(
+        "pk", flat=True)
+
+    def handle(batch):
+        cards = list(PaymentMethod.objects.filter(pk__in=batch).select_related("account", "account__organization"))
+        defaults = {pm.account_id: pm for pm in PaymentMethod.objects.filter(
+            account_id__in={c.account_id for c in cards}, is_default=True, status="active")}
+        configs = services.settings_for_organizations({c.organization_id for c in cards})
+        drafts = []
+        for card in cards:
+            expires_at = card_expires_at(card.exp_month, card.exp_year)
+            days_left = math.ceil((expires_at - as_of) / timedelta(days=1))
+            if days_left <= 0:
+                run.skip("expired")
+                continue
+            default = defaults.get(card.account_id)
+            if default is not None and default.pk != card.pk and default.created_at > card.created_at:
+                run.skip("replaced")
+                continue
+            config = configs[card.organization_id]
+            reached = [d for d in config.card_expiring_days if days_left <= d]
+            if not reached:
+                continue
+            offset = min(reached)
+            account = card.account
+            drafts.append(services.NoticeDraft(
+                organization=account.organization, type="card_expiring", account=account,
+                key=f"{card.public_id}:{card.exp_year}-{card.exp_month:02d}:{offset}",
+                context={"card": contexts.card_context(card), "days_left": days_left},
+                link=services.build_link(config.update_card_url, account_id=account.public_id,
+                                         payment_method_id=card.public_id)))
+        run.count("alerts", len(drafts))
+        services.enqueue_notices(drafts)
+
+    run.process(list(ids), handle, batch_size=BATCH)
+
+
+# --- trial-ending ---------------------------------------------------------------------------------------
+
+def trial_ending_sweep(run) -> None:
+    from cobrador.customers.models import PaymentMethod
+    from cobrador.subscriptions.models import Subscription
+
+    as_of = run.as_of
+    ids = Subscription.objects.filter(
+        status="trialing", trial_end__gt=as_of, trial_end__lte=as_of + timedelta(days=_widest("trial_ending_days")),
+    ).order_by("pk").values_list("pk", flat=True)
+
+    def handle(batch):
+        subscriptions = list(Subscription.objects.filter(pk__in=batch).select_related(
+            "account", "organization", "plan", "payment_method"))
+        with_default = set(PaymentMethod.objects.filter(
+            account_id__in={s.account_id for s in subscriptions}, is_default=True, status="active",
+        ).values_list("account_id", flat=True))
+        configs = services.settings_for_organizations({s.organization_id for s in subscriptions})
+        drafts = []
+        for subscription in subscriptions:
+            config = configs[subscription.organization_id]
+            remaining = subscription.trial_end - as_of
+            if remaining > timedelta(days=config.trial_ending_days):
+                continue
+            account, organization = subscription.account, subscription.organization
+            has_method = account.pk in with_default or (
+                subscription.payment_method is not None and subscription.payment_method.status == "active")
+            data = {"id": subscription.public_id, "trial_end": subscription.trial_end,
+                    "current_period_start": subscription.current_period_start,
+                    "current_period_end": subscription.current_period_end}
+            drafts.append(services.NoticeDraft(
+                organization=organization, type="trial_ending", account=account,
+                key=f"{subscription.public_id}:{subscription.trial_end.date().isoformat()}",
+                context={"subscription": contexts.subscription_context(data, account.locale, organization.timezone,
+                                                                       subscription.plan.name),
+                         "days_left": math.ceil(remaining / timedelta(days=1)), "has_payment_method": has_method},
+                link=services.build_link(config.update_card_url, account_id=account.public_id)))
+            if not has_method:
+                run.count("without_payment_method")
+        run.count("alerts", len(drafts))
+        services.enqueue_notices(drafts)
+
+    run.process(list(ids), handle, batch_size=BATCH)
+
+
+# --- invoice-reminders ----------------------------------------------------------------------------------
+
+def invoice_reminders_sweep(run) -> None:
+    from cobrador.invoicing.models import Invoice
+
+    as_of = run.as_of
+    today = as_of.date()
+    ahead = _widest("invoice_due_soon_days")
+    behind = _widest("invoice_overdue_days") + CATCH_UP_DAYS
+    # One day of margin each side: "today" is each organization's local date.
+    ids = Invoice.objects.filter(
+        status="open", amount_due__gt=0, due_date__gte=today - timedelta(days=behind + 1),
+        due_date__lte=today + timedelta(days=ahead + 1),
+    ).order_by("pk").values_list("pk", flat=True)
+
+    def handle(batch):
+        invoices = list(Invoice.objects.filter(pk__in=batch).select_related("account", "organization"))
+        configs = services.settings_for_organizations({i.organization_id for i in invoices})
+        drafts = []
+        for invoice in invoices:
+            config, account, organization = configs[invoice.organization_id], invoice.account, invoice.organization
+            local_today = _local_today(as_of, organization.timezone)
+            data = {"id": invoice.public_id, "number": invoice.number, "total": invoice.total,
+                    "amount_due": invoice.amount_due, "currency": invoice.currency, "due_date": invoice.due_date}
+            invoice_context = contexts.invoice_context(data, account.locale, organization.timezone)
+            days_until_due = (invoice.due_date - local_today).days
+            if 0 <= days_until_due <= config.invoice_due_soon_days:
+                drafts.append(services.NoticeDraft(
+                    organization=organization, type="invoice_due_soon", account=account,
+                    key=f"{invoice.public_id}:{invoice.due_date.isoformat()}",
+                    context={"invoice": invoice_context, "days_until_due": days_until_due}))
+                run.count("due_soon")
+            days_overdue = -days_until_due
+            reached = [d for d in config.invoice_overdue_days if d <= days_overdue]
+            if reached and days_overdue - max(reached) <= CATCH_UP_DAYS:
+                drafts.append(services.NoticeDraft(
+                    organization=organization, type="invoice_overdue", account=account,
+                    key=f"{invoice.public_id}:{invoice.due_date.isoformat()}:{max(reached)}",
+                    context={"invoice": invoice_context, "days_overdue": days_overdue}))
+                run.count("overdue")
+        services.enqueue_notices(drafts)
+
+    run.process(list(ids), handle, batch_size=BATCH)

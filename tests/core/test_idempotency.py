@@ -1,0 +1,145 @@
+"""`Idempotency-Key` on API writes: same key and body replays; same key, other body is a 422."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+
+from cobrador.core.models import IdempotencyRecord
+from cobrador.events.models import Event
+from cobrador.webhooks.models import WebhookDelivery, WebhookEndpoint
+from tests.webhooks.conftest import hook, second_receiver  # noqa: F401 - fixtures
+
+ENDPOINTS = "/v1/webhook_endpoints"
+
+
+def _key(value):
+    return {"Idempotency-Key": value}
+
+
+def test_the_same_key_and_body_replays_the_stored_response(api, receiver):
+    body = {"url": receiver.url, "enabled_events": ["invoice.paid"]}
+    first = api.post(ENDPOINTS, body, headers=_key("create-1"))
+    assert first.status_code == 201
+    assert "Idempotent-Replayed" not in first.headers
+    again = api.post(ENDPOINTS, body, headers=_key("create-1"))
+    assert again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert WebhookEndpoint.objects.count() == 1
+
+
+def test_the_same_key_with_another_body_is_a_422_naming_the_header(api, receiver, second_receiver):
+    api.post(ENDPOINTS, {"url": receiver.url}, headers=_key("create-1"))
+    response = api.post(ENDPOINTS, {"url": second_receiver.url}, headers=_key("create-1"))
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["field"] == "Idempotency-Key"
+    assert "Idempotency-Key" in error["message"]
+    assert WebhookEndpoint.objects.count() == 1
+
+
+def test_the_same_key_on_another_path_is_a_422(api, hook):
+    api.post(f"{ENDPOINTS}/{hook['id']}/test", headers=_key("k"))
+    response = api.post(f"{ENDPOINTS}/{hook['id']}/rotate_secret", headers=_key("k"))
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "Idempotency-Key"
+
+
+def test_without_a_key_every_request_executes(api, receiver):
+    api.post(ENDPOINTS, {"url": receiver.url})
+    api.post(ENDPOINTS, {"url": receiver.url})
+    assert WebhookEndpoint.objects.count() == 2
+    assert not IdempotencyRecord.objects.exists()
+
+
+def test_keys_are_per_organization(api, other_api, receiver):
+    body = {"url": receiver.url}
+    mine = api.post(ENDPOINTS, body, headers=_key("shared-key"))
+    theirs = other_api.post(ENDPOINTS, body, headers=_key("shared-key"))
+    assert mine.status_code == theirs.status_code == 201
+    assert "Idempotent-Replayed" not in theirs.headers
+    assert mine.json()["id"] != theirs.json()["id"]
+    assert WebhookEndpoint.objects.filter(organization=api.organization).count() == 1
+    assert WebhookEndpoint.objects.filter(organization=other_api.organization).count() == 1
+    # And the other organization's body under the same key is not a mismatch for us.
+    other = other_api.post(ENDPOINTS, {"url": receiver.url + "?x"}, headers=_key("mine-only"))
+    assert other.status_code == 201
+    assert api.post(ENDPOINTS, body, headers=_key("mine-only")).status_code == 201
+
+
+def test_a_ping_with_a_key_is_sent_once(api, hook):
+    first = api.post(f"{ENDPOINTS}/{hook['id']}/test", headers=_key("ping-1"))
+    second = api.post(f"{ENDPOINTS}/{hook['id']}/test", headers=_key("ping-1"))
+    assert first.status_code == second.status_code == 202
+    assert second.json()["id"] == first.json()["id"]
+    assert Event.objects.filter(type="ping").count() == 1
+    assert WebhookDelivery.objects.count() == 1
+
+
+def test_a_replayed_delete_answers_the_same(api, hook):
+    first = api.delete(f"{ENDPOINTS}/{hook['id']}", headers=_key("del"))
+    second = api.delete(f"{ENDPOINTS}/{hook['id']}", headers=_key("del"))
+    assert first.status_code == second.status_code == 204
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert api.delete(f"{ENDPOINTS}/{hook['id']}", headers=_key("del-2")).status_code == 404
+
+
+def test_a_validation_error_is_replayed_too(api):
+    first = api.post(ENDPOINTS, {"url": "ftp://x"}, headers=_key("bad"))
+    assert first.status_code == 422
+    again = api.post(ENDPOINTS, {"url": "ftp://x"}, headers=_key("bad"))
+    assert again.status_code == 422 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+
+
+def test_a_key_is_replayed_for_24_hours_then_forgotten(api, receiver, clock):
+    body = {"url": receiver.url}
+    first = api.post(ENDPOINTS, body, headers=_key("day"))
+    clock.advance(timedelta(hours=23, minutes=59))
+    assert api.post(ENDPOINTS, body, headers=_key("day")).json()["id"] == first.json()["id"]
+    clock.advance(timedelta(minutes=2))
+    later = api.post(ENDPOINTS, body, headers=_key("day"))
+    assert later.status_code == 201 and "Idempotent-Replayed" not in later.headers
+    assert later.json()["id"] != first.json()["id"]
+
+
+def test_a_request_still_in_progress_is_409(api, receiver, clock):
+    """The key's row is claimed before the handler runs; a second request meanwhile must wait."""
+    from cobrador.core.idempotency import _fingerprint
+    from django.test import RequestFactory
+
+    body = b'{"url": "%s"}' % receiver.url.encode()
+    request = RequestFactory().post(ENDPOINTS, data=body, content_type="application/json")
+    with transaction.atomic():
+        IdempotencyRecord.objects.create(organization=api.organization, key="busy",
+                                         request_fingerprint=_fingerprint(request), created_at=clock.now())
+    response = api.post(ENDPOINTS, raw=body, headers=_key("busy"))
+    assert response.status_code == 409
+    assert response.json()["error"]["field"] == "Idempotency-Key"
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_reads_ignore_the_key(api):
+    assert api.get(ENDPOINTS, headers=_key("read")).status_code == 200
+    assert not IdempotencyRecord.objects.exists()
+
+
+def test_a_key_longer_than_255_characters_is_400(api, receiver):
+    response = api.post(ENDPOINTS, {"url": receiver.url}, headers=_key("k" * 256))
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "Idempotency-Key"
+    assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer sk_live_nope"])
+def test_an_unauthenticated_write_with_a_key_is_401_and_stores_nothing(db, receiver, auth):
+    from django.test import Client
+
+    headers = {"Idempotency-Key": "k"}
+    if auth:
+        headers["Authorization"] = auth
+    response = Client().post(ENDPOINTS, data={"url": receiver.url}, content_type="application/json",
+                             headers=headers)
+    assert response.status_code == 401
+    assert not IdempotencyRecord.objects.exists()

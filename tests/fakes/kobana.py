@@ -110,6 +110,13 @@ class FakeKobana(HttpFake):
                        updated_at=self._now())
             return json.loads(json.dumps(obj))
 
+    def expire(self, charge_id: str) -> dict:
+        """The due date passes unpaid: the billet or PIX becomes overdue (still payable)."""
+        with self.lock:
+            obj = self.find(charge_id)
+            obj.update(status="overdue", updated_at=self._now())
+            return json.loads(json.dumps(obj))
+
     def send_callback(self, url: str, event_type: str, charge_id: str, *, changes: dict | None = None,
                       secret: str | None = None, delivery_id: str | None = None) -> list[int | None]:
         """POST a signed callback about a billet or PIX; retried only on 500, timeouts and connection

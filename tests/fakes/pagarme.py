@@ -105,6 +105,15 @@ class FakePagarme(HttpFake):
             self._sync_order(charge)
             return json.loads(json.dumps(charge))
 
+    def expire(self, charge_id: str) -> dict:
+        """A pending PIX or boleto runs out unpaid: the charge fails, its transaction expires."""
+        with self.lock:
+            charge = self.charges[charge_id]
+            charge.update(status="failed", updated_at=self._now())
+            charge["last_transaction"]["status"] = "expired"
+            self._sync_order(charge)
+            return json.loads(json.dumps(charge))
+
     def send_callback(self, url: str, event_type: str, charge_id: str, *, sign: bool = True,
                       signature: str | None = None, hook_id: str | None = None) -> list[int | None]:
         """POST a signed callback about `charge_id`; resend on a non-2xx or an error. Returns the status

@@ -5,6 +5,8 @@ import hmac
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cobrador.gateways.base import GatewayError
 from cobrador.gateways.registry import gateway_for
@@ -162,3 +164,20 @@ def test_callbacks_are_retried_only_on_500(kobana, receiver):
     assert kobana.send_callback(receiver.url, "bank_billet.paid", "1") == [500, 500, 200]
     receiver.script(Answer(404))
     assert kobana.send_callback(receiver.url, "bank_billet.paid", "1") == [404]
+
+
+def test_an_overdue_boleto_is_still_pending(kobana, kobana_config):
+    gateway = gateway_for(kobana_config)
+    boleto = gateway.issue_boleto(charge_request("pay_b8", method="bank_slip"))
+    kobana.register(boleto.provider_charge_id)
+    kobana.expire(boleto.provider_charge_id)
+    assert gateway.fetch_charge(method="bank_slip", provider_charge_id=boleto.provider_charge_id).status == "pending"
+
+
+@given(cents=st.integers(min_value=1, max_value=10**11))
+def test_cents_to_reais_and_back_is_exact(cents):
+    from cobrador.core.money import from_decimal
+    from cobrador.gateways.kobana import _reais
+
+    reais = _reais(cents, "BRL")
+    assert from_decimal(json.loads(json.dumps(reais))) == cents

@@ -194,3 +194,11 @@ def test_refund_callback_maps_to_refunded(pagarme, pagarme_config, receiver):
     received = receiver.wait_for(1)[0]
     event = gateway.parse_callback(headers=received.headers, body=received.body)
     assert event.status == "refunded"
+
+
+def test_an_expired_pix_is_failed_and_says_why(pagarme, pagarme_config):
+    gateway = gateway_for(pagarme_config)
+    pix = gateway.issue_pix(charge_request("pay_p9", method="pix"))
+    pagarme.expire(pix.provider_charge_id)
+    fetched = gateway.fetch_charge(method="pix", provider_charge_id=pix.provider_charge_id)
+    assert (fetched.status, fetched.failure_code, fetched.decline_class) == ("failed", "expired", "")

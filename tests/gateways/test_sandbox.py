@@ -168,3 +168,29 @@ def test_cobrador_sandbox_pay_command(receiver):
 
     missing = run("sandbox", "pay", "pay_nope", env=env)
     assert missing.returncode == 2 and "no payment 'pay_nope'" in missing.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_with_one_key_make_one_charge_and_one_fallback_config():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    from cobrador.gateways.models import GatewayConfig
+    from cobrador.organizations.services import create_organization
+
+    with transaction.atomic():
+        organization = create_organization(name="Race", mode="test")
+
+    def charge(_):
+        try:
+            gateway = gateway_for(config_for_method(organization, "card"))
+            return gateway.charge_card(charge_request("pay_race", card_token="tok_sandbox_success")).provider_charge_id
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        ids = list(pool.map(charge, range(6)))
+    assert len(set(ids)) == 1
+    assert SandboxCharge.objects.filter(reference="pay_race").count() == 1
+    assert GatewayConfig.objects.filter(organization=organization, is_fallback=True).count() == 1

@@ -278,11 +278,13 @@ def charge_result(charge: dict, order: dict | None = None) -> ChargeResult:
         status=status, provider_charge_id=charge.get("id") or "", provider_order_id=order.get("id") or "",
         amount_paid=int(charge.get("paid_amount") or 0) if status in ("succeeded", "pending", "refunded") else 0,
         paid_at=_datetime(charge.get("paid_at")), raw=charge)
-    if status == "failed":
+    method = charge.get("payment_method") or transaction.get("transaction_type")
+    if status == "failed" and method == "credit_card":
         result.failure_code, result.decline_class, result.failure_message = _decline(charge, transaction)
+    elif status == "failed":  # a boleto or PIX that expired or could not be issued: no card to decline
+        result.failure_code = transaction.get("status") or "failed"
     if charge.get("status") == "underpaid":
         result.failure_code = "underpaid"
-    method = charge.get("payment_method") or transaction.get("transaction_type")
     if method == "boleto":
         result.boleto_url = transaction.get("pdf") or transaction.get("url") or ""
         result.boleto_barcode = _digits_or_empty(transaction.get("barcode"))

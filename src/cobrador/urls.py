@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from cobrador.callbacks.api import router as callbacks_router
 from cobrador.catalog.api import router as catalog_router
 from cobrador.core.api import api
 from cobrador.customers.api import router as customers_router
@@ -9,6 +10,7 @@ from cobrador.gateways.api import router as gateways_router
 from cobrador.invoicing.api import router as invoicing_router
 from cobrador.notifications.api import router as notifications_router
 from cobrador.organizations.api import router as organizations_router
+from cobrador.payments.api import router as payments_router
 from cobrador.subscriptions.api import router as subscriptions_router
 from cobrador.webhooks.api import router as webhooks_router
 
@@ -19,6 +21,8 @@ api.add_router("", customers_router)
 api.add_router("", catalog_router)
 api.add_router("", subscriptions_router)
 api.add_router("", invoicing_router)
+api.add_router("", payments_router)
+api.add_router("", callbacks_router)
 api.add_router("", gateways_router)
 api.add_router("", notifications_router)
 

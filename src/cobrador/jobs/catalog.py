@@ -36,6 +36,14 @@ JOBS: dict[str, JobSpec] = {
                 "every elapsed period."),
         JobSpec("invoice-generation", "0 1 * * *", "cobrador.invoicing.sweeps.invoice_generation_sweep",
                 "One invoice per (subscription, period_start): lines, coupon, credits; zero totals paid at once."),
+        JobSpec("invoice-charging", "5 1 * * *", "cobrador.payments.sweeps.invoice_charging_sweep",
+                "Safety net: charge open invoices never charged with the account's default method (the main "
+                "path is the charge_open_invoices task enqueued after invoice generation)."),
+        JobSpec("payment-reconciliation", "0 * * * *", "cobrador.payments.sweeps.payment_reconciliation_sweep",
+                "Ask the provider about unknown, stuck or expired payments (5 min, 1 h, then daily); cancel "
+                "boleto/PIX documents of paid or void invoices; resend refunds whose answer was lost."),
+        JobSpec("callback-retry", "*/15 * * * *", "cobrador.callbacks.sweeps.callback_retry_sweep",
+                "Rerun gateway callbacks that failed (with backoff) or got stuck in received/processing."),
         JobSpec("notification-delivery", "* * * * *", "cobrador.notifications.delivery.notification_delivery_sweep",
                 "Safety net: send due e-mail, in-app and webhook notices (the main path starts right after commit)."),
         JobSpec("card-expiring", "0 10 * * 1", "cobrador.notifications.sweeps.card_expiring_sweep",

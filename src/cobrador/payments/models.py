@@ -67,3 +67,34 @@ class Payment(models.Model):
 
     def __str__(self):
         return self.public_id
+
+
+class PaymentRefund(models.Model):
+    """One refund of a payment (partial or full), made through the API.
+
+    Like a charge: the row is written (`processing`, with its idempotency key) before the provider is
+    called, and the answer is recorded after. An unknown answer is settled by sending the same request
+    again with the same key, which the provider treats as the same refund.
+    """
+
+    STATUSES = [(s, s) for s in ("processing", "succeeded", "failed", "unknown")]
+
+    public_id = models.CharField(max_length=40, unique=True, default=public_id_default("re"))
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE)
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="refunds")
+    amount = models.BigIntegerField()
+    reason = models.CharField(max_length=500, blank=True, default="")
+    status = models.CharField(max_length=10, choices=STATUSES, default="processing")
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    failure_message = models.CharField(max_length=500, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=1)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)  # for unknown / stuck refunds
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self):
+        return self.public_id

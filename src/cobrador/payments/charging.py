@@ -1,0 +1,275 @@
+"""Making charges, refunds and cancellations at the provider: three steps, never one transaction.
+
+1. `start_charge` writes the Payment `processing` with its idempotency key, and commits;
+2. the gateway is called outside any transaction (concurrently for a batch, in a bounded thread pool);
+3. the answer is recorded by `apply_result` in a new transaction.
+
+A crash between 1 and 3 leaves a `processing` row: reconciliation asks the provider about it by its
+reference and idempotency key (`find_charge`) and never charges again. The partial unique index on
+Payment makes a second in-flight payment of one invoice impossible, whoever tries.
+"""
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import connection, connections, transaction
+from django.db.models import Exists, OuterRef
+
+from cobrador.core import clock
+from cobrador.customers.models import PaymentMethod
+from cobrador.gateways.base import ChargeRequest, ChargeResult, Customer, GatewayError
+from cobrador.gateways.registry import config_for_method, gateway_for
+from cobrador.invoicing.models import Invoice
+from cobrador.payments import services
+from cobrador.payments.models import Payment, PaymentRefund
+
+logger = logging.getLogger(__name__)
+
+CONCURRENCY = int(os.environ.get("COBRADOR_CHARGING_CONCURRENCY", "8"))
+BATCH_SIZE = int(os.environ.get("COBRADOR_CHARGING_BATCH_SIZE", "200"))
+
+
+# --- calling the gateway ------------------------------------------------------------------------------
+
+
+def _gateway(payment: Payment, cache: dict | None = None):
+    if cache is None:
+        return gateway_for(payment.gateway)
+    if payment.gateway_id not in cache:
+        cache[payment.gateway_id] = gateway_for(payment.gateway)
+    return cache[payment.gateway_id]
+
+
+def charge_request(payment: Payment) -> ChargeRequest:
+    invoice, account = payment.invoice, payment.account
+    now = clock.now()
+    return ChargeRequest(
+        idempotency_key=payment.idempotency_key,
+        reference=payment.public_id,
+        amount=payment.amount,
+        currency=payment.currency,
+        method=payment.method,
+        description=f"Invoice {invoice.number}",
+        customer=Customer(name=account.name, email=account.email, document=account.document,
+                          document_type=account.document_type, address=account.address or {},
+                          reference=account.public_id),
+        card_token=payment.payment_method.gateway_token if payment.payment_method_id else "",
+        due_date=services.boleto_due_date(invoice, now.date()) if payment.method == "bank_slip" else None,
+        expires_at=services.pix_expiry(invoice, now) if payment.method == "pix" else None,
+        metadata={"invoice": invoice.public_id, "payment": payment.public_id},
+    )
+
+
+def send_charge(payment: Payment, *, gateway=None) -> ChargeResult:
+    """Call the provider for `payment`. Never raises: a refusal before anything happened is a failed
+    payment, and anything else unexpected is an unknown outcome (asked about later, never retried)."""
+    gateway = gateway or gateway_for(payment.gateway)
+    request = charge_request(payment)
+    try:
+        if payment.method == "card":
+            return gateway.charge_card(request)
+        if payment.method == "bank_slip":
+            return gateway.issue_boleto(request)
+        return gateway.issue_pix(request)
+    except GatewayError as exc:
+        return ChargeResult(status="failed", failure_code="provider_refused", failure_message=str(exc)[:500],
+                            decline_class="soft")
+    except Exception as exc:  # the request may have left: only the provider knows
+        logger.warning("charge %s: %s; outcome unknown", payment.public_id, type(exc).__name__, exc_info=True)
+        return ChargeResult(status="unknown", failure_code="exception",
+                            failure_message=f"{type(exc).__name__} while calling the provider")
+
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _call_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="gateway-call")
+        return _pool
+
+
+def _in_thread(function: Callable):
+    def run(item):
+        try:
+            return function(item)
+        finally:
+            # The sandbox keeps its charges in our database: give back what this thread opened.
+            connections.close_all()
+    return run
+
+
+def call_concurrently(function: Callable, items: list) -> list:
+    """`function` over `items` in the gateway thread pool, results in order. Inside an atomic block
+    (tests) other threads could not see this transaction's rows, so the calls run here, in order."""
+    if len(items) <= 1 or connection.in_atomic_block:
+        return [function(item) for item in items]
+    return list(_call_pool().map(_in_thread(function), items))
+
+
+# --- recording answers --------------------------------------------------------------------------------
+
+
+def record_results(results: Iterable[tuple[int, ChargeResult]], *, via: str = "charge") -> services.Effects:
+    """Record provider answers for payments (by pk) in one transaction, then cancel what paid invoices
+    no longer need."""
+    results = list(results)
+    effects = services.Effects()
+    with transaction.atomic():
+        by_pk = {p.pk: p for p in services.lock_payments(pk for pk, _ in results)}
+        for pk, result in results:
+            services.apply_result(payment=by_pk[pk], result=result, effects=effects, via=via)
+        effects.flush()
+    if effects.paid_invoice_ids:
+        cancel_outstanding_payments(effects.paid_invoice_ids)
+    return effects
+
+
+def charge_invoice(*, organization, invoice: Invoice, payment_method: PaymentMethod | None = None,
+                   source: str = "manual", attempt_number: int = 0) -> Payment:
+    """Charge `invoice` now (its amount due, with `payment_method` or the account's default) and return
+    the payment with its outcome. Conflict (409) while another payment of the invoice is in flight.
+    Dunning charges retries through here too (source "dunning", attempt_number k)."""
+    with transaction.atomic():
+        payment = services.start_charge(organization=organization, invoice=invoice, payment_method=payment_method,
+                                        source=source, attempt_number=attempt_number)
+    result = send_charge(payment)
+    record_results([(payment.pk, result)])
+    return Payment.objects.select_related("invoice", "account", "payment_method").get(pk=payment.pk)
+
+
+# --- charging open invoices in batches -----------------------------------------------------------------
+
+
+def uncharged_open_invoices(*, organization_id: int | None = None):
+    """Open invoices with something due, never charged, whose account has a default payment method."""
+    invoices = Invoice.objects.filter(status="open", amount_due__gt=0).exclude(
+        Exists(Payment.objects.filter(invoice=OuterRef("pk")))).filter(
+        Exists(PaymentMethod.objects.filter(account=OuterRef("account_id"), is_default=True, status="active")))
+    if organization_id is not None:
+        invoices = invoices.filter(organization_id=organization_id)
+    return invoices
+
+
+def _create_first_payments(invoice_ids: list[int], counts: dict) -> list[Payment]:
+    """One transaction: lock the invoices, re-check them (another worker may have charged them since),
+    and write one `processing` payment each."""
+    now = clock.now()
+    configs: dict[tuple[int, str], object] = {}
+    with transaction.atomic():
+        locked = list(Invoice.objects.select_for_update().filter(pk__in=invoice_ids).order_by("pk")
+                      .values_list("pk", flat=True))
+        # A fresh query after the locks: on PostgreSQL it sees what other workers committed meanwhile.
+        invoices = list(uncharged_open_invoices().filter(pk__in=locked).select_related("organization", "account"))
+        methods = {pm.account_id: pm for pm in PaymentMethod.objects.filter(
+            account_id__in={i.account_id for i in invoices}, is_default=True, status="active")}
+        payments = []
+        for invoice in invoices:
+            payment_method = methods[invoice.account_id]
+            key = (invoice.organization_id, payment_method.type)
+            if key not in configs:
+                try:
+                    configs[key] = config_for_method(invoice.organization, payment_method.type)
+                except Exception as exc:  # noqa: BLE001 - e.g. a live organization without a gateway
+                    logger.warning("no gateway for %s of %s: %s", payment_method.type, invoice.organization, exc)
+                    configs[key] = None
+            if configs[key] is None:
+                counts["no_gateway"] = counts.get("no_gateway", 0) + 1
+                continue
+            payments.append(services.new_payment(invoice=invoice, payment_method=payment_method,
+                                                 config=configs[key], source="invoice", attempt_number=0, now=now))
+        Payment.objects.bulk_create(payments)
+    if len(invoices) < len(invoice_ids):  # charged meanwhile by another worker or by hand
+        counts["skipped"] = counts.get("skipped", 0) + len(invoice_ids) - len(invoices)
+    return list(Payment.objects.filter(public_id__in=[p.public_id for p in payments]).select_related(
+        "invoice", "account", "payment_method", "gateway").order_by("pk"))
+
+
+def charge_open_invoices(*, organization_id: int | None = None, batch_size: int = BATCH_SIZE,
+                         max_batches: int | None = None) -> dict:
+    """Charge every open, never-charged invoice with its account's default method, a batch at a time:
+    one transaction writes a batch's payments, the gateway calls run concurrently, one transaction
+    records their answers. Safe to run in several workers at once. Returns counts by outcome."""
+    counts: dict[str, int] = {}
+    gateways: dict = {}
+    after_pk, batches = 0, 0
+    while max_batches is None or batches < max_batches:
+        ids = list(uncharged_open_invoices(organization_id=organization_id).filter(pk__gt=after_pk)
+                   .order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            break
+        after_pk, batches = ids[-1], batches + 1
+        payments = _create_first_payments(ids, counts)
+        results = call_concurrently(lambda p: send_charge(p, gateway=_gateway(p, gateways)), payments)
+        try:
+            record_results([(p.pk, r) for p, r in zip(payments, results, strict=True)])
+        except Exception:
+            # The payments stay `processing`; reconciliation asks the provider about them.
+            logger.exception("recording %d charge results failed; reconciliation will settle them", len(payments))
+            counts["unrecorded"] = counts.get("unrecorded", 0) + len(payments)
+            continue
+        for result in results:
+            counts[result.status] = counts.get(result.status, 0) + 1
+    return counts
+
+
+# --- cancellations and refunds -------------------------------------------------------------------------
+
+
+def cancel_outstanding_payments(invoice_ids: Iterable[int]) -> int:
+    """Cancel the pending boleto/PIX payments of invoices that no longer need them (paid or void), at the
+    provider and then here. Idempotent; a cancel that fails is retried by the reconciliation sweep.
+    Returns how many were canceled."""
+    pending = list(Payment.objects.filter(invoice_id__in=list(invoice_ids), status="pending")
+                   .exclude(invoice__status__in=services.PAYABLE_INVOICE_STATUSES)
+                   .select_related("gateway"))
+    return sum(cancel_payment(payment) for payment in pending)
+
+
+def cancel_payment(payment: Payment) -> bool:
+    if not payment.provider_charge_id:
+        return False
+    try:
+        result = gateway_for(payment.gateway).cancel_charge(
+            method=payment.method, provider_charge_id=payment.provider_charge_id,
+            idempotency_key=f"{payment.idempotency_key}-cancel")
+    except Exception as exc:  # noqa: BLE001 - logged; the sweep tries again
+        logger.warning("canceling %s at %s failed: %s", payment.public_id, payment.provider, exc)
+        return False
+    # Only a cancellation, or news that it was paid after all, is recorded from a cancel answer.
+    if result.status not in ("canceled", "succeeded", "refunded"):
+        return False
+    effects = record_results([(payment.pk, result)], via="cancel")
+    return any(c.get("status") == ["pending", "canceled"] for c in effects.changes)
+
+
+def refund_payment(*, organization, payment: Payment, amount: int | None, reason: str = "") -> PaymentRefund:
+    """Refund `amount` (default: what is left) of a succeeded payment. Partial refunds add up."""
+    with transaction.atomic():
+        refund = services.start_refund(organization=organization, payment=payment, amount=amount, reason=reason)
+    return send_refund(refund)
+
+
+def send_refund(refund: PaymentRefund) -> PaymentRefund:
+    payment = Payment.objects.select_related("gateway").get(pk=refund.payment_id)
+    result, error = None, ""
+    try:
+        result = gateway_for(payment.gateway).refund(
+            method=payment.method, provider_charge_id=payment.provider_charge_id, amount=refund.amount,
+            idempotency_key=refund.idempotency_key)
+        if result.status == "failed":
+            result, error = None, result.failure_message or "the provider refused the refund"
+    except GatewayError as exc:
+        error = str(exc) or "the provider refused the refund"
+    except Exception as exc:  # noqa: BLE001 - may have happened: ask again with the same key
+        logger.warning("refund %s: %s; outcome unknown", refund.public_id, type(exc).__name__)
+        result = ChargeResult(status="unknown")
+    with transaction.atomic():
+        refund = PaymentRefund.objects.select_for_update().get(pk=refund.pk)
+        return services.apply_refund_result(refund=refund, result=result, error=error)

@@ -202,3 +202,18 @@ def test_an_expired_pix_is_failed_and_says_why(pagarme, pagarme_config):
     pagarme.expire(pix.provider_charge_id)
     fetched = gateway.fetch_charge(method="pix", provider_charge_id=pix.provider_charge_id)
     assert (fetched.status, fetched.failure_code, fetched.decline_class) == ("failed", "expired", "")
+
+
+def test_the_fake_keeps_idempotency_keys_for_24_hours(pagarme, pagarme_config, clock):
+    from datetime import timedelta
+
+    gateway = gateway_for(pagarme_config)
+    request = charge_request(card_token=CARD)
+    first = gateway.charge_card(request)
+    clock.advance(timedelta(hours=23))
+    assert gateway.charge_card(request).provider_charge_id == first.provider_charge_id
+    with pytest.raises(GatewayError, match="422"):  # same key, other body
+        gateway.charge_card(charge_request(card_token=CARD, amount=5000, key=request.idempotency_key))
+    clock.advance(timedelta(hours=2))
+    assert gateway.charge_card(request).provider_charge_id != first.provider_charge_id
+    assert pagarme.charges_for("pay_0001") == 2

@@ -85,3 +85,18 @@ def test_notify_reaches_a_listener_after_commit_only(api):
             record_event(organization=api.organization, type="invoice.paid", data={})
             assert list(listener.notifies(timeout=0.3, stop_after=1)) == []  # not before commit
         assert len(list(listener.notifies(timeout=5, stop_after=1))) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ping_and_a_replay_through_the_api_are_sent_at_once(api, hook, receiver):  # noqa: F811
+    with Drainer():
+        started = time.monotonic()
+        ping = api.post(f"/v1/webhook_endpoints/{hook['id']}/test").json()
+        [request] = receiver.wait_for(1, timeout=10)
+        assert request.webhook_id == ping["event_id"]
+        time.sleep(0.3)
+        api.post(f"/v1/webhook_deliveries/{ping['id']}/replay")
+        replayed = receiver.wait_for(2, timeout=10)[1]
+        elapsed = time.monotonic() - started
+    assert replayed.webhook_id == ping["event_id"]
+    assert elapsed < 2.5, elapsed

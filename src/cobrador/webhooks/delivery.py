@@ -155,8 +155,14 @@ def claim_due(*, now: datetime, limit: int = BATCH_SIZE) -> tuple[str, list[Webh
         WebhookDelivery.objects.filter(pk__in=ids, status="pending", next_attempt_at__lte=now).update(
             next_attempt_at=lease_until, claim_token=token, attempt_count=F("attempt_count") + 1,
             schedule_position=F("schedule_position") + 1)
-    rows = list(WebhookDelivery.objects.filter(claim_token=token, pk__in=ids).select_related("event", "endpoint"))
-    return token, rows
+    rows = list(WebhookDelivery.objects.filter(claim_token=token, pk__in=ids).select_related("event"))
+    # One endpoint object (one secret decryption) per endpoint, not per row. A row whose endpoint was
+    # deleted just now is gone with it.
+    endpoints = WebhookEndpoint.objects.in_bulk({row.endpoint_id for row in rows})
+    for row in rows:
+        if row.endpoint_id in endpoints:
+            row.endpoint = endpoints[row.endpoint_id]
+    return token, [row for row in rows if row.endpoint_id in endpoints]
 
 
 def _send(delivery: WebhookDelivery) -> Outcome:
@@ -183,6 +189,7 @@ def record_outcomes(token: str, results: list[tuple[WebhookDelivery, Outcome, da
     now = clock.now()
     attempts, to_disable = [], {}
     recovered, failing = set(), set()
+    succeeded_by_status: dict[int, list[int]] = {}  # written with one UPDATE per status code
     with transaction.atomic():
         # Lock the rows (in pk order) so a concurrent delete of an endpoint waits for this batch; a row
         # already deleted gets no attempt row, which would break the foreign key and lose the batch.
@@ -195,22 +202,26 @@ def record_outcomes(token: str, results: list[tuple[WebhookDelivery, Outcome, da
                 delivery_id=delivery.pk, number=delivery.attempt_count, attempted_at=attempted_at,
                 status_code=outcome.status_code, duration_ms=outcome.duration_ms, response_body=outcome.body,
                 error=outcome.error[:500], succeeded=outcome.succeeded))
-            update = {"last_status_code": outcome.status_code, "last_error": outcome.error[:500], "claim_token": ""}
             if outcome.succeeded:
-                update.update(status="succeeded", next_attempt_at=None, finished_at=now)
+                succeeded_by_status.setdefault(outcome.status_code, []).append(delivery.pk)
                 recovered.add(delivery.endpoint_id)
+                continue
+            update = {"last_status_code": outcome.status_code, "last_error": outcome.error[:500], "claim_token": ""}
+            failing.add(delivery.endpoint_id)
+            next_at = None if outcome.error == "endpoint disabled" else _next_attempt(delivery, outcome, now)
+            if outcome.status_code == 410:
+                next_at = None
+                to_disable[delivery.endpoint_id] = (delivery.endpoint, "the endpoint answered 410 Gone")
+            if next_at is None:
+                update.update(status="failed", next_attempt_at=None, finished_at=now)
             else:
-                failing.add(delivery.endpoint_id)
-                next_at = None if outcome.error == "endpoint disabled" else _next_attempt(delivery, outcome, now)
-                if outcome.status_code == 410:
-                    next_at = None
-                    to_disable[delivery.endpoint_id] = (delivery.endpoint, "the endpoint answered 410 Gone")
-                if next_at is None:
-                    update.update(status="failed", next_attempt_at=None, finished_at=now)
-                else:
-                    update.update(next_attempt_at=next_at)
+                update.update(next_attempt_at=next_at)
             # Only the claimant writes: a row whose lease expired and was taken over is left to its new owner.
             WebhookDelivery.objects.filter(pk=delivery.pk, claim_token=token).update(**update)
+        for status_code, pks in succeeded_by_status.items():
+            WebhookDelivery.objects.filter(pk__in=pks, claim_token=token).update(
+                status="succeeded", next_attempt_at=None, finished_at=now, last_status_code=status_code,
+                last_error="", claim_token="")
         WebhookAttempt.objects.bulk_create(attempts)
         WebhookEndpoint.objects.filter(pk__in=recovered - failing, failing_since__isnull=False).update(
             failing_since=None)

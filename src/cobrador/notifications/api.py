@@ -2,7 +2,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.html import escape
-from ninja import Router
+from ninja import Router, Status
 
 from cobrador.core.errors import ApiError
 from cobrador.core.pagination import paginate
@@ -106,7 +106,7 @@ def test_notification_template(request, notification_type: str, payload: TestSen
     with transaction.atomic():
         notice = services.send_test(organization=request.auth, type_name=notification_type, locale=locale,
                                     to=payload.to)
-    return 202, {"id": notice.public_id, "status": notice.status, "to": notice.recipient}
+    return Status(202, {"id": notice.public_id, "status": notice.status, "to": notice.recipient})
 
 
 # --- a billing account's notices and preferences --------------------------------------------------------

@@ -4,7 +4,8 @@ run or two concurrent runs change nothing: every notice has a dedupe key (entity
 - card-expiring (0 10 * * 1): active cards whose expiry (the end of the expiry month, UTC) is within the
   organization's card_expiring_days; a card already replaced by a newer default card is skipped. One
   alert per (card, expiry month, offset); when several offsets are reached, only the nearest one.
-- trial-ending (0 8 * * *): trials ending within trial_ending_days, noting a missing payment method.
+- trial-ending (0 8 * * *): trials ending within trial_ending_days (calendar days in the organization's
+  time zone), noting a missing payment method.
 - invoice-reminders (0 9 * * *): open invoices due within invoice_due_soon_days (one reminder per due
   date) and overdue by one of invoice_overdue_days (the largest offset reached, if reached within
   CATCH_UP_DAYS, so a long-overdue invoice is not told every offset at once).
@@ -30,11 +31,11 @@ def _widest(setting: str) -> int:
     return max(max(v) if isinstance(v, list) else v for v in values if v not in (None, []))
 
 
-def _local_today(as_of: datetime, timezone: str) -> date:
+def _local_day(moment: datetime, timezone: str) -> date:
     try:
-        return as_of.astimezone(ZoneInfo(timezone)).date()
+        return moment.astimezone(ZoneInfo(timezone)).date()
     except (ZoneInfoNotFoundError, ValueError):
-        return as_of.date()
+        return moment.date()
 
 
 # --- card-expiring --------------------------------------------------------------------------------------
@@ -106,8 +107,9 @@ def trial_ending_sweep(run) -> None:
     from cobrador.subscriptions.models import Subscription
 
     as_of = run.as_of
-    ids = Subscription.objects.filter(
-        status="trialing", trial_end__gt=as_of, trial_end__lte=as_of + timedelta(days=_widest("trial_ending_days")),
+    ids = Subscription.objects.filter(  # a day of margin: days are counted in each organization's time zone
+        status="trialing", trial_end__gt=as_of,
+        trial_end__lte=as_of + timedelta(days=_widest("trial_ending_days") + 2),
     ).order_by("pk").values_list("pk", flat=True)
 
     def handle(batch):
@@ -120,10 +122,11 @@ def trial_ending_sweep(run) -> None:
         drafts = []
         for subscription in subscriptions:
             config = configs[subscription.organization_id]
-            remaining = subscription.trial_end - as_of
-            if remaining > timedelta(days=config.trial_ending_days):
-                continue
             account, organization = subscription.account, subscription.organization
+            days_left = (_local_day(subscription.trial_end, organization.timezone)
+                         - _local_day(as_of, organization.timezone)).days
+            if days_left > config.trial_ending_days:
+                continue
             has_method = account.pk in with_default or (
                 subscription.payment_method is not None and subscription.payment_method.status == "active")
             data = {"id": subscription.public_id, "trial_end": subscription.trial_end,
@@ -134,7 +137,7 @@ def trial_ending_sweep(run) -> None:
                 key=f"{subscription.public_id}:{subscription.trial_end.date().isoformat()}",
                 context={"subscription": contexts.subscription_context(data, account.locale, organization.timezone,
                                                                        subscription.plan.name),
-                         "days_left": math.ceil(remaining / timedelta(days=1)), "has_payment_method": has_method},
+                         "days_left": days_left, "has_payment_method": has_method},
                 link=services.build_link(config.update_card_url, account_id=account.public_id)))
             if not has_method:
                 run.count("without_payment_method")
@@ -165,7 +168,7 @@ def invoice_reminders_sweep(run) -> None:
         drafts = []
         for invoice in invoices:
             config, account, organization = configs[invoice.organization_id], invoice.account, invoice.organization
-            local_today = _local_today(as_of, organization.timezone)
+            local_today = _local_day(as_of, organization.timezone)
             data = {"id": invoice.public_id, "number": invoice.number, "total": invoice.total,
                     "amount_due": invoice.amount_due, "currency": invoice.currency, "due_date": invoice.due_date}
             invoice_context = contexts.invoice_context(data, account.locale, organization.timezone)

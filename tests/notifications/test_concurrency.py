@@ -1,0 +1,84 @@
+"""Dedupe under real concurrency: two workers draining, two sweeps at once, a worker killed mid-send."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import transaction
+
+from cobrador.customers.models import BillingAccount, PaymentMethod
+from cobrador.notifications.models import Notice
+from tests import processes
+from tests.notifications.conftest import emit_invoice_created, make_account, make_invoice
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def test_two_workers_send_every_notice_once(api, smtp, clock):
+    accounts = [make_account(api.organization, name=f"Conta {i}", email=f"c{i}@example.com") for i in range(150)]
+    env = processes.worker_env(COBRADOR_EMAIL_URL=smtp.url, COBRADOR_EMAIL_FROM="billing@cobrador.test")
+    workers = [processes.start_worker("--concurrency", "1", env=env) for _ in range(2)]
+    try:
+        for worker in workers:
+            processes.wait_ready(worker)
+        for number, account in enumerate(accounts, start=1):
+            emit_invoice_created(make_invoice(account, number=number))
+        smtp.wait_for(150, timeout=60)
+        processes.wait_until(lambda: not Notice.objects.exclude(status="sent").exists(), timeout=30,
+                             message="every notice to be sent")
+    finally:
+        for worker in workers:
+            assert processes.stop(worker) == 0, processes.output(worker)
+    message_ids = [m.message_id for m in smtp.messages]
+    assert len(message_ids) == 150 and len(set(message_ids)) == 150
+    assert set(message_ids) == {f"<{n.public_id}@cobrador.test>" for n in Notice.objects.filter(channel="email")}
+    assert Notice.objects.filter(channel="in_app", status="sent").count() == 150
+    assert set(Notice.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_a_worker_killed_mid_send_is_replaced_and_the_mail_goes_once_with_the_same_message_id(api, smtp, clock):
+    account = make_account(api.organization)
+    smtp.stall_next_data()  # the first DATA hangs until its client is gone; nothing is kept
+    env = processes.worker_env(COBRADOR_EMAIL_URL=smtp.url, COBRADOR_EMAIL_FROM="billing@cobrador.test",
+                               COBRADOR_OUTBOX_LEASE_SECONDS="2")
+    first = processes.start_worker("--concurrency", "1", env=env)
+    second = None
+    try:
+        processes.wait_ready(first)
+        emit_invoice_created(make_invoice(account))
+        assert smtp.stalled.wait(30), processes.output(first)
+        assert processes.kill(first) == -9
+        notice = Notice.objects.get(channel="email")
+        assert notice.status == "pending" and notice.attempts == 1
+
+        second = processes.start_worker("--concurrency", "1", env=env)
+        processes.wait_ready(second)
+        processes.wait_until(lambda: Notice.objects.filter(pk=notice.pk, status="sent").exists(), timeout=30,
+                             message="the notice to be sent by the second worker")
+    finally:
+        processes.kill(first)
+        if second is not None:
+            assert processes.stop(second) == 0, processes.output(second)
+    notice.refresh_from_db()
+    assert notice.attempts == 2
+    assert [m.message_id for m in smtp.messages] == [f"<{notice.public_id}@cobrador.test>"]
+
+
+def test_two_card_expiring_runs_at_once_and_a_rerun_write_one_alert_per_card(api, clock):
+    clock.set(datetime(2026, 11, 1, tzinfo=UTC))
+    now = clock.now()
+    with transaction.atomic():
+        accounts = BillingAccount.objects.bulk_create(
+            BillingAccount(organization=api.organization, name=f"C{i}", email=f"c{i}@example.com", created_at=now,
+                           updated_at=now) for i in range(300))
+        PaymentMethod.objects.bulk_create(
+            PaymentMethod(organization=api.organization, account=a, type="card", card_brand="visa", card_last4="4242",
+                          exp_month=12, exp_year=2026, gateway_token=f"tok_{i}", is_default=True, created_at=now)
+            for i, a in enumerate(accounts))
+    env = processes.worker_env(COBRADOR_TIME_TRAVEL="1")
+    runs = [processes.start("jobs", "run", "card-expiring", "--at", "2026-12-07T10:00:00Z", env=env) for _ in range(2)]
+    for run in runs:
+        assert run.wait(timeout=120) == 0, processes.output(run)
+    rerun = processes.run("jobs", "run", "card-expiring", "--at", "2026-12-07T10:00:00Z", env=env, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert Notice.objects.filter(type="card_expiring", channel="email").count() == 300
+    assert Notice.objects.filter(type="card_expiring", channel="in_app").count() == 300

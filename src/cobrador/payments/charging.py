@@ -116,15 +116,19 @@ def call_concurrently(function: Callable, items: list) -> list:
 # --- recording answers --------------------------------------------------------------------------------
 
 
-def record_results(results: Iterable[tuple[int, ChargeResult]], *, via: str = "charge") -> services.Effects:
+def record_results(results: Iterable[tuple[int, ChargeResult]], *, via: str = "charge",
+                   before_commit: Callable[[services.Effects], None] | None = None) -> services.Effects:
     """Record provider answers for payments (by pk) in one transaction, then cancel what paid invoices
-    no longer need."""
+    no longer need. `before_commit(effects)` runs in that transaction after the answers are applied
+    and before the events are written (dunning records its attempts' outcomes there)."""
     results = list(results)
     effects = services.Effects()
     with transaction.atomic():
         by_pk = {p.pk: p for p in services.lock_payments(pk for pk, _ in results)}
         for pk, result in results:
             services.apply_result(payment=by_pk[pk], result=result, effects=effects, via=via)
+        if before_commit is not None:
+            before_commit(effects)
         effects.flush()
     if effects.paid_invoice_ids:
         cancel_outstanding_payments(effects.paid_invoice_ids)

@@ -336,11 +336,13 @@ def start_charge(*, organization, invoice: Invoice, payment_method: PaymentMetho
     return payment
 
 
-def new_payment(*, invoice: Invoice, payment_method: PaymentMethod, config, source: str, attempt_number: int,
-                now: datetime) -> Payment:
+def new_payment(*, invoice: Invoice, payment_method: PaymentMethod | None, config, source: str, attempt_number: int,
+                now: datetime, method: str | None = None) -> Payment:
+    """`payment_method` may be None for a boleto or PIX issued without a saved method (dunning does
+    that for any account with a CPF/CNPJ): then `method` names it."""
     payment = Payment(
         organization_id=invoice.organization_id, invoice=invoice, account_id=invoice.account_id,
-        payment_method=payment_method, method=payment_method.type, provider=config.provider, gateway=config,
+        payment_method=payment_method, method=method or payment_method.type, provider=config.provider, gateway=config,
         amount=invoice.amount_due, currency=invoice.currency, status="processing", source=source,
         attempt_number=attempt_number, created_at=now, updated_at=now, next_reconcile_at=now + STUCK_AFTER)
     # The key the provider deduplicates on: the payment's own id, so every retry of it is the same charge.

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "cobrador.payments",
     "cobrador.callbacks",
     "cobrador.notifications",
+    "cobrador.dunning",
 ]
 
 MIDDLEWARE = [

@@ -5,6 +5,7 @@ from cobrador.callbacks.api import router as callbacks_router
 from cobrador.catalog.api import router as catalog_router
 from cobrador.core.api import api
 from cobrador.customers.api import router as customers_router
+from cobrador.dunning.api import router as dunning_router
 from cobrador.events.api import router as events_router
 from cobrador.gateways.api import router as gateways_router
 from cobrador.invoicing.api import router as invoicing_router
@@ -25,6 +26,7 @@ api.add_router("", payments_router)
 api.add_router("", callbacks_router)
 api.add_router("", gateways_router)
 api.add_router("", notifications_router)
+api.add_router("", dunning_router)
 
 urlpatterns = [
     path("v1/", api.urls),

@@ -33,6 +33,13 @@ def due_subscriptions(as_of) -> list[tuple[int, bool]]:
 
 def invoice_generation_sweep(run) -> None:
     due = due_subscriptions(run.as_of)
+    # Accounts suspended by dunning are not billed; billing resumes from the current period on reactivation.
+    suspended = set(Subscription.objects.filter(account__status="suspended", status__in=BILLABLE_STATUSES)
+                    .values_list("pk", flat=True))
+    if suspended:
+        kept = [row for row in due if row[0] not in suspended]
+        run.skip("suspended", len(due) - len(kept))
+        due = kept
     ids = [pk for pk, billable in due if billable]
     if len(ids) < len(due):
         run.skip("trialing_without_payment_method", len(due) - len(ids))

@@ -52,6 +52,10 @@ JOBS: dict[str, JobSpec] = {
                 "Warn before a trial ends (trial_ending_days), above all when no payment method is on file."),
         JobSpec("invoice-reminders", "0 9 * * *", "cobrador.notifications.sweeps.invoice_reminders_sweep",
                 "Remind about open invoices due soon (invoice_due_soon_days) and overdue (invoice_overdue_days)."),
+        JobSpec("suspension-check", "0 2 * * *", "cobrador.dunning.sweeps.suspension_check_sweep",
+                "Suspend accounts whose dunning retries are exhausted and whose grace period has passed."),
+        JobSpec("payment-retry", "0 */6 * * *", "cobrador.dunning.sweeps.payment_retry_sweep",
+                "Mark invoices in dunning overdue, then run every due retry (card, boleto, PIX per the policy)."),
         JobSpec("retention-cleanup", "0 3 * * *", "cobrador.jobs.retention.retention_cleanup_sweep",
                 "Prune old webhook deliveries, events, JobRuns, idempotency keys and finished task rows."),
     ]

@@ -1,0 +1,405 @@
+"""Running dunning attempts in batches: claim, walk the methods, record, schedule the next.
+
+An attempt walks its methods in order. A card is charged and on failure the walk goes on; a boleto or
+PIX is issued (a pending payment paid later by callback) and ends the attempt; a method the account
+cannot use (no usable card, no CPF/CNPJ for a boleto) is recorded `skipped`, and one no gateway serves
+`error`, and the walk goes on. A card hard-declined for an invoice is never charged for it again.
+
+A batch of attempts runs in rounds, one method per attempt per round, in three steps per round:
+
+1. one transaction: lock the schedules (still ours?) and the invoices (still payable, nothing in
+   flight?), write the round's Payment rows (`processing`) and RecoveryRecords in bulk;
+2. the gateway calls, outside any transaction, concurrently (payments.charging.call_concurrently);
+3. one transaction: payments.charging.record_results applies the answers (payment.* and invoice.*
+   events), and in the same transaction the records get their outcomes and ended attempts get their
+   next retry scheduled (dunning.retry_attempted, dunning.exhausted).
+
+Exactly once: a schedule is claimed (`running`, a lease and a token) before anything is charged, so a
+second worker or a rerun cannot take the same attempt; RecoveryRecord is unique per (invoice, attempt,
+method), so an attempt taken over after its lease ran out (a worker died) resumes after the methods it
+already tried. A crash after a gateway call leaves a `processing` Payment that payments' reconciliation
+settles; its record follows the payment's outcome (sink.py).
+"""
+
+import logging
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Q
+
+from cobrador.core import clock
+from cobrador.core.ids import random_token
+from cobrador.customers.models import BillingAccount, PaymentMethod
+from cobrador.dunning import services
+from cobrador.dunning.models import DunningInvoice, RecoveryRecord
+from cobrador.events.services import EventDraft, record_events
+from cobrador.gateways.base import ChargeResult
+from cobrador.gateways.registry import config_for_method, gateway_for
+from cobrador.invoicing.models import Invoice
+from cobrador.payments import charging
+from cobrador.payments import services as payments
+from cobrador.payments.models import Payment
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=10)
+# An attempt that finds another payment of its invoice in flight waits this long.
+DEFER = timedelta(hours=1)
+BATCH_SIZE = int(os.environ.get("COBRADOR_DUNNING_BATCH_SIZE", "500"))
+DOCUMENT_METHODS = ("bank_slip", "pix")
+
+
+@dataclass
+class Attempt:
+    dunning: DunningInvoice
+    number: int
+    methods: list[str]
+    anchor: datetime  # the attempt's time: the next retry is due counting from here
+    token: str
+    payment_method: PaymentMethod | None = None  # a retry triggered by a newly saved method uses it
+    records: list[RecoveryRecord] = field(default_factory=list)
+    ended: bool = False
+    lost: bool = False  # the schedule was closed or taken over meanwhile: leave it alone
+    deferred: bool = False  # another payment of the invoice is in flight: try again later
+    closed_as: str = ""  # the invoice was paid or voided meanwhile: "recovered" | "canceled"
+    was_exhausted: bool = False
+
+    def tried(self) -> set[str]:
+        return {r.method for r in self.records}
+
+    def next_method(self) -> str | None:
+        tried = self.tried()
+        return next((m for m in self.methods if m not in tried), None)
+
+
+# --- claiming -----------------------------------------------------------------------------------
+
+
+def due_schedules(as_of: datetime, now: datetime):
+    """Attempts due at `as_of`, plus running ones whose worker's lease ran out."""
+    return DunningInvoice.objects.filter(Q(status="scheduled", next_attempt_at__lte=as_of)
+                                         | Q(status="running", lease_until__lte=now))
+
+
+def claim_due(*, as_of: datetime, limit: int = BATCH_SIZE) -> tuple[list[int], str]:
+    """Claim up to `limit` due attempts of organizations with automatic retries on."""
+    now = clock.now()
+    token = random_token(16)
+    with transaction.atomic():
+        due = (due_schedules(as_of, now).filter(organization__dunning_config__auto_retry_enabled=True)
+               .order_by("next_attempt_at", "pk"))
+        if connection.vendor == "postgresql":
+            due = due.select_for_update(skip_locked=True, of=("self",))
+        ids = list(due.values_list("pk", flat=True)[:limit])
+        if ids:
+            DunningInvoice.objects.filter(pk__in=ids).update(status="running", lease_until=now + LEASE,
+                                                             lease_token=token, updated_at=now)
+    return ids, token
+
+
+def claim_for_payment_method(payment_method: PaymentMethod) -> tuple[list[int], str, set[int]]:
+    """Claim every scheduled or exhausted attempt of the method's account whose invoice is still open."""
+    now = clock.now()
+    token = random_token(16)
+    with transaction.atomic():
+        rows = DunningInvoice.objects.filter(account_id=payment_method.account_id,
+                                             status__in=("scheduled", "exhausted"), invoice__status="open")
+        if connection.vendor == "postgresql":
+            rows = rows.select_for_update(skip_locked=True, of=("self",))
+        claimed = dict(rows.values_list("pk", "status"))
+        if claimed:
+            DunningInvoice.objects.filter(pk__in=list(claimed)).update(status="running", lease_until=now + LEASE,
+                                                                       lease_token=token, updated_at=now)
+    return list(claimed), token, {pk for pk, status in claimed.items() if status == "exhausted"}
+
+
+# --- running attempts ---------------------------------------------------------------------------
+
+
+def run_attempts(ids: list[int], *, token: str, anchor: datetime, payment_method: PaymentMethod | None = None,
+                 was_exhausted: set[int] = frozenset()) -> Counter:
+    """Run the claimed attempts `ids` to their end. Returns counts by record outcome and by what
+    happened to the schedules."""
+    counts: Counter = Counter()
+    rows = list(DunningInvoice.objects.filter(pk__in=ids, status="running", lease_token=token)
+                .select_related("organization", "account", "invoice").order_by("pk"))
+    attempts = [Attempt(dunning=row, number=row.next_attempt_number, anchor=anchor, token=token,
+                        methods=[payment_method.type] if payment_method else list(row.next_methods),
+                        payment_method=payment_method, was_exhausted=row.pk in was_exhausted) for row in rows]
+    if not attempts:
+        return counts
+    # An attempt taken over after a crash resumes after the methods it already tried.
+    done = defaultdict(list)
+    for record in (RecoveryRecord.objects.filter(invoice_id__in=[a.dunning.invoice_id for a in attempts])
+                   .select_related("invoice", "account", "payment").order_by("pk")):
+        done[(record.invoice_id, record.attempt_number)].append(record)
+    for attempt in attempts:
+        attempt.records = done.get((attempt.dunning.invoice_id, attempt.number), [])
+        if any(r.outcome == "processing" for r in attempt.records):
+            attempt.ended = True  # its call's answer was lost with the worker: reconciliation settles it
+    _finish_now([a for a in attempts if a.ended], counts)
+    gateways: dict = {}
+    while walking := [a for a in attempts if not a.ended]:
+        charged = _prepare_round(walking, counts)
+        if not charged:
+            continue
+        results = charging.call_concurrently(lambda pair: _send(pair[0], gateways), charged)
+        _record_round(charged, results, counts)
+    return counts
+
+
+def _send(payment: Payment, gateways: dict) -> ChargeResult:
+    if payment.gateway_id not in gateways:
+        gateways[payment.gateway_id] = gateway_for(payment.gateway)
+    return charging.send_charge(payment, gateway=gateways[payment.gateway_id])
+
+
+def _lock_ours(attempts: list[Attempt]) -> dict[int, DunningInvoice]:
+    """Lock the attempts' schedules; those closed or taken over meanwhile are marked lost."""
+    rows = {d.pk: d for d in DunningInvoice.objects.select_for_update(of=("self",)).filter(
+        pk__in=[a.dunning.pk for a in attempts]).select_related("organization", "account", "invoice").order_by("pk")}
+    for attempt in attempts:
+        row = rows.get(attempt.dunning.pk)
+        if row is None or row.status != "running" or row.lease_token != attempt.token:
+            attempt.ended = attempt.lost = True
+        else:
+            attempt.dunning = row
+    return rows
+
+
+def _prepare_round(attempts: list[Attempt], counts: Counter) -> list[tuple[Payment, RecoveryRecord, Attempt]]:
+    """Step 1: choose each attempt's next method and write its Payment and record (one transaction)."""
+    now = clock.now()
+    charged: list[tuple[Payment, RecoveryRecord, Attempt]] = []
+    with transaction.atomic():
+        _lock_ours(attempts)
+        attempts = [a for a in attempts if not a.lost]
+        invoice_ids = [a.dunning.invoice_id for a in attempts]
+        invoices = {i.pk: i for i in Invoice.objects.select_for_update(of=("self",)).filter(pk__in=invoice_ids)
+                    .select_related("organization").order_by("pk")}
+        in_flight = set(Payment.objects.filter(invoice_id__in=invoice_ids, status__in=payments.IN_FLIGHT)
+                        .values_list("invoice_id", flat=True))
+        account_ids = {a.dunning.account_id for a in attempts}
+        accounts = {a.pk: a for a in BillingAccount.objects.filter(pk__in=account_ids)}
+        cards = defaultdict(list)
+        methods_on_file = {}
+        for pm in PaymentMethod.objects.filter(account_id__in=account_ids, status="active").order_by(
+                "-is_default", "-created_at", "-pk"):
+            if pm.type == "card":
+                cards[pm.account_id].append(pm)
+            else:
+                methods_on_file.setdefault((pm.account_id, pm.type), pm)
+        configs: dict = {}
+        skipped: list[RecoveryRecord] = []
+        for attempt in attempts:
+            invoice = invoices[attempt.dunning.invoice_id]
+            attempt.dunning.invoice = invoice
+            if invoice.status not in services.PAYABLE or invoice.amount_due <= 0:
+                attempt.ended, attempt.closed_as = True, "recovered" if invoice.status == "paid" else "canceled"
+                continue
+            if invoice.pk in in_flight and not attempt.records:
+                attempt.ended = attempt.deferred = True
+                continue
+            account = accounts[invoice.account_id]
+            while (method := attempt.next_method()) is not None:
+                record = RecoveryRecord(
+                    organization_id=invoice.organization_id, account=account, invoice=invoice,
+                    attempt_number=attempt.number, method=method, outcome="skipped", amount=invoice.amount_due,
+                    currency=invoice.currency, attempted_at=now, created_at=now)
+                attempt.records.append(record)
+                if invoice.pk in in_flight:  # someone else's payment, mid-walk: stop here
+                    record.outcome, record.decline_code = "error", "payment_in_flight"
+                    record.message = "another payment of the invoice is in flight"
+                    skipped.append(record)
+                    attempt.ended = True
+                    break
+                payment_method, reason = _usable_method(attempt, method, account, cards, methods_on_file)
+                if reason:
+                    record.decline_code, record.message = reason
+                    skipped.append(record)
+                    continue
+                config = _config(configs, invoice.organization, method)
+                if isinstance(config, Exception):
+                    record.outcome, record.decline_code, record.message = "error", "no_gateway", str(config)[:500]
+                    skipped.append(record)
+                    continue
+                payment = payments.new_payment(invoice=invoice, payment_method=payment_method, config=config,
+                                               source="dunning", attempt_number=attempt.number, now=now,
+                                               method=method)
+                payment.account = account
+                record.outcome, record.provider, record.payment = "processing", config.provider, payment
+                charged.append((payment, record, attempt))
+                break
+            else:
+                attempt.ended = True
+        Payment.objects.bulk_create([p for p, _, _ in charged])
+        for payment, record, _ in charged:
+            record.payment = payment  # now with its pk
+        RecoveryRecord.objects.bulk_create(skipped + [r for _, r, _ in charged])
+        for record in skipped:
+            counts[record.outcome] += 1
+        _finish([a for a in attempts if a.ended], counts, emit=_emit_now)
+    for attempt in attempts:
+        if attempt.ended and attempt.lost:
+            counts["lost"] += 1
+    return charged
+
+
+def _usable_method(attempt: Attempt, method: str, account: BillingAccount, cards, methods_on_file):
+    """(payment method or None, None) when the account can pay with `method`, else (None, (code, message))."""
+    if method == "card":
+        usable = [pm for pm in cards.get(account.pk, []) if pm.pk not in attempt.dunning.hard_declined_cards]
+        preferred = attempt.payment_method
+        if preferred is not None and preferred.type == "card":
+            usable = [pm for pm in usable if pm.pk == preferred.pk]
+        if usable:
+            return usable[0], None
+        if cards.get(account.pk):
+            return None, ("card_hard_declined", "the account's cards were hard-declined for this invoice")
+        return None, ("no_card", "the account has no card on file")
+    if method == "bank_slip" and not account.document:
+        return None, ("no_document", "a boleto needs the account's CPF or CNPJ")
+    return methods_on_file.get((account.pk, method)), None
+
+
+def _config(configs: dict, organization, method: str):
+    key = (organization.pk, method)
+    if key not in configs:
+        try:
+            configs[key] = config_for_method(organization, method)
+        except Exception as exc:  # noqa: BLE001 - e.g. a live organization with no gateway for the method
+            configs[key] = exc
+    return configs[key]
+
+
+OUTCOME_OF = {"succeeded": "succeeded", "failed": "failed", "canceled": "failed", "refunded": "succeeded"}
+
+
+def _outcome(payment: Payment, result: ChargeResult) -> str:
+    if result.status == "pending":
+        return "issued" if payment.method in DOCUMENT_METHODS else "error"  # a card still processing
+    return OUTCOME_OF.get(result.status, "error")  # unknown: reconciliation will tell
+
+
+def _record_round(charged, results: list[ChargeResult], counts: Counter) -> None:
+    """Step 3: record the answers and what they mean for each attempt, in one transaction."""
+    issued: dict[int, int] = {}
+
+    def record_outcomes(effects: payments.Effects) -> None:
+        attempts, hard_declined = [], defaultdict(set)
+        for (payment, record, attempt), result in zip(charged, results, strict=True):
+            record.outcome = _outcome(payment, result)
+            if record.outcome in ("failed", "error"):
+                record.decline_code = (result.failure_code or ("pending_at_provider" if result.status == "pending"
+                                                               else ""))[:64]
+                record.message = (result.failure_message or "")[:500]
+            counts[record.outcome] += 1
+            if record.outcome == "failed" and payment.method == "card" and result.decline_class == "hard":
+                hard_declined[attempt.dunning.pk].add(payment.payment_method_id)
+            if record.outcome == "issued":
+                issued[payment.invoice_id] = payment.pk
+            # A failed card (or a document that could not be issued) lets the walk go on.
+            attempt.ended = record.outcome != "failed" or attempt.next_method() is None
+            attempts.append(attempt)
+        RecoveryRecord.objects.bulk_update([r for _, r, _ in charged], ["outcome", "decline_code", "message"])
+        rows = _lock_ours(attempts)
+        for pk, card_ids in hard_declined.items():
+            row = rows[pk]
+            row.hard_declined_cards = sorted(set(row.hard_declined_cards) | card_ids)
+        DunningInvoice.objects.bulk_update([rows[pk] for pk in hard_declined], ["hard_declined_cards"])
+        _finish([a for a in attempts if a.ended], counts, emit=effects.emit)
+
+    charging.record_results([(p.pk, r) for (p, _, _), r in zip(charged, results, strict=True)],
+                            before_commit=record_outcomes)
+    if issued:
+        _cancel_older_documents(issued)
+
+
+def _cancel_older_documents(issued: dict[int, int]) -> None:
+    """A newer boleto/PIX for an invoice cancels the older ones still pending (at the provider, then here)."""
+    older = list(Payment.objects.filter(invoice_id__in=list(issued), status="pending", method__in=DOCUMENT_METHODS)
+                 .exclude(pk__in=list(issued.values())).select_related("gateway"))
+    if older:
+        charging.call_concurrently(charging.cancel_payment, older)
+
+
+# --- ending attempts ----------------------------------------------------------------------------
+
+
+def _emit_now(organization, type_: str, data: dict) -> None:
+    record_events([EventDraft(organization, type_, data)])
+
+
+def _finish_now(attempts: list[Attempt], counts: Counter) -> None:
+    if attempts:
+        with transaction.atomic():
+            _lock_ours(attempts)
+            _finish(attempts, counts, emit=_emit_now)
+
+
+def _finish(attempts: list[Attempt], counts: Counter, *, emit) -> None:
+    """Ended attempts (schedules locked by the caller): schedule the next retry or exhaust, set the
+    records' next_retry_at, and emit dunning.retry_attempted / dunning.exhausted."""
+    now = clock.now()
+    attempts = [a for a in attempts if not a.lost]
+    if not attempts:
+        return
+    configs = services.configs_for(a.dunning.organization_id for a in attempts)
+    rows, records = [], []
+    for attempt in attempts:
+        row = attempt.dunning
+        rows.append(row)
+        row.lease_until, row.lease_token, row.updated_at, row.error_count = None, "", now, 0
+        if attempt.deferred:
+            row.status, row.next_attempt_at = "scheduled", now + DEFER
+            counts["deferred_payment_in_flight"] += 1
+            continue
+        if attempt.closed_as:
+            row.status, row.closed_at, row.next_attempt_at = attempt.closed_as, now, None
+            counts[f"closed_{attempt.closed_as}"] += 1
+            continue
+        row.attempts_made, row.last_attempt_at = attempt.number, attempt.anchor
+        row.next_attempt_number = attempt.number + 1
+        outcome, _ = services.attempt_outcome(attempt.records)
+        next_at = None
+        if outcome == "succeeded":
+            row.status, row.closed_at, row.next_attempt_at = "recovered", now, None
+        else:
+            config = configs[row.organization_id]
+            next_at = services.retry_due_at(config, after_attempt=attempt.number, anchor=attempt.anchor)
+            row.next_attempt_at = next_at
+            row.next_methods = list(config.retry_payment_methods) if next_at else []
+            row.status = "scheduled" if next_at else "exhausted"
+        for record in attempt.records:
+            record.next_retry_at = next_at
+        records += attempt.records
+        counts["attempts"] += 1
+        if attempt.records:
+            emit(row.organization, "dunning.retry_attempted", services.attempt_data(attempt.records, next_at))
+        if row.status == "exhausted" and not attempt.was_exhausted:
+            counts["exhausted"] += 1
+            emit(row.organization, "dunning.exhausted", services.exhausted_data(row))
+    DunningInvoice.objects.bulk_update(rows, ["status", "attempts_made", "last_attempt_at", "next_attempt_number",
+                                              "next_attempt_at", "next_methods", "closed_at", "lease_until",
+                                              "lease_token", "updated_at", "error_count"])
+    RecoveryRecord.objects.bulk_update([r for r in records if r.pk], ["next_retry_at"])
+
+
+# --- a newly saved payment method ---------------------------------------------------------------
+
+
+def retry_with_payment_method(*, payment_method_id: int) -> Counter:
+    """A payment method was saved on an account with unpaid invoices in dunning: retry each now with it
+    (the next attempt number; the one after is scheduled from now by the policy)."""
+    payment_method = PaymentMethod.objects.select_related("organization__dunning_config").filter(
+        pk=payment_method_id, status="active").first()
+    if payment_method is None or not payment_method.organization.dunning_config.auto_retry_enabled:
+        return Counter()
+    ids, token, was_exhausted = claim_for_payment_method(payment_method)
+    if not ids:
+        return Counter()
+    return run_attempts(ids, token=token, anchor=clock.now(), payment_method=payment_method,
+                        was_exhausted=was_exhausted)

@@ -41,7 +41,9 @@ def test_an_enqueue_inside_a_rolled_back_transaction_leaves_nothing(tmp_path):
 def test_with_two_workers_each_task_runs_once(tmp_path):
     log = tmp_path / "runs.log"
     labels = [f"t{i}" for i in range(200)]
-    workers = [start_worker("--concurrency", "2", "--interval", "0.1") for _ in range(2)]
+    # A long lease: a reclaim (correct at-least-once behaviour on a starved machine) is not what this checks.
+    env = worker_env(COBRADOR_TASK_LOCK_TIMEOUT=60)
+    workers = [start_worker("--concurrency", "2", "--interval", "0.1", env=env) for _ in range(2)]
     try:
         for worker in workers:
             wait_ready(worker)

@@ -78,10 +78,25 @@ def handle_callback(callback: GatewayCallback, effects: payments.Effects) -> str
         effects.changes.append({"note": f"{event.event_type} changes no payment"})
         return "processed"
     payment = _find_payment(callback, event)
-    result = ChargeResult(status=event.status, provider_charge_id=event.provider_charge_id,
-                          amount_paid=event.amount_paid, paid_at=event.paid_at)
+    result = _documents_in(callback, event) or ChargeResult(status=event.status)
+    result.status, result.provider_charge_id = event.status, event.provider_charge_id
+    result.amount_paid, result.paid_at = event.amount_paid, event.paid_at
     payments.apply_result(payment=payment, result=result, effects=effects, via=f"callback {event.event_type}")
     return "processed"
+
+
+def _documents_in(callback: GatewayCallback, event) -> ChargeResult | None:
+    """Kobana registers a PIX at the bank after creating it: its EMV code (and a boleto's line) arrive in
+    a later callback's object. The payment's missing documents are filled from it."""
+    if callback.provider != "kobana":
+        return None
+    from cobrador.gateways import kobana
+
+    obj = (event.raw or {}).get("object") or {}
+    resource = (obj.get("bank_billet") or obj.get("pix") or obj) if "operation" in obj else obj
+    if not isinstance(resource, dict) or not resource:
+        return None
+    return (kobana.billet_result if event.event_type.startswith("bank_billet.") else kobana.pix_result)(resource)
 
 
 def process_callbacks(ids: list[int]) -> dict:

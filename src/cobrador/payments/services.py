@@ -198,7 +198,7 @@ def apply_result(*, payment: Payment, result: ChargeResult, effects: Effects, vi
     elif target == "failed":
         payment.failure_code = (result.failure_code or "declined")[:64]
         payment.failure_message = result.failure_message[:500]
-        payment.decline_class = result.decline_class or "soft"
+        payment.decline_class = result.decline_class or ("soft" if payment.method == "card" else "")
         payment.failed_at = now
         payment.next_reconcile_at = None
     elif target == "pending":

@@ -16,6 +16,7 @@ from cobrador.dunning import services
 from cobrador.dunning.models import DunningInvoice, RecoveryRecord
 from cobrador.events.services import register_sink
 from cobrador.invoicing.models import Invoice
+from cobrador.organizations.models import DunningConfig
 from cobrador.subscriptions.models import Subscription
 
 PAYMENT_OUTCOMES = {"payment.succeeded": "succeeded", "payment.failed": "failed", "payment.pending": "issued",
@@ -66,8 +67,12 @@ def _retry_with_new_methods(events) -> None:
     from cobrador.dunning.tasks import retry_with_payment_method
 
     refs = _refs(events, "payment_method.attached")
+    retrying = set(DunningConfig.objects.filter(organization_id__in=list(refs), auto_retry_enabled=True)
+                   .values_list("organization_id", flat=True))
     methods = []
     for organization_id, public_ids in refs.items():
+        if organization_id not in retrying:
+            continue
         methods += PaymentMethod.objects.filter(organization_id=organization_id, public_id__in=public_ids,
                                                 status="active").values_list("pk", "account_id")
     in_dunning = set(DunningInvoice.objects.filter(

@@ -140,6 +140,7 @@ def stop(proc: subprocess.Popen, timeout: float = 10) -> int:
             proc.wait(timeout=10)
         except ProcessLookupError:
             pass
+    _remove_heartbeat(proc)
     return proc.wait(timeout=10)
 
 
@@ -147,7 +148,14 @@ def kill(proc: subprocess.Popen) -> int:
     """kill -9: the process gets no chance to clean up."""
     if proc.poll() is None:
         proc.kill()
+    _remove_heartbeat(proc)
     return proc.wait(timeout=10)
+
+
+def _remove_heartbeat(proc: subprocess.Popen) -> None:
+    path = getattr(proc, "heartbeat_path", None)
+    if path:
+        Path(path).unlink(missing_ok=True)
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.05, message: str = ""):

@@ -6,8 +6,15 @@ _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def random_token(n_chars: int = 22) -> str:
-    # 22 base-62 characters carry 130 bits.
-    return "".join(secrets.choice(_ALPHABET) for _ in range(n_chars))
+    # One read of the OS random source written in base 62: 22 characters carry 130 bits. (A
+    # secrets.choice per character costs one system call each, 50 us an id: too slow for sweeps
+    # that mint 100k invoice and event ids.)
+    value = secrets.randbits(int(n_chars * 5.954))  # log2(62) = 5.9542: value < 62 ** n_chars
+    chars = []
+    for _ in range(n_chars):
+        value, digit = divmod(value, 62)
+        chars.append(_ALPHABET[digit])
+    return "".join(chars)
 
 
 def new_public_id(prefix: str) -> str:

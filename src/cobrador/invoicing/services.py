@@ -17,10 +17,16 @@ from cobrador.catalog.services import coupon_applies_to, coupon_discount
 from cobrador.core import clock
 from cobrador.core.errors import Conflict
 from cobrador.customers.credits import balances_for, consume_credit
+from cobrador.customers.models import BillingAccount
 from cobrador.events.services import EventDraft, record_event, record_events
 from cobrador.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
+from cobrador.organizations.models import Organization
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.periods import periods_between
+
+# Invoices only need the account's id and public id: skip loading (and decoding) the rest.
+_ACCOUNT_FIELDS_NOT_NEEDED = [f"account__{field.name}" for field in BillingAccount._meta.concrete_fields
+                              if field.name not in ("id", "public_id", "organization")]
 
 # Subscriptions that are billed for their current period (paused, canceled, expired are not).
 BILLABLE_STATUSES = ("trialing", "active", "past_due")
@@ -172,10 +178,11 @@ def generate_invoices(*, subscription_ids, as_of: datetime) -> dict[str, int]:
     subscriptions = list(
         Subscription.objects.filter(pk__in=subscription_ids, status__in=BILLABLE_STATUSES,
                                     current_period_start__lte=as_of)
-        .select_related("organization", "account", "plan", "coupon").prefetch_related("coupon__plans")
-        .order_by("pk"))
+        .select_related("account", "plan", "coupon").defer(*_ACCOUNT_FIELDS_NOT_NEEDED)
+        .prefetch_related("coupon__plans").order_by("pk"))
     if not subscriptions:
         return {}
+    organizations = Organization.objects.in_bulk({s.organization_id for s in subscriptions})
     sequences = _lock_sequences(sorted({s.organization_id for s in subscriptions}))
 
     # Under the lock: which of the periods we might bill are already invoiced (by a concurrent run).
@@ -247,9 +254,10 @@ def generate_invoices(*, subscription_ids, as_of: datetime) -> dict[str, int]:
     events = []
     for draft in drafts:
         data = invoice_data(draft.invoice, [draft.line])
-        events.append(EventDraft(draft.subscription.organization, "invoice.created", data))
+        organization = organizations[draft.invoice.organization_id]
+        events.append(EventDraft(organization, "invoice.created", data))
         if draft.invoice.status == "paid":
-            events.append(EventDraft(draft.subscription.organization, "invoice.paid", data))
+            events.append(EventDraft(organization, "invoice.paid", data))
     record_events(events)
     paid = sum(d.invoice.status == "paid" for d in drafts)
     return {"invoices_created": len(drafts), "paid_at_once": paid,

@@ -26,6 +26,7 @@ from cobrador.core import clock
 from cobrador.customers.models import PaymentMethod
 from cobrador.events.services import EventDraft, record_events
 from cobrador.invoicing.models import Invoice
+from cobrador.subscriptions.bulk import update_rows
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.periods import add_months, period_end
 from cobrador.subscriptions.services import LIVE_STATUSES, subscription_data
@@ -75,7 +76,7 @@ def cancel_due(subscriptions: list[Subscription], run) -> None:
         subscription.status = "canceled"
         subscription.ended_at = subscription.cancel_at
         subscription.updated_at = now
-    Subscription.objects.bulk_update(subscriptions, ["status", "ended_at", "updated_at"])
+    update_rows(subscriptions, ["status", "ended_at", "updated_at"])
     record_events(_event(s, "subscription.canceled") for s in subscriptions)
     run.count("canceled", len(subscriptions))
 
@@ -106,7 +107,7 @@ def end_trials(subscriptions: list[Subscription], run) -> None:
                                                      anchor_day=subscription.billing_anchor_day)
         events.append(_event(subscription, "subscription.updated"))
         run.count("trials_converted")
-    Subscription.objects.bulk_update(subscriptions, ["status", "payment_method", *PLAN_FIELDS, "current_period_start",
+    update_rows(subscriptions, ["status", "payment_method", *PLAN_FIELDS, "current_period_start",
                                                      "current_period_end", "updated_at"])
     record_events(events)
 
@@ -131,7 +132,7 @@ def end_terms(subscriptions: list[Subscription], run) -> None:
         subscription.renewal_confirmed_at = subscription.renewal_prompted_at = None
         events.append(_event(subscription, "subscription.updated"))
         run.count("terms_renewed")
-    Subscription.objects.bulk_update(subscriptions, ["status", "ended_at", "commitment_end", "renewal_confirmed_at",
+    update_rows(subscriptions, ["status", "ended_at", "commitment_end", "renewal_confirmed_at",
                                                      "renewal_prompted_at", "updated_at"])
     record_events(events)
 
@@ -141,7 +142,7 @@ def prompt_renewals(subscriptions: list[Subscription], run) -> None:
     for subscription in subscriptions:
         subscription.renewal_prompted_at = run.as_of
         subscription.updated_at = now
-    Subscription.objects.bulk_update(subscriptions, ["renewal_prompted_at", "updated_at"])
+    update_rows(subscriptions, ["renewal_prompted_at", "updated_at"])
     record_events(_event(s, "subscription.renewal_prompted") for s in subscriptions)
     run.count("renewal_prompted", len(subscriptions))
 
@@ -175,7 +176,7 @@ def advance_periods(subscriptions: list[Subscription], run) -> None:
     fields = ["current_period_start", "current_period_end", "updated_at"]
     fields += PLAN_FIELDS if plan_changed else []
     fields += ["uninvoiced_since"] if missed else []
-    Subscription.objects.bulk_update(subscriptions, fields)
+    update_rows(subscriptions, fields)
     record_events(events)
     run.count("periods_advanced", len(events))
 

@@ -39,7 +39,7 @@ def payment_retry_sweep(run) -> None:
     if paused:
         run.skip("auto_retry_disabled", paused)
     while True:
-        ids, token = retries.claim_due(as_of=run.as_of)
+        ids, token = retries.claim_due(as_of=run.as_of, limit=retries.BATCH_SIZE)
         if not ids:
             break
         _run_batch(run, ids, token)

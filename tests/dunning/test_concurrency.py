@@ -1,0 +1,179 @@
+"""payment-retry under concurrency and crashes, against a committed database: every attempt exactly once."""
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections
+
+from cobrador.core import clock
+from cobrador.customers.models import BillingAccount, PaymentMethod
+from cobrador.dunning import retries
+from cobrador.dunning.models import DunningInvoice, RecoveryRecord
+from cobrador.events.models import Event
+from cobrador.gateways.models import SandboxCharge
+from cobrador.invoicing.models import Invoice, InvoiceNumberSequence
+from cobrador.jobs.runner import run_job
+from cobrador.payments import charging
+from cobrador.payments.models import Payment
+from tests import processes
+from tests.conftest import make_org
+from tests.dunning.conftest import day
+
+RETRY_AT = day(1, 6)
+
+
+def bulk_failed_invoices(organization, n: int) -> list[Invoice]:
+    """n accounts, each with a declining card and an open invoice whose first charge (made here, through
+    the real batch charging) failed at day 0 01:05, which opened their dunning."""
+    clock.set(day(0, 1, 5))
+    now = clock.now()
+    accounts = BillingAccount.objects.bulk_create([
+        BillingAccount(organization=organization, name=f"Customer {i}", email=f"c{i}@example.test",
+                       document="52998224725", document_type="cpf", created_at=now, updated_at=now)
+        for i in range(n)])
+    PaymentMethod.objects.bulk_create([
+        PaymentMethod(organization=organization, account=a, type="card", card_brand="visa", card_last4="4242",
+                      exp_month=12, exp_year=2040, gateway_token="tok_sandbox_decline", is_default=True,
+                      created_at=now) for a in accounts])
+    invoices = Invoice.objects.bulk_create([
+        Invoice(organization=organization, account=a, number=i + 1, subtotal=5000, total=5000, amount_due=5000,
+                due_date=now.date(), created_at=now) for i, a in enumerate(accounts)])
+    InvoiceNumberSequence.objects.create(organization=organization, last_number=n)
+    assert charging.charge_open_invoices() == {"failed": n}
+    assert DunningInvoice.objects.filter(organization=organization, status="scheduled").count() == n
+    return invoices
+
+
+def assert_each_attempt_once(organization, n: int, attempt: int = 1) -> None:
+    per_method = Counter(RecoveryRecord.objects.filter(organization=organization, attempt_number=attempt)
+                         .values_list("invoice_id", "method"))
+    assert len({invoice for invoice, _ in per_method}) == n
+    assert set(per_method.values()) == {1}
+    # Never charged twice: one card payment and at most one document per invoice for this attempt.
+    payments = Counter(Payment.objects.filter(organization=organization, source="dunning", attempt_number=attempt)
+                       .values_list("invoice_id", "method"))
+    assert set(payments.values()) == {1}
+    # At the provider: one card charge per invoice for this attempt (none only if its worker died first).
+    card_payments = Payment.objects.filter(organization=organization, source="dunning", attempt_number=attempt,
+                                           method="card").values("public_id")
+    charged = SandboxCharge.objects.filter(reference__in=card_payments).values_list("reference", flat=True)
+    assert len(charged) == len(set(charged)) <= n
+
+
+@pytest.fixture
+def committed():
+    yield
+    clock.set(None)
+    connections.close_all()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_running_payment_retry_at_once_make_each_attempt_exactly_once(committed, monkeypatch):
+    monkeypatch.setattr(retries, "BATCH_SIZE", 25)
+    organization = make_org("Twin", "test").organization
+    n = 300
+    bulk_failed_invoices(organization, n)
+    clock.set(RETRY_AT)
+    barrier = threading.Barrier(2)
+    runs, errors = [], []
+
+    def worker():
+        try:
+            barrier.wait()
+            runs.append(run_job("payment-retry", as_of=RETRY_AT))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not errors
+    assert [run.status for run in runs] == ["succeeded", "succeeded"]
+    assert sum(run.counts.get("attempts", 0) for run in runs) == n
+    assert all(run.counts.get("attempts", 0) > 0 for run in runs), "one worker did all the work"
+    assert_each_attempt_once(organization, n)
+    assert Counter(RecoveryRecord.objects.filter(attempt_number=1).values_list("method", "outcome")) == {
+        ("card", "failed"): n, ("bank_slip", "issued"): n}
+    assert Event.objects.filter(type="dunning.retry_attempted").count() == n
+    assert set(DunningInvoice.objects.values_list("status", "next_attempt_number", "next_attempt_at")) == {
+        ("scheduled", 2, day(3, 6))}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_died_mid_attempt_is_taken_over_after_its_lease(committed):
+    organization = make_org("Crashy", "test").organization
+    n = 40
+    bulk_failed_invoices(organization, n)
+    clock.set(RETRY_AT)
+    # Worker A claims 10 attempts and dies at once.
+    claimed_a, _ = retries.claim_due(as_of=RETRY_AT, limit=10)
+    # Worker B claims 10, writes its card payments, calls the gateway and dies before recording the answers.
+    claimed_b, token_b = retries.claim_due(as_of=RETRY_AT, limit=10)
+    rows = list(DunningInvoice.objects.filter(pk__in=claimed_b).select_related("organization", "account", "invoice"))
+    attempts = [retries.Attempt(dunning=row, number=1, methods=list(row.next_methods), anchor=RETRY_AT,
+                                token=token_b) for row in rows]
+    charged = retries._prepare_round(attempts, Counter())
+    charging.call_concurrently(lambda pair: charging.send_charge(pair[0]), charged)
+    assert RecoveryRecord.objects.filter(outcome="processing").count() == 10
+
+    # A run at the same time leaves the leased attempts alone.
+    run = run_job("payment-retry", as_of=RETRY_AT)
+    assert run.counts["attempts"] == n - 20
+    assert DunningInvoice.objects.filter(status="running").count() == 20
+
+    # After the lease, the next run takes them over: A's walk from the start, B's not again.
+    clock.set(RETRY_AT + retries.LEASE + timedelta(seconds=1))
+    run = run_job("payment-retry", as_of=RETRY_AT)
+    assert run.counts["attempts"] == 20
+    assert not DunningInvoice.objects.filter(status="running").exists()
+    per_invoice = Counter(RecoveryRecord.objects.filter(attempt_number=1).values_list("invoice_id", flat=True))
+    assert set(per_invoice.values()) == {1, 2}  # B's attempts ended at their unrecorded card charge
+
+    # Reconciliation settles B's card charges; their records follow.
+    clock.set(RETRY_AT + timedelta(minutes=30))
+    run_job("payment-reconciliation")
+    assert not RecoveryRecord.objects.filter(outcome="processing").exists()
+    assert RecoveryRecord.objects.filter(invoice_id__in=[r.invoice_id for r in rows], attempt_number=1).count() == 10
+    assert set(RecoveryRecord.objects.filter(invoice_id__in=[r.invoice_id for r in rows], attempt_number=1)
+               .values_list("method", "outcome")) == {("card", "failed")}
+    assert_each_attempt_once(organization, n)
+    assert DunningInvoice.objects.filter(status="scheduled", next_attempt_number=2).count() == n
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_sweep_killed_halfway_and_rerun_makes_each_attempt_exactly_once(committed):
+    organization = make_org("Killed", "test").organization
+    n = 600
+    bulk_failed_invoices(organization, n)
+    clock.set(RETRY_AT)
+    env = processes.worker_env(COBRADOR_TIME_TRAVEL="1", COBRADOR_DUNNING_BATCH_SIZE="20")
+    proc = processes.start("jobs", "run", "payment-retry", "--at", RETRY_AT.isoformat(), env=env)
+    try:
+        processes.wait_until(lambda: RecoveryRecord.objects.filter(attempt_number=1).count() >= 60
+                             or proc.poll() is not None, timeout=120, interval=0.005,
+                             message="some committed attempts")
+    finally:
+        processes.kill(proc)
+    done = DunningInvoice.objects.filter(next_attempt_number=2).count()
+    assert 0 < done < n, f"the run was not killed halfway ({done} of {n}): {processes.output(proc)}"
+
+    clock.set(RETRY_AT + retries.LEASE + timedelta(seconds=1))
+    run = run_job("payment-retry", as_of=RETRY_AT)
+    assert run.status == "succeeded"
+    # Reconciliation settles what the killed run left in flight (a charge that never reached the
+    # sandbox is failed after the second ask, an hour later).
+    for minutes in (30, 120):
+        clock.set(RETRY_AT + timedelta(minutes=minutes))
+        run_job("payment-reconciliation")
+
+    assert not DunningInvoice.objects.filter(status="running").exists()
+    assert DunningInvoice.objects.filter(status="scheduled", next_attempt_number=2).count() == n
+    assert not RecoveryRecord.objects.filter(outcome="processing").exists()
+    assert_each_attempt_once(organization, n)

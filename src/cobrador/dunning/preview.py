@@ -1,8 +1,9 @@
 """GET /v1/billing_accounts/{id}/dunning/preview: the account's dunning timeline under the current config.
 
 For each invoice in dunning: the attempts made (from the RecoveryRecords), the attempt already
-scheduled (its date and methods were fixed when it was scheduled), then the attempts the current
-config would still make, each assumed to fail at its date. An account not in dunning gets the
+scheduled (its due date and methods were fixed when it was scheduled), then the attempts the current
+config would still make, each assumed to fail when made. An attempt is made by the first payment-retry
+run at or after it is due (`at`), and the next one is due counting from there. An account not in dunning gets the
 timeline a charge failing now would start. The suspension date is the first suspension-check run at
 or after both the end of the grace period and the last planned retry.
 """
@@ -40,11 +41,17 @@ def unusable_methods(account: BillingAccount) -> dict[str, str]:
     return reasons
 
 
+def expected_run(due_at: datetime) -> datetime:
+    """When the payment-retry job will make an attempt due at `due_at`: its first run at or after it."""
+    return next_run_of("payment-retry", due_at) or due_at
+
+
 def _planned(config: DunningConfig, *, after_attempt: int, anchor: datetime) -> list[dict]:
+    """The attempts after `after_attempt` (made at `anchor`), each assumed to fail when the job runs it."""
     planned, k, at = [], after_attempt, anchor
     while (due := services.retry_due_at(config, after_attempt=k, anchor=at)) is not None:
-        k, at = k + 1, due
-        planned.append({"attempt_number": k, "at": at, "methods": list(config.retry_payment_methods),
+        k, at = k + 1, expected_run(due)
+        planned.append({"attempt_number": k, "due_at": due, "at": at, "methods": list(config.retry_payment_methods),
                         "state": "planned", "outcome": None})
     return planned
 
@@ -61,16 +68,17 @@ def account_preview(*, account: BillingAccount) -> dict:
 
     invoices, last_retry_at = [], None
     for row in rows:
-        attempts = [{"attempt_number": k, "at": min(r.attempted_at for r in records),
+        attempts = [{"attempt_number": k, "due_at": None, "at": min(r.attempted_at for r in records),
                      "methods": [r.method for r in records], "state": "made",
                      "outcome": services.attempt_outcome(records)[0]}
                     for k, records in sorted(made[row.invoice_id].items())]
         if row.status in DunningInvoice.PENDING and row.next_attempt_at is not None:
             state = "scheduled" if config.auto_retry_enabled else "paused"
-            attempts.append({"attempt_number": row.next_attempt_number, "at": row.next_attempt_at,
+            at = expected_run(max(row.next_attempt_at, now))
+            attempts.append({"attempt_number": row.next_attempt_number, "due_at": row.next_attempt_at, "at": at,
                              "methods": list(row.next_methods), "state": state, "outcome": None})
             if config.auto_retry_enabled:
-                attempts += _planned(config, after_attempt=row.next_attempt_number, anchor=row.next_attempt_at)
+                attempts += _planned(config, after_attempt=row.next_attempt_number, anchor=at)
         if config.auto_retry_enabled:
             for attempt in attempts:
                 if attempt["attempt_number"] > 0 and (last_retry_at is None or attempt["at"] > last_retry_at):
@@ -81,7 +89,8 @@ def account_preview(*, account: BillingAccount) -> dict:
 
     if_failed_now = []
     if not rows:
-        if_failed_now = [{"attempt_number": 0, "at": now, "methods": [], "state": "planned", "outcome": "failed"}]
+        if_failed_now = [{"attempt_number": 0, "due_at": None, "at": now, "methods": [], "state": "planned",
+                          "outcome": "failed"}]
         if config.auto_retry_enabled:
             if_failed_now += _planned(config, after_attempt=0, anchor=now)
             last_retry_at = if_failed_now[-1]["at"] if len(if_failed_now) > 1 else None

@@ -36,9 +36,10 @@ RECOVERY_RECORD_DESCRIPTION = (
 
 PREVIEW_DESCRIPTION = (
     "The account's dunning timeline under the current config. `invoices`: each invoice in dunning with its "
-    "attempts: `made` (from the recovery records, with their outcome), `scheduled` (date and methods fixed "
-    "when it was scheduled; `paused` while auto_retry_enabled is false), then `planned`: what the current "
-    "config would still do, assuming every attempt fails at its date. `if_a_charge_failed_now`: for an "
+    "attempts: `made` (from the recovery records, with their outcome), `scheduled` (due date and methods "
+    "fixed when it was scheduled; `paused` while auto_retry_enabled is false), then `planned`: what the "
+    "current config would still do, assuming every attempt fails. `at` is when the payment-retry job makes "
+    "an attempt (its first run at or after `due_at`); the next one is due counting from there. `if_a_charge_failed_now`: for an "
     "account not in dunning, the timeline a charge failing now would start. `unusable_methods`: methods "
     "an attempt would skip for this account, and why. `suspension_at`: when the suspension-check job "
     "would suspend the account (its first run at or after both the end of the grace period and the last "
@@ -111,7 +112,9 @@ class RecoveryRecordPage(Schema):
 
 class PreviewAttempt(Schema):
     attempt_number: int
-    at: datetime
+    due_at: datetime | None = Field(description="When the attempt is (was) due; null for attempts made.")
+    at: datetime = Field(description="When it was made, or when the payment-retry job will make it: its first "
+                                     "run at or after due_at.")
     methods: list[PaymentMethodType]
     state: Literal["made", "scheduled", "paused", "planned"]
     outcome: RecoveryOutcome | None

@@ -13,20 +13,18 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.db.models import F
 
+from cobrador.catalog.models import Coupon, Plan
 from cobrador.catalog.services import coupon_applies_to, coupon_discount
 from cobrador.core import clock
 from cobrador.core.errors import Conflict
+from cobrador.core.ids import new_public_id
 from cobrador.customers.credits import balances_for, consume_credit
-from cobrador.customers.models import BillingAccount
 from cobrador.events.services import EventDraft, record_event, record_events
 from cobrador.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from cobrador.organizations.models import Organization
+from cobrador.subscriptions.bulk import insert_rows
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.periods import periods_between
-
-# Invoices only need the account's id and public id: skip loading (and decoding) the rest.
-_ACCOUNT_FIELDS_NOT_NEEDED = [f"account__{field.name}" for field in BillingAccount._meta.concrete_fields
-                              if field.name not in ("id", "public_id", "organization")]
 
 # Subscriptions that are billed for their current period (paused, canceled, expired are not).
 BILLABLE_STATUSES = ("trialing", "active", "past_due")
@@ -52,12 +50,18 @@ def invoice_data(invoice: Invoice, lines: list[InvoiceLine] | None = None) -> di
     """The invoice as the API returns it (and as events carry it)."""
     if lines is None:
         lines = list(invoice.lines.all())
+    return _invoice_dict(invoice, account=invoice.account.public_id, subscription=_id(invoice.subscription),
+                         coupon=_id(invoice.coupon), lines=[line_data(line) for line in lines])
+
+
+def _invoice_dict(invoice, *, account: str, subscription: str | None, coupon: str | None, lines: list[dict]) -> dict:
+    # `invoice` is an Invoice or a _NewInvoice (the sweep's rows, before any model instance exists).
     return {
         "id": invoice.public_id,
         "object": "invoice",
         "number": invoice.number,
-        "account": invoice.account.public_id,
-        "subscription": _id(invoice.subscription),
+        "account": account,
+        "subscription": subscription,
         "status": invoice.status,
         "currency": invoice.currency,
         "period_start": invoice.period_start,
@@ -68,12 +72,12 @@ def invoice_data(invoice: Invoice, lines: list[InvoiceLine] | None = None) -> di
         "total": invoice.total,
         "amount_paid": invoice.amount_paid,
         "amount_due": invoice.amount_due,
-        "coupon": _id(invoice.coupon),
+        "coupon": coupon,
         "due_date": invoice.due_date,
         "created_at": invoice.created_at,
         "paid_at": invoice.paid_at,
         "voided_at": invoice.voided_at,
-        "lines": [line_data(line) for line in lines],
+        "lines": lines,
     }
 
 
@@ -89,12 +93,11 @@ def void_invoice(*, invoice: Invoice) -> Invoice:
     return invoice
 
 
-# --- generation --------------------------------------------------------------------------------
+# --- generation ---------------------------------------------------------------------------------
 
 
-def coupon_in_force(subscription: Subscription, periods_used: int) -> bool:
-    """Whether the subscription's coupon still discounts a period, by its duration."""
-    coupon = subscription.coupon
+def coupon_in_force(coupon: Coupon | None, periods_used: int) -> bool:
+    """Whether a subscription's coupon still discounts a period, by its duration."""
     if coupon is None:
         return False
     if coupon.duration == "forever":
@@ -109,53 +112,102 @@ def due_date_for(period_start: datetime, as_of: datetime) -> date:
     return max(period_start.date(), as_of.date()) + timedelta(days=settings.INVOICE_DUE_DAYS)
 
 
-def periods_to_bill(subscription: Subscription, invoiced_starts: set) -> list[tuple[datetime, datetime]]:
+def periods_to_bill(subscription, months: int, invoiced_starts: set) -> list[tuple[datetime, datetime]]:
     """The current period, preceded by any periods the renewal sweep advanced past before they were
-    invoiced (billed at the current plan), minus periods that already have an invoice."""
+    invoiced (billed at the current plan, `months` long), minus periods that already have an invoice."""
     start, end = subscription.current_period_start, subscription.current_period_end
     periods = []
     if subscription.uninvoiced_since is not None and subscription.status != "trialing":
-        missed = periods_between(subscription.uninvoiced_since, start, months=subscription.plan.months_per_period,
+        missed = periods_between(subscription.uninvoiced_since, start, months=months,
                                  anchor_day=subscription.billing_anchor_day)
         periods = [(s, min(e, start)) for s, e in missed]
     periods.append((start, end))
     return [p for p in periods if p[0] not in invoiced_starts]
 
 
+# What the sweep reads of each subscription: plain rows, no model instances (measured: building
+# instances with their account, plan and coupon cost more than everything else in a batch).
+_SUBSCRIPTION_COLUMNS = ("pk", "public_id", "organization_id", "account_id", "account__public_id", "plan_id",
+                         "quantity", "coupon_id", "coupon_periods_used", "status", "current_period_start",
+                         "current_period_end", "billing_anchor_day", "uninvoiced_since")
+_INVOICE_COLUMNS = ["public_id", "organization", "account", "subscription", "number", "status", "currency",
+                    "period_start", "period_end", "subtotal", "discount", "credit_applied", "total", "amount_paid",
+                    "amount_due", "coupon", "due_date", "created_at", "paid_at"]
+_LINE_COLUMNS = ["invoice", "description", "plan", "quantity", "unit_amount", "amount", "period_start",
+                 "period_end"]
+
+
 @dataclass
-class _Draft:
-    subscription: Subscription
-    invoice: Invoice
-    line: InvoiceLine
+class _NewInvoice:
+    """An invoice the sweep is about to insert, with the attribute names of Invoice."""
+
+    subscription: object  # a row of _SUBSCRIPTION_COLUMNS
+    plan: Plan
+    coupon: Coupon | None
+    period_start: datetime
+    period_end: datetime
+    subtotal: int
+    discount: int
+    currency: str
+    due_date: date
+    created_at: datetime
+    public_id: str = ""
+    number: int = 0
+    pk: int | None = None
+    credit_applied: int = 0
+    total: int = 0
+    amount_due: int = 0
+    amount_paid: int = 0
+    status: str = "open"
+    paid_at: datetime | None = None
+    voided_at: datetime | None = None
+
+    def settle(self, credit: int, now: datetime) -> None:
+        self.credit_applied = credit
+        self.total = self.amount_due = self.subtotal - self.discount - credit
+        self.status = "open" if self.total > 0 else "paid"
+        self.paid_at = None if self.total > 0 else now
+
+    @property
+    def trial(self) -> bool:
+        return self.subscription.status == "trialing"
+
+    def line(self) -> dict:
+        s = self.subscription
+        return {"description": f"{'Trial of ' if self.trial else ''}{self.plan.name} × {s.quantity}"[:300],
+                "plan": self.plan.public_id, "quantity": s.quantity, "unit_amount": 0 if self.trial else self.plan.amount,
+                "amount": self.subtotal, "period_start": self.period_start, "period_end": self.period_end}
+
+    def data(self) -> dict:
+        return _invoice_dict(self, account=self.subscription.account__public_id,
+                             subscription=self.subscription.public_id, coupon=_id(self.coupon), lines=[self.line()])
+
+    def row(self) -> tuple:
+        s = self.subscription
+        return (self.public_id, s.organization_id, s.account_id, s.pk, self.number, self.status, self.currency,
+                self.period_start, self.period_end, self.subtotal, self.discount, self.credit_applied, self.total,
+                self.amount_paid, self.amount_due, self.coupon.pk if self.coupon else None, self.due_date,
+                self.created_at, self.paid_at)
+
+    def line_row(self) -> tuple:
+        line = self.line()
+        return (self.pk, line["description"], self.plan.pk, line["quantity"], line["unit_amount"], line["amount"],
+                self.period_start, self.period_end)
 
 
-def _draft(subscription: Subscription, period: tuple[datetime, datetime], *, periods_used: int, now: datetime,
-           as_of: datetime) -> _Draft:
-    plan, quantity = subscription.plan, subscription.quantity
-    trial = subscription.status == "trialing"
-    unit_amount = 0 if trial else plan.amount
-    subtotal = unit_amount * quantity
-    discount, coupon = 0, None
-    if subtotal > 0 and coupon_in_force(subscription, periods_used) and coupon_applies_to(subscription.coupon, plan):
-        discount = coupon_discount(subscription.coupon, subtotal)
-        coupon = subscription.coupon
-    invoice = Invoice(
-        organization_id=subscription.organization_id, account=subscription.account, subscription=subscription,
-        currency=plan.currency, period_start=period[0], period_end=period[1], subtotal=subtotal,
-        discount=discount, credit_applied=0, total=subtotal - discount, amount_due=subtotal - discount,
-        coupon=coupon, due_date=due_date_for(period[0], as_of), created_at=now)
-    description = f"{'Trial of ' if trial else ''}{plan.name} × {quantity}"
-    line = InvoiceLine(invoice=invoice, description=description[:300], plan=plan, quantity=quantity,
-                       unit_amount=unit_amount, amount=subtotal, period_start=period[0], period_end=period[1])
-    return _Draft(subscription, invoice, line)
-
-
-def _settle(invoice: Invoice, credit: int, now: datetime) -> None:
-    invoice.credit_applied = credit
-    invoice.total = invoice.subtotal - invoice.discount - credit
-    invoice.amount_due = invoice.total
-    invoice.status = "open" if invoice.total > 0 else "paid"
-    invoice.paid_at = None if invoice.total > 0 else now
+def _new_invoice(subscription, plan: Plan, coupon: Coupon | None, period: tuple[datetime, datetime], *,
+                 periods_used: int, now: datetime, as_of: datetime) -> _NewInvoice:
+    unit_amount = 0 if subscription.status == "trialing" else plan.amount
+    subtotal = unit_amount * subscription.quantity
+    applied = None
+    if subtotal > 0 and coupon_in_force(coupon, periods_used) and coupon_applies_to(coupon, plan):
+        applied = coupon
+    new = _NewInvoice(subscription=subscription, plan=plan, coupon=applied, period_start=period[0],
+                      period_end=period[1], subtotal=subtotal,
+                      discount=coupon_discount(applied, subtotal) if applied else 0, currency=plan.currency,
+                      due_date=due_date_for(period[0], as_of), created_at=now, public_id=new_public_id("in"))
+    new.settle(0, now)
+    return new
 
 
 def _lock_sequences(organization_ids: list[int]) -> dict[int, InvoiceNumberSequence]:
@@ -178,12 +230,13 @@ def generate_invoices(*, subscription_ids, as_of: datetime) -> dict[str, int]:
     subscriptions = list(
         Subscription.objects.filter(pk__in=subscription_ids, status__in=BILLABLE_STATUSES,
                                     current_period_start__lte=as_of)
-        .select_related("account", "plan", "coupon").defer(*_ACCOUNT_FIELDS_NOT_NEEDED)
-        .prefetch_related("coupon__plans").order_by("pk"))
+        .order_by("pk").values_list(*_SUBSCRIPTION_COLUMNS, named=True))
     if not subscriptions:
         return {}
-    organizations = Organization.objects.in_bulk({s.organization_id for s in subscriptions})
     sequences = _lock_sequences(sorted({s.organization_id for s in subscriptions}))
+    plans = Plan.objects.in_bulk({s.plan_id for s in subscriptions})
+    coupon_ids = {s.coupon_id for s in subscriptions if s.coupon_id is not None}
+    coupons = Coupon.objects.prefetch_related("plans").in_bulk(coupon_ids) if coupon_ids else {}
 
     # Under the lock: which of the periods we might bill are already invoiced (by a concurrent run).
     earliest = min(s.uninvoiced_since or s.current_period_start for s in subscriptions)
@@ -193,55 +246,57 @@ def generate_invoices(*, subscription_ids, as_of: datetime) -> dict[str, int]:
             "subscription_id", "period_start"):
         invoiced[subscription_id].add(period_start)
 
-    drafts: list[_Draft] = []
+    new_invoices: list[_NewInvoice] = []
     coupon_periods: dict[int, int] = {}
     caught_up: list[int] = []
     for subscription in subscriptions:
+        plan, coupon = plans[subscription.plan_id], coupons.get(subscription.coupon_id)
         used = subscription.coupon_periods_used
-        for period in periods_to_bill(subscription, invoiced[subscription.pk]):
-            draft = _draft(subscription, period, periods_used=used, now=now, as_of=as_of)
-            used += draft.invoice.coupon_id is not None
-            drafts.append(draft)
+        for period in periods_to_bill(subscription, plan.months_per_period, invoiced[subscription.pk]):
+            new = _new_invoice(subscription, plan, coupon, period, periods_used=used, now=now, as_of=as_of)
+            used += new.coupon is not None
+            new_invoices.append(new)
         if used != subscription.coupon_periods_used:
             coupon_periods[subscription.pk] = used - subscription.coupon_periods_used
         if subscription.uninvoiced_since is not None:
             caught_up.append(subscription.pk)
-    if not drafts:
+    if not new_invoices:
         return {}
 
-    # Credits: only accounts with a balance are touched; planned here, consumed after insert.
+    # Credits: only accounts with a balance are touched; planned here, consumed after the insert.
     by_currency = defaultdict(set)
-    for draft in drafts:
-        if draft.invoice.total > 0:
-            by_currency[draft.invoice.currency].add(draft.invoice.account_id)
+    for new in new_invoices:
+        if new.total > 0:
+            by_currency[new.currency].add(new.subscription.account_id)
     balances = {(currency, account_id): balance for currency, account_ids in by_currency.items()
                 for account_id, balance in balances_for(list(account_ids), currency, as_of).items()}
-    for draft in drafts:
-        invoice = draft.invoice
-        key = (invoice.currency, invoice.account_id)
-        credit = min(balances.get(key, 0), invoice.total)
+    for new in new_invoices:
+        key = (new.currency, new.subscription.account_id)
+        credit = min(balances.get(key, 0), new.total)
         if credit:
             balances[key] -= credit
-        _settle(invoice, credit, now)
+            new.settle(credit, now)
 
-    for draft in drafts:
-        sequence = sequences[draft.invoice.organization_id]
+    for new in new_invoices:
+        sequence = sequences[new.subscription.organization_id]
         sequence.last_number += 1
-        draft.invoice.number = sequence.last_number
-    InvoiceNumberSequence.objects.bulk_update(list(sequences.values()), ["last_number"])
-    Invoice.objects.bulk_create([d.invoice for d in drafts])
-    for draft in drafts:
-        draft.line.invoice = draft.invoice
-    InvoiceLine.objects.bulk_create([d.line for d in drafts])
+        new.number = sequence.last_number
+    for sequence in sequences.values():
+        InvoiceNumberSequence.objects.filter(pk=sequence.pk).update(last_number=sequence.last_number)
+    ids = insert_rows(Invoice, _INVOICE_COLUMNS, [new.row() for new in new_invoices], returning_ids=True)
+    for new, pk in zip(new_invoices, ids):
+        new.pk = pk
+    insert_rows(InvoiceLine, _LINE_COLUMNS, [new.line_row() for new in new_invoices])
 
-    for draft in drafts:
-        invoice = draft.invoice
-        if invoice.credit_applied:
-            applied = consume_credit(account_id=invoice.account_id, currency=invoice.currency,
-                                     up_to=invoice.credit_applied, invoice=invoice, as_of=as_of)
-            if applied != invoice.credit_applied:  # the ledger moved since balances_for read it
-                _settle(invoice, applied, now)
-                invoice.save(update_fields=["credit_applied", "total", "amount_due", "status", "paid_at"])
+    for new in new_invoices:
+        if new.credit_applied:
+            applied = consume_credit(account_id=new.subscription.account_id, currency=new.currency,
+                                     up_to=new.credit_applied, invoice=Invoice(pk=new.pk), as_of=as_of)
+            if applied != new.credit_applied:  # the ledger moved since balances_for read it
+                new.settle(applied, now)
+                Invoice.objects.filter(pk=new.pk).update(credit_applied=new.credit_applied, total=new.total,
+                                                         amount_due=new.amount_due, status=new.status,
+                                                         paid_at=new.paid_at)
 
     increments = defaultdict(list)
     for subscription_id, n in coupon_periods.items():
@@ -251,14 +306,13 @@ def generate_invoices(*, subscription_ids, as_of: datetime) -> dict[str, int]:
     if caught_up:
         Subscription.objects.filter(pk__in=caught_up).update(uninvoiced_since=None)
 
+    organizations = Organization.objects.in_bulk({new.subscription.organization_id for new in new_invoices})
     events = []
-    for draft in drafts:
-        data = invoice_data(draft.invoice, [draft.line])
-        organization = organizations[draft.invoice.organization_id]
+    for new in new_invoices:
+        data, organization = new.data(), organizations[new.subscription.organization_id]
         events.append(EventDraft(organization, "invoice.created", data))
-        if draft.invoice.status == "paid":
+        if new.status == "paid":
             events.append(EventDraft(organization, "invoice.paid", data))
     record_events(events)
-    paid = sum(d.invoice.status == "paid" for d in drafts)
-    return {"invoices_created": len(drafts), "paid_at_once": paid,
-            "missed_periods_billed": len(drafts) - len({d.subscription.pk for d in drafts})}
+    return {"invoices_created": len(new_invoices), "paid_at_once": sum(new.status == "paid" for new in new_invoices),
+            "missed_periods_billed": len(new_invoices) - len({new.subscription.pk for new in new_invoices})}

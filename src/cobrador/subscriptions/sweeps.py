@@ -23,9 +23,10 @@ from django.conf import settings
 from django.db.models import Q
 
 from cobrador.core import clock
-from cobrador.customers.models import PaymentMethod
+from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.events.services import EventDraft, record_events
 from cobrador.invoicing.models import Invoice
+from cobrador.organizations.models import Organization
 from cobrador.subscriptions.bulk import update_rows
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.periods import add_months, period_end
@@ -35,10 +36,25 @@ BATCH_SIZE = 1000
 RUNNING = ("active", "past_due")
 
 
+def _unneeded(relation: str, model, needed: set[str]) -> list[str]:
+    return [f"{relation}__{field.name}" for field in model._meta.concrete_fields
+            if field.name not in needed | {"id", "public_id"}]
+
+
+# Events need only the public ids of the account and payment method: skip loading the rest.
+_DEFERRED = (_unneeded("account", BillingAccount, set())
+             + _unneeded("payment_method", PaymentMethod, {"status", "account"}))
+
+
 def _load(ids, condition: Q) -> list[Subscription]:
-    return list(Subscription.objects.select_for_update(of=("self",))
-                .select_related("organization", "account", "plan", "coupon", "payment_method", "pending_plan")
-                .filter(condition, pk__in=ids).order_by("pk"))
+    subscriptions = list(
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("account", "plan", "coupon", "payment_method", "pending_plan").defer(*_DEFERRED)
+        .filter(condition, pk__in=ids).order_by("pk"))
+    organizations = Organization.objects.in_bulk({s.organization_id for s in subscriptions})
+    for subscription in subscriptions:
+        subscription.organization = organizations[subscription.organization_id]
+    return subscriptions
 
 
 def _step(run, condition: Q, handle) -> None:

@@ -9,13 +9,15 @@ and read `messages` (parsed with the modern email policy), `connections` (one pe
 `wait_for(n)`.
 
 Run as a script it is the benchmark's sink: `python tests/fakes/smtp.py` prints its port, accepts
-everything and prints how many messages it took when it gets SIGTERM.
+everything (keeping only Message-IDs) and on SIGTERM prints {"received": n, "unique_message_ids": m}.
 """
 
 import asyncio
 import email
 import email.policy
+import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -80,9 +82,13 @@ class _Handler:
                 await asyncio.sleep(0.02)
         if reply:
             return reply
+        data = envelope.original_content or envelope.content
         with server.lock:
-            server.messages.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos),
-                                                envelope.original_content or envelope.content, time.time()))
+            if server.keep_messages:
+                server.messages.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), data, time.time()))
+            else:
+                found = _MESSAGE_ID.search(data)
+                server.message_ids.append(found.group(1) if found else b"")
         return "250 2.0.0 Message accepted for delivery"
 
 
@@ -92,8 +98,13 @@ class _Controller(Controller):
         super()._trigger_server()
 
 
+_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
+
+
 class SmtpServer:
-    def __init__(self):
+    def __init__(self, keep_messages: bool = True):
+        self.keep_messages = keep_messages  # False: keep only each message's Message-ID (the benchmark sink)
+        self.message_ids: list[bytes] = []
         self.messages: list[ReceivedMail] = []
         self.connections = 0
         self.data_replies: deque[str] = deque()
@@ -152,12 +163,14 @@ class SmtpServer:
 
 
 def _serve_sink() -> None:
-    server = SmtpServer().start()
+    server = SmtpServer(keep_messages=False).start()
     print(server.port, flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()
-    print(len(server.messages), flush=True)
+    with server.lock:
+        ids = list(server.message_ids)
+    print(json.dumps({"received": len(ids), "unique_message_ids": len(set(ids))}), flush=True)
     server.stop()
 
 

@@ -13,6 +13,7 @@ and e-mails the organization once a day per template. Claims work like webhook d
 row is pushed one lease into the future, so a killed worker's rows become due again.
 """
 
+import email.policy
 import json
 import logging
 import random
@@ -22,11 +23,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, parseaddr
 
 from django.conf import settings
 from django.core import mail
-from django.core.mail import EmailMultiAlternatives
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
@@ -34,6 +34,7 @@ from django.db.models import F
 from cobrador.core import clock
 from cobrador.notifications import contexts, registry, services
 from cobrador.notifications.defaults import TemplateParts, default_template
+from cobrador.notifications.messages import NoticeEmail, address
 from cobrador.notifications.models import AccountNotificationSettings, Notice, NotificationTemplate
 from cobrador.notifications.rendering import RenderedMessage, RenderError, TemplateCompileError, render, \
     render_message
@@ -147,19 +148,20 @@ def message_id(notice: Notice) -> str:
     return f"<{notice.public_id}@{domain}>"
 
 
-def build_email(notice: Notice, message: RenderedMessage, context: dict) -> EmailMultiAlternatives:
+def build_email(notice: Notice, message: RenderedMessage, context: dict) -> NoticeEmail:
     headers = {"Message-ID": message_id(notice), "Date": format_datetime(clock.now()),
                "Auto-Submitted": "auto-generated", "X-Cobrador-Notification": notice.type}
     if context.get("unsubscribe_url"):
         headers["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     organization = notice.organization
-    email = EmailMultiAlternatives(
-        subject=message.subject, body=message.text, from_email=formataddr((organization.name, _from_address())),
+    mail_message = NoticeEmail(
+        subject=message.subject, body=message.text, from_email=address(organization.name, _from_address()),
         to=[notice.recipient], headers=headers,
         reply_to=[organization.billing_email] if organization.billing_email and notice.account_id else None)
-    email.attach_alternative(message.html, "text/html")
-    return email
+    mail_message.attach_alternative(message.html, "text/html")
+    mail_message.message(policy=email.policy.SMTP)  # the bytes the SMTP backend sends, made now (or ValueError)
+    return mail_message
 
 
 def _smtp_failure(exc: Exception) -> Outcome:
@@ -182,7 +184,7 @@ def _close_quietly(mailer) -> None:
             mailer.connection = None
 
 
-def send_emails(emails: list[tuple[Notice, EmailMultiAlternatives]]) -> dict[int, Outcome]:
+def send_emails(emails: list[tuple[Notice, NoticeEmail]]) -> dict[int, Outcome]:
     """Send over one connection; a dropped connection is reopened once per failure and the rest go on."""
     outcomes: dict[int, Outcome] = {}
     if not emails:
@@ -194,9 +196,9 @@ def send_emails(emails: list[tuple[Notice, EmailMultiAlternatives]]) -> dict[int
         error = f"cannot connect to the mail server: {type(exc).__name__}: {exc}"[:1000]
         return {notice.pk: Outcome(error=error) for notice, _ in emails}
     try:
-        for i, (notice, email) in enumerate(emails):
+        for i, (notice, mail_message) in enumerate(emails):
             try:
-                mailer.send_messages([email])
+                mailer.send_messages([mail_message])
                 outcomes[notice.pk] = Outcome(sent=True)
             except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
                 outcomes[notice.pk] = _smtp_failure(exc)
@@ -289,33 +291,76 @@ def _template_failure_drafts(parked: list[tuple[Notice, str]]) -> list:
 
 
 def record_outcomes(token: str, notices: list[Notice], outcomes: dict[int, Outcome]) -> None:
+    """One transaction. Rows sent with nothing of their own to store (e-mail, webhook) take one UPDATE;
+    in-app rows (their rendered text) and failures are written row by row in one bulk update. Only the
+    claimant writes: a row whose lease ran out and was taken over is left to its new owner."""
     now = clock.now()
-    parked = []
+    plainly_sent, own_values, parked = [], [], []
+    for notice in notices:
+        outcome = outcomes[notice.pk]
+        if outcome.sent and notice.channel != "in_app":
+            plainly_sent.append(notice.pk)
+            continue
+        notice.claim_token, notice.last_error = "", outcome.error
+        if outcome.sent:
+            notice.status, notice.next_attempt_at, notice.sent_at = "sent", None, now
+            notice.subject, notice.body_text = outcome.subject, outcome.body_text
+        elif outcome.parked:
+            notice.status, notice.next_attempt_at = "parked", None
+            parked.append((notice, outcome.error))
+        else:
+            next_at = None if outcome.permanent else _next_attempt(notice, now)
+            notice.status = "pending" if next_at else "failed"
+            notice.next_attempt_at = next_at
+        own_values.append(notice)
     with transaction.atomic():
-        owned_rows = Notice.objects.filter(pk__in=[n.pk for n in notices], claim_token=token)
-        if connection.vendor == "postgresql":
-            owned_rows = owned_rows.select_for_update()
-        owned = set(owned_rows.values_list("pk", flat=True))
-        changed = []
-        for notice in notices:
-            if notice.pk not in owned:  # the lease ran out and another worker took the row over
-                continue
-            outcome = outcomes[notice.pk]
-            notice.claim_token = ""
-            notice.last_error = outcome.error
-            if outcome.sent:
-                notice.status, notice.next_attempt_at, notice.sent_at = "sent", None, now
-                notice.subject, notice.body_text = outcome.subject, outcome.body_text
-            elif outcome.parked:
-                notice.status, notice.next_attempt_at = "parked", None
-                parked.append((notice, outcome.error))
-            else:
-                next_at = None if outcome.permanent else _next_attempt(notice, now)
-                notice.status = "pending" if next_at else "failed"
-                notice.next_attempt_at = next_at
-            changed.append(notice)
-        Notice.objects.bulk_update(changed, UPDATED_FIELDS, batch_size=500)
+        if plainly_sent:
+            Notice.objects.filter(pk__in=plainly_sent, claim_token=token).update(
+                status="sent", next_attempt_at=None, sent_at=now, claim_token="", last_error="")
+        if own_values:
+            owned_rows = Notice.objects.filter(pk__in=[n.pk for n in own_values], claim_token=token)
+            if connection.vendor == "postgresql":
+                owned_rows = owned_rows.select_for_update()
+            owned = set(owned_rows.values_list("pk", flat=True))
+            Notice.objects.bulk_update([n for n in own_values if n.pk in owned], UPDATED_FIELDS, batch_size=500)
         services.enqueue_notices(_template_failure_drafts(parked))
+
+
+@dataclass
+class PreparedBatch:
+    outcomes: dict[int, Outcome]  # notices already decided: parked, or in-app (sent)
+    emails: list[tuple[Notice, NoticeEmail]]
+    posts: list[tuple[Notice, RenderedMessage]]
+    rendered: dict[int, RenderedMessage]
+
+
+def prepare_batch(notices: list[Notice]) -> PreparedBatch:
+    """Render every notice of a batch; a template failure parks that notice only."""
+    batch = PreparedBatch(outcomes={}, emails=[], posts=[], rendered={})
+    templates = _templates(notices)
+    documents = _payment_documents(notices)
+    for notice in notices:
+        context = _context(notice, documents)
+        try:
+            message = _render(notice, templates[(notice.organization_id, notice.type, notice.locale)], context)
+        except (RenderError, TemplateCompileError) as exc:
+            batch.outcomes[notice.pk] = Outcome(parked=True,
+                                                error=f"template {notice.type} ({notice.locale}): {exc}"[:1000])
+            continue
+        except TypeError as exc:  # context that is not plain data: a bug, kept visible on the row
+            batch.outcomes[notice.pk] = Outcome(parked=True, error=f"bad template context: {exc}"[:1000])
+            continue
+        batch.rendered[notice.pk] = message
+        if notice.channel == "email":
+            try:
+                batch.emails.append((notice, build_email(notice, message, context)))
+            except ValueError as exc:  # an address or header that cannot be written
+                batch.outcomes[notice.pk] = Outcome(error=f"invalid message: {exc}"[:1000], permanent=True)
+        elif notice.channel == "webhook":
+            batch.posts.append((notice, message))
+        else:
+            batch.outcomes[notice.pk] = Outcome(sent=True)
+    return batch
 
 
 def deliver_batch(*, limit: int = BATCH_SIZE) -> int:
@@ -323,36 +368,14 @@ def deliver_batch(*, limit: int = BATCH_SIZE) -> int:
     token, notices = claim_due(now=clock.now(), limit=limit)
     if not notices:
         return 0
-    templates = _templates(notices)
-    documents = _payment_documents(notices)
-    outcomes: dict[int, Outcome] = {}
-    emails, posts, rendered = [], [], {}
-    for notice in notices:
-        context = _context(notice, documents)
-        try:
-            message = _render(notice, templates[(notice.organization_id, notice.type, notice.locale)], context)
-        except (RenderError, TemplateCompileError) as exc:
-            outcomes[notice.pk] = Outcome(parked=True, error=f"template {notice.type} ({notice.locale}): {exc}"[:1000])
-            continue
-        except TypeError as exc:  # context that is not plain data: a bug, kept visible on the row
-            outcomes[notice.pk] = Outcome(parked=True, error=f"bad template context: {exc}"[:1000])
-            continue
-        rendered[notice.pk] = message
-        if notice.channel == "email":
-            emails.append((notice, build_email(notice, message, context)))
-        elif notice.channel == "webhook":
-            posts.append((notice, message))
-        else:
-            outcomes[notice.pk] = Outcome(sent=True)
-    outcomes.update(send_emails(emails))
-    if posts:
-        outcomes.update(send_webhooks(posts))
-    channels = {n.pk: n.channel for n in notices}
-    for pk, message in rendered.items():
-        outcome = outcomes[pk]
-        if outcome.sent:
-            outcome.subject = message.subject
-            outcome.body_text = message.text if channels[pk] == "in_app" else ""
+    batch = prepare_batch(notices)
+    outcomes = batch.outcomes
+    outcomes.update(send_emails(batch.emails))
+    if batch.posts:
+        outcomes.update(send_webhooks(batch.posts))
+    in_app = {n.pk for n in notices if n.channel == "in_app"}
+    for pk in in_app & batch.rendered.keys():
+        outcomes[pk].subject, outcomes[pk].body_text = batch.rendered[pk].subject, batch.rendered[pk].text
     record_outcomes(token, notices, outcomes)
     return len(notices)
 

@@ -121,8 +121,8 @@ class Notice(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     claim_token = models.CharField(max_length=32, blank=True, default="")
     last_error = models.CharField(max_length=1000, blank=True, default="")
-    subject = models.CharField(max_length=500, blank=True, default="")  # as rendered
-    body_text = models.TextField(blank=True, default="")  # as rendered, kept for in-app notices
+    subject = models.CharField(max_length=500, blank=True, default="")  # as rendered, for in-app notices
+    body_text = models.TextField(blank=True, default="")  # as rendered, for in-app notices
     read_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)

@@ -13,7 +13,7 @@ import random
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -39,6 +39,8 @@ JITTER = 0.1  # +-10% of each delay, so a failing receiver's retries do not arri
 DISABLE_AFTER_FAILING = timedelta(days=5)
 MAX_RETRY_AFTER = timedelta(hours=24)
 BATCH_SIZE = 200
+# Batches one deliver_batch call may pipeline before the worker's other drainers get a turn.
+PIPELINE_BATCHES = 10
 
 
 def payload_bytes(event) -> bytes:
@@ -145,17 +147,24 @@ def claim_due(*, now: datetime, limit: int = BATCH_SIZE) -> tuple[str, list[Webh
     """Take up to `limit` due rows for this worker by pushing them one lease into the future."""
     token = secrets.token_hex(8)
     lease_until = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
-    with transaction.atomic():
-        due = WebhookDelivery.objects.filter(status="pending", next_attempt_at__lte=now).order_by("next_attempt_at")
-        if connection.vendor == "postgresql":
-            due = due.select_for_update(skip_locked=True)
-        ids = list(due.values_list("pk", flat=True)[:limit])
-        if not ids:
+    due = WebhookDelivery.objects.filter(status="pending", next_attempt_at__lte=now).order_by("next_attempt_at")
+    lease = {"next_attempt_at": lease_until, "claim_token": token, "attempt_count": F("attempt_count") + 1,
+             "schedule_position": F("schedule_position") + 1}
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            ids = list(due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit])
+            if not ids:
+                return token, []
+            WebhookDelivery.objects.filter(pk__in=ids, status="pending", next_attempt_at__lte=now).update(**lease)
+    else:
+        # SQLite has one write lock for the whole database. Take it only when something is due (an idle
+        # poll is a read), and for one statement, so no Python runs while this worker holds it.
+        if not due.exists():
             return token, []
-        WebhookDelivery.objects.filter(pk__in=ids, status="pending", next_attempt_at__lte=now).update(
-            next_attempt_at=lease_until, claim_token=token, attempt_count=F("attempt_count") + 1,
-            schedule_position=F("schedule_position") + 1)
-    rows = list(WebhookDelivery.objects.filter(claim_token=token, pk__in=ids).select_related("event"))
+        WebhookDelivery.objects.filter(pk__in=due.values("pk")[:limit]).update(**lease)
+    # The claimed rows are the pending ones leased until exactly `lease_until` (an indexed lookup) with our token.
+    rows = list(WebhookDelivery.objects.filter(status="pending", next_attempt_at=lease_until, claim_token=token)
+                .select_related("event"))
     # One endpoint object (one secret decryption) per endpoint, not per row. A row whose endpoint was
     # deleted just now is gone with it.
     endpoints = WebhookEndpoint.objects.in_bulk({row.endpoint_id for row in rows})
@@ -248,30 +257,54 @@ def _sender_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def deliver_batch(*, limit: int = BATCH_SIZE) -> int:
-    """Claim and deliver one batch of due rows; returns how many were attempted."""
-    token, deliveries = claim_due(now=clock.now(), limit=limit)
-    if not deliveries:
-        return 0
+def _attempt(delivery: WebhookDelivery) -> tuple[WebhookDelivery, Outcome, datetime]:
+    attempted_at = clock.now()
+    return delivery, _send(delivery), attempted_at
 
-    def attempt(delivery):
-        attempted_at = clock.now()
-        return delivery, _send(delivery), attempted_at
 
-    results = list(_sender_pool().map(attempt, deliveries))
-    record_outcomes(token, results)
-    return len(deliveries)
+def _record(batch: tuple[str, list[Future]]) -> None:
+    token, sends = batch
+    record_outcomes(token, [send.result() for send in sends])
+
+
+def _pipeline_batches() -> int:
+    # Not on SQLite: there the outcomes of one batch would be written while the senders post the next,
+    # and the database's one write lock would be held while this thread waits for the GIL.
+    return PIPELINE_BATCHES if connection.vendor == "postgresql" else 1
+
+
+def deliver_batch(*, limit: int | None = None, max_batches: int | None = None) -> int:
+    """Claim and deliver due rows, up to `max_batches` batches of `limit`; returns how many were attempted.
+
+    The batches overlap: while the senders post one batch, this thread claims the next and records
+    the one before, so the senders do not wait for the database. It stops after a batch that is not
+    full, and every outcome is recorded before it returns.
+    """
+    limit, max_batches = limit or BATCH_SIZE, max_batches or _pipeline_batches()
+    attempted, in_flight = 0, None
+    try:
+        for _ in range(max_batches):
+            token, deliveries = claim_due(now=clock.now(), limit=limit)
+            previous = in_flight
+            in_flight = (token, [_sender_pool().submit(_attempt, d) for d in deliveries]) if deliveries else None
+            if previous is not None:
+                _record(previous)
+            attempted += len(deliveries)
+            if len(deliveries) < limit:
+                break
+    finally:
+        if in_flight is not None:
+            _record(in_flight)
+    return attempted
 
 
 def deliver_due(*, max_batches: int | None = None) -> int:
     """Deliver until nothing is due (or `max_batches`); returns the number of attempts made."""
-    total, batches = 0, 0
-    while max_batches is None or batches < max_batches:
-        n = deliver_batch()
-        total += n
-        batches += 1
-        if n == 0:
-            break
+    if max_batches is not None:
+        return deliver_batch(max_batches=max_batches)
+    total = 0
+    while attempted := deliver_batch():
+        total += attempted
     return total
 
 

@@ -105,12 +105,20 @@ def _in_thread(function: Callable):
     return run
 
 
-def call_concurrently(function: Callable, items: list) -> list:
-    """`function` over `items` in the gateway thread pool, results in order. Inside an atomic block
-    (tests) other threads could not see this transaction's rows, so the calls run here, in order."""
+def start_calls(function: Callable, items: list) -> Callable[[], list]:
+    """Start `function` over `items` in the gateway thread pool; returns a function that waits for the
+    results, in order. Inside an atomic block (tests) other threads could not see this transaction's
+    rows, so the calls run here, at once, in order."""
     if len(items) <= 1 or connection.in_atomic_block:
-        return [function(item) for item in items]
-    return list(_call_pool().map(_in_thread(function), items))
+        results = [function(item) for item in items]
+        return lambda: results
+    futures = [_call_pool().submit(_in_thread(function), item) for item in items]
+    return lambda: [future.result() for future in futures]
+
+
+def call_concurrently(function: Callable, items: list) -> list:
+    """`function` over `items` in the gateway thread pool, results in order."""
+    return start_calls(function, items)()
 
 
 # --- recording answers --------------------------------------------------------------------------------
@@ -122,11 +130,12 @@ def record_results(results: Iterable[tuple[int, ChargeResult]], *, via: str = "c
     no longer need. `before_commit(effects)` runs in that transaction after the answers are applied
     and before the events are written (dunning records its attempts' outcomes there)."""
     results = list(results)
-    effects = services.Effects()
+    effects = services.Effects(bulk=True)
     with transaction.atomic():
         by_pk = {p.pk: p for p in services.lock_payments(pk for pk, _ in results)}
         for pk, result in results:
             services.apply_result(payment=by_pk[pk], result=result, effects=effects, via=via)
+        effects.write()
         if before_commit is not None:
             before_commit(effects)
         effects.flush()
@@ -191,36 +200,58 @@ def _create_first_payments(invoice_ids: list[int], counts: dict) -> list[Payment
         Payment.objects.bulk_create(payments)
     if len(invoices) < len(invoice_ids):  # charged meanwhile by another worker or by hand
         counts["skipped"] = counts.get("skipped", 0) + len(invoice_ids) - len(invoices)
-    return list(Payment.objects.filter(public_id__in=[p.public_id for p in payments]).select_related(
-        "invoice", "account", "payment_method", "gateway").order_by("pk"))
+    if any(p.pk is None for p in payments):  # a backend without RETURNING on bulk insert
+        pks = dict(Payment.objects.filter(public_id__in=[p.public_id for p in payments])
+                   .values_list("public_id", "pk"))
+        for payment in payments:
+            payment.pk = pks[payment.public_id]
+    for payment in payments:
+        payment.account = payment.invoice.account
+    return payments
 
 
 def charge_open_invoices(*, organization_id: int | None = None, batch_size: int = BATCH_SIZE,
                          max_batches: int | None = None) -> dict:
     """Charge every open, never-charged invoice with its account's default method, a batch at a time:
     one transaction writes a batch's payments, the gateway calls run concurrently, one transaction
-    records their answers. Safe to run in several workers at once. Returns counts by outcome."""
+    records their answers. The calls of one batch overlap the recording of the batch before. Safe to
+    run in several workers at once. Returns counts by outcome."""
     counts: dict[str, int] = {}
     gateways: dict = {}
     after_pk, batches = 0, 0
-    while max_batches is None or batches < max_batches:
-        ids = list(uncharged_open_invoices(organization_id=organization_id).filter(pk__gt=after_pk)
-                   .order_by("pk").values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            break
-        after_pk, batches = ids[-1], batches + 1
-        payments = _create_first_payments(ids, counts)
-        results = call_concurrently(lambda p: send_charge(p, gateway=_gateway(p, gateways)), payments)
-        try:
-            record_results([(p.pk, r) for p, r in zip(payments, results, strict=True)])
-        except Exception:
-            # The payments stay `processing`; reconciliation asks the provider about them.
-            logger.exception("recording %d charge results failed; reconciliation will settle them", len(payments))
-            counts["unrecorded"] = counts.get("unrecorded", 0) + len(payments)
-            continue
-        for result in results:
-            counts[result.status] = counts.get(result.status, 0) + 1
-    return counts
+    in_flight = None  # (payments, wait for their results) of the batch whose calls are running
+
+    def send(payment):
+        return send_charge(payment, gateway=_gateway(payment, gateways))
+
+    while True:
+        ids = []
+        if max_batches is None or batches < max_batches:
+            ids = list(uncharged_open_invoices(organization_id=organization_id).filter(pk__gt=after_pk)
+                       .order_by("pk").values_list("pk", flat=True)[:batch_size])
+        started = None
+        if ids:
+            after_pk, batches = ids[-1], batches + 1
+            payments = _create_first_payments(ids, counts)
+            started = (payments, start_calls(send, payments))
+        if in_flight is not None:
+            _record_batch(*in_flight, counts)
+        in_flight = started
+        if in_flight is None:
+            return counts
+
+
+def _record_batch(payments: list[Payment], results_of: Callable[[], list], counts: dict) -> None:
+    results = results_of()
+    try:
+        record_results([(p.pk, r) for p, r in zip(payments, results, strict=True)])
+    except Exception:
+        # The payments stay `processing`; reconciliation asks the provider about them.
+        logger.exception("recording %d charge results failed; reconciliation will settle them", len(payments))
+        counts["unrecorded"] = counts.get("unrecorded", 0) + len(payments)
+        return
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
 
 
 # --- cancellations and refunds -------------------------------------------------------------------------

@@ -304,12 +304,12 @@ def _record_round(charged, results: list[ChargeResult], counts: Counter) -> None
             # A failed card (or a document that could not be issued) lets the walk go on.
             attempt.ended = record.outcome != "failed" or attempt.next_method() is None
             attempts.append(attempt)
-        RecoveryRecord.objects.bulk_update([r for _, r, _ in charged], ["outcome", "decline_code", "message"])
+        services.update_grouped(RecoveryRecord, [r for _, r, _ in charged], ["outcome", "decline_code", "message"])
         rows = _lock_ours(attempts)
         for pk, card_ids in hard_declined.items():
             row = rows[pk]
             row.hard_declined_cards = sorted(set(row.hard_declined_cards) | card_ids)
-        DunningInvoice.objects.bulk_update([rows[pk] for pk in hard_declined], ["hard_declined_cards"])
+        services.update_grouped(DunningInvoice, [rows[pk] for pk in hard_declined], ["hard_declined_cards"])
         _finish([a for a in attempts if a.ended], counts, emit=effects.emit)
 
     charging.record_results([(p.pk, r) for (p, _, _), r in zip(charged, results, strict=True)],
@@ -382,10 +382,10 @@ def _finish(attempts: list[Attempt], counts: Counter, *, emit) -> None:
         if row.status == "exhausted" and not attempt.was_exhausted:
             counts["exhausted"] += 1
             emit(row.organization, "dunning.exhausted", services.exhausted_data(row))
-    DunningInvoice.objects.bulk_update(rows, ["status", "attempts_made", "last_attempt_at", "next_attempt_number",
+    services.update_grouped(DunningInvoice, rows, ["status", "attempts_made", "last_attempt_at", "next_attempt_number",
                                               "next_attempt_at", "next_methods", "closed_at", "lease_until",
                                               "lease_token", "updated_at", "error_count"])
-    RecoveryRecord.objects.bulk_update([r for r in records if r.pk], ["next_retry_at"])
+    services.update_grouped(RecoveryRecord, [r for r in records if r.pk], ["next_retry_at"])
 
 
 # --- a newly saved payment method ---------------------------------------------------------------

@@ -98,7 +98,7 @@ def _follow_dunning_payments(events) -> None:
         if record.outcome == "failed":
             record.decline_code = record.payment.failure_code
             record.message = record.payment.failure_message[:500]
-    RecoveryRecord.objects.bulk_update(records, ["outcome", "decline_code", "message"])
+    services.update_grouped(RecoveryRecord, records, ["outcome", "decline_code", "message"])
 
 
 register_sink(react_to_events)

@@ -39,6 +39,10 @@ def test_retries_suspension_and_reactivation_by_a_boleto_callback(org, clock):
         day(3, 6).isoformat().replace("+00:00", "Z"), day(6, 6).isoformat().replace("+00:00", "Z"),
         day(11, 6).isoformat().replace("+00:00", "Z"), day(18, 6).isoformat().replace("+00:00", "Z"), None]
     assert len(events(organization, "dunning.exhausted")) == 1
+    # Each attempt's event carries the boleto the customer is asked to pay.
+    first_boleto = Payment.objects.get(invoice=invoice, method="bank_slip", attempt_number=1)
+    assert retried[0]["document"]["payment"] == first_boleto.public_id
+    assert retried[0]["document"]["boleto_line"] == first_boleto.boleto_line and first_boleto.boleto_line
     # Each newer boleto canceled the one before it.
     boletos = list(Payment.objects.filter(invoice=invoice, method="bank_slip").order_by("pk")
                    .values_list("attempt_number", "status"))

@@ -50,6 +50,8 @@ LEASE = timedelta(minutes=10)
 DEFER = timedelta(hours=1)
 BATCH_SIZE = int(os.environ.get("COBRADOR_DUNNING_BATCH_SIZE", "500"))
 DOCUMENT_METHODS = ("bank_slip", "pix")
+DOCUMENT_FIELDS = ("provider_charge_id", "boleto_url", "boleto_line", "boleto_barcode", "pix_copy_paste",
+                   "pix_qr_code_url", "expires_at")
 
 
 @dataclass
@@ -301,6 +303,8 @@ def _record_round(charged, results: list[ChargeResult], counts: Counter) -> None
                 hard_declined[attempt.dunning.pk].add(payment.payment_method_id)
             if record.outcome == "issued":
                 issued[payment.invoice_id] = payment.pk
+                for name in DOCUMENT_FIELDS:  # for the attempt's event (the saved row got them too)
+                    setattr(payment, name, getattr(result, name) or getattr(payment, name))
             # A failed card (or a document that could not be issued) lets the walk go on.
             attempt.ended = record.outcome != "failed" or attempt.next_method() is None
             attempts.append(attempt)
@@ -354,7 +358,10 @@ def _finish(attempts: list[Attempt], counts: Counter, *, emit) -> None:
         rows.append(row)
         row.lease_until, row.lease_token, row.updated_at, row.error_count = None, "", now, 0
         if attempt.deferred:
-            row.status, row.next_attempt_at = "scheduled", now + DEFER
+            if attempt.was_exhausted:  # an immediate retry of an exhausted invoice: simply not now
+                row.status, row.next_attempt_at = "exhausted", None
+            else:
+                row.status, row.next_attempt_at = "scheduled", now + DEFER
             counts["deferred_payment_in_flight"] += 1
             continue
         if attempt.closed_as:

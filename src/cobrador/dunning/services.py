@@ -17,7 +17,7 @@ import json
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 
 from cobrador.core import clock
 from cobrador.core.money import format_money
@@ -103,6 +103,7 @@ def attempt_data(records: list[RecoveryRecord], next_retry_at: datetime | None) 
     """The payload of dunning.retry_attempted: one attempt, every method it tried."""
     first = records[0]
     outcome, method = attempt_outcome(records)
+    issued = next((r for r in records if r.outcome == "issued" and r.payment_id), None)
     return {
         "object": "dunning_attempt",
         "invoice": first.invoice.public_id,
@@ -111,7 +112,24 @@ def attempt_data(records: list[RecoveryRecord], next_retry_at: datetime | None) 
         "method": method,
         "outcome": outcome,
         "next_retry_at": next_retry_at,
+        "document": document_data(issued.payment) if issued is not None else None,
         "records": [recovery_record_data(r) for r in records],
+    }
+
+
+def document_data(payment: Payment) -> dict:
+    """The boleto or PIX an attempt issued, as the customer pays it."""
+    return {
+        "payment": payment.public_id,
+        "method": payment.method,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "boleto_url": payment.boleto_url or None,
+        "boleto_line": payment.boleto_line or None,
+        "boleto_barcode": payment.boleto_barcode or None,
+        "pix_copy_paste": payment.pix_copy_paste or None,
+        "pix_qr_code_url": payment.pix_qr_code_url or None,
+        "expires_at": payment.expires_at,
     }
 
 
@@ -286,8 +304,9 @@ def settle_invoices(*, invoice_ids) -> None:
         row.closed_at, row.next_attempt_at, row.lease_until, row.lease_token, row.updated_at = now, None, None, "", now
     update_grouped(DunningInvoice, rows, ["status", "closed_at", "next_attempt_at", "lease_until", "lease_token",
                                               "updated_at"])
-    account_ids = set(Invoice.objects.filter(pk__in=invoice_ids).values_list("account_id", flat=True))
-    settle_accounts(account_ids=account_ids)
+    settled = list(Invoice.objects.filter(pk__in=invoice_ids).values_list("account_id", "subscription_id"))
+    settle_accounts(account_ids={account_id for account_id, _ in settled})
+    restore_subscriptions(subscription_ids={s for _, s in settled if s is not None})
 
 
 def settle_accounts(*, account_ids) -> None:
@@ -337,18 +356,22 @@ def reactivate(*, account_ids, cases: dict[int, DelinquentAccount], now: datetim
         events.append(EventDraft(account.organization, "billing_account.reactivated", data))
     update_grouped(DelinquentAccount, closed, ["status", "closed_at", "updated_at", "overdue_invoice_count",
                                                    "overdue_amount"])
-    events += _restore_subscriptions(account_ids, now)
     record_events(events)
+    restore_subscriptions(subscription_ids=Subscription.objects.filter(
+        account_id__in=list(account_ids), status="past_due").values_list("pk", flat=True))
 
 
-def _restore_subscriptions(account_ids, now: datetime) -> list[EventDraft]:
+def restore_subscriptions(*, subscription_ids) -> None:
+    """past_due subscriptions left without an overdue invoice become active again (subscription.updated)."""
+    now = clock.now()
+    overdue = overdue_invoices(now.date()).filter(subscription_id=OuterRef("pk"))
     subscriptions = list(Subscription.objects.select_for_update(of=("self",)).filter(
-        account_id__in=list(account_ids), status="past_due").select_related(
+        pk__in=list(subscription_ids), status="past_due").exclude(Exists(overdue)).select_related(
         "organization", "account", "plan", "coupon", "payment_method", "pending_plan"))
     for subscription in subscriptions:
         subscription.status, subscription.updated_at = "active", now
     update_grouped(Subscription, subscriptions, ["status", "updated_at"])
-    return [EventDraft(s.organization, "subscription.updated", subscription_data(s)) for s in subscriptions]
+    record_events([EventDraft(s.organization, "subscription.updated", subscription_data(s)) for s in subscriptions])
 
 
 # --- canceling retries ---------------------------------------------------------------------------

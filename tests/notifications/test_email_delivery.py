@@ -165,6 +165,22 @@ def test_a_timeout_is_retried_and_the_connection_reopened_for_the_rest(api, cloc
     assert sorted(m.rcpt_tos[0] for m in smtp.messages) == ["fine@example.com", "slow@example.com"]
 
 
+def test_a_421_closing_the_connection_fails_only_that_mail_and_the_rest_go_over_a_new_one(api, clock, smtp):
+    first = make_account(api.organization, name="First", email="first@example.com")
+    second = make_account(api.organization, name="Second", email="second@example.com")
+    emit_invoice_created(make_invoice(first, number=1))
+    emit_invoice_created(make_invoice(second, number=2))
+    smtp.reply_next_data("421 4.7.0 Too many messages, closing connection")
+
+    drain()
+
+    failed = Notice.objects.get(channel="email", account=first)
+    assert failed.status == "pending" and "SMTP 421" in failed.last_error
+    assert Notice.objects.get(channel="email", account=second).status == "sent"
+    assert [m.rcpt_tos for m in smtp.wait_for(1)] == [["second@example.com"]]
+    assert smtp.connections == 2
+
+
 def test_an_unreachable_mail_server_leaves_everything_to_retry(api, clock, smtp):
     account = make_account(api.organization)
     emit_invoice_created(make_invoice(account))

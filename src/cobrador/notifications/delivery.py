@@ -184,8 +184,17 @@ def _close_quietly(mailer) -> None:
             mailer.connection = None
 
 
+def _needs_reconnect(mailer) -> bool:
+    """The SMTP connection was dropped (by us after a timeout, or by the server after a 421). Backends
+    without a connection (files, memory) never need one."""
+    if not hasattr(mailer, "connection"):
+        return False
+    return mailer.connection is None or getattr(mailer.connection, "sock", True) is None
+
+
 def send_emails(emails: list[tuple[Notice, NoticeEmail]]) -> dict[int, Outcome]:
-    """Send over one connection; a dropped connection is reopened once per failure and the rest go on."""
+    """Send over one connection. A timeout or a dropped connection fails (for a retry) only the message
+    it happened to; the connection is reopened for the rest. If it cannot be, the rest retry later."""
     outcomes: dict[int, Outcome] = {}
     if not emails:
         return outcomes
@@ -198,22 +207,23 @@ def send_emails(emails: list[tuple[Notice, NoticeEmail]]) -> dict[int, Outcome]:
     try:
         for i, (notice, mail_message) in enumerate(emails):
             try:
+                if _needs_reconnect(mailer):
+                    _close_quietly(mailer)
+                    mailer.open()
+            except Exception as exc:  # noqa: BLE001
+                error = f"cannot reconnect to the mail server: {type(exc).__name__}: {exc}"[:1000]
+                outcomes.update({later.pk: Outcome(error=error) for later, _ in emails[i:]})
+                break
+            try:
                 mailer.send_messages([mail_message])
                 outcomes[notice.pk] = Outcome(sent=True)
             except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-                outcomes[notice.pk] = _smtp_failure(exc)
+                outcomes[notice.pk] = _smtp_failure(exc)  # the server answered: the connection is still good
             except ValueError as exc:  # an address the mailer refuses to even try
                 outcomes[notice.pk] = Outcome(error=f"invalid address: {exc}"[:1000], permanent=True)
-            except (smtplib.SMTPException, OSError) as exc:  # timeouts, disconnects, 421: the connection is gone
+            except (smtplib.SMTPException, OSError) as exc:  # a timeout or a lost connection: start afresh
                 outcomes[notice.pk] = _smtp_failure(exc)
                 _close_quietly(mailer)
-                try:
-                    mailer.open()
-                except Exception as reopen_exc:  # noqa: BLE001
-                    error = f"cannot reconnect to the mail server: {type(reopen_exc).__name__}: {reopen_exc}"
-                    for later, _ in emails[i + 1:]:
-                        outcomes[later.pk] = Outcome(error=error[:1000])
-                    break
     finally:
         _close_quietly(mailer)
     return outcomes

@@ -55,10 +55,13 @@ class _Lookups:
         from cobrador.subscriptions.models import Subscription
 
         org_ids = {e.organization_id for e in events}
-        invoice_refs = {r for e in events if (r := _invoice_ref(e))}
+        # The invoice is needed to find the account when the event does not name it, and for payment events'
+        # invoice number; the subscription only to find the account.
+        invoice_refs = {r for e in events if (e.type.startswith("payment.") or not self._direct_account_ref(e))
+                        and (r := _invoice_ref(e))}
         self.invoices = {(i.organization_id, i.public_id): i for i in Invoice.objects.filter(
             organization_id__in=org_ids, public_id__in=invoice_refs).select_related("account")} if invoice_refs else {}
-        subscription_refs = {r for e in events if e.type.startswith("subscription.") and (r := _subscription_ref(e))}
+        subscription_refs = {r for e in events if not self._direct_account_ref(e) and (r := _subscription_ref(e))}
         self.subscriptions = {(s.organization_id, s.public_id): s for s in Subscription.objects.filter(
             organization_id__in=org_ids, public_id__in=subscription_refs).select_related("account", "plan")} \
             if subscription_refs else {}
@@ -96,6 +99,7 @@ class _Lookups:
 
 def _draft(event, type_name: str, account, lookups: _Lookups, config) -> services.NoticeDraft | None:
     data, organization = event.data, event.organization
+    entity = str(contexts.ref(data.get("id")) or event.public_id)  # never "None": that would dedupe unrelated events
     timezone = organization.timezone
     locale = account.locale if account is not None else config.organization_locale
     day = event.created_at.date().isoformat()
@@ -107,7 +111,7 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
 
     if type_name == "webhook_endpoint_disabled":
         draft.recipient = organization.billing_email
-        draft.key = f"{data.get('id')}:{data.get('disabled_at') or event.created_at.isoformat()}"
+        draft.key = f"{entity}:{data.get('disabled_at') or event.created_at.isoformat()}"
         draft.context = {"endpoint": {"id": str(data.get("id") or ""), "url": str(data.get("url") or ""),
                                       "reason": str(data.get("reason") or data.get("disabled_reason") or ""),
                                       "disabled_at": formatting.day(data.get("disabled_at"), locale, timezone)}}
@@ -117,17 +121,17 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
         {"id": invoice.public_id, "number": invoice.number, "total": invoice.total, "amount_due": invoice.amount_due,
          "currency": invoice.currency, "due_date": invoice.due_date} if invoice is not None else {})
     if type_name == "invoice_created":
-        draft.key = str(data.get("id"))
+        draft.key = entity
         draft.context = {"invoice": contexts.invoice_context(data, locale, timezone)}
         draft.link = draft.context["invoice"]["url"]
     elif type_name == "payment_succeeded":
-        draft.key = str(data.get("id"))
+        draft.key = entity
         draft.context = {"payment": contexts.payment_context(data, locale, timezone),
                          "invoice": contexts.invoice_context(invoice_data, locale, timezone)}
         draft.link = draft.context["invoice"]["url"]
     elif type_name == "payment_failed":
         # payment.failed and invoice.payment_failed describe the same failure: one notice per invoice and day.
-        draft.key = f"{invoice_data.get('id') or data.get('id')}:{day}"
+        draft.key = f"{invoice_data.get('id') or entity}:{day}"
         is_payment = data.get("object") == "payment" or event.type.startswith("payment.")
         draft.context = {"payment": contexts.payment_context(data if is_payment else {}, locale, timezone),
                          "invoice": contexts.invoice_context(invoice_data, locale, timezone),
@@ -139,14 +143,14 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
         subscription = contexts.subscription_context(data, locale, timezone, plan_name)
         draft.context = {"subscription": subscription}
         if type_name == "subscription_renewed":
-            draft.key = f"{data.get('id')}:{data.get('current_period_start')}"
+            draft.key = f"{entity}:{data.get('current_period_start')}"
         elif type_name == "renewal_prompt":
-            draft.key = f"{data.get('id')}:{data.get('commitment_end') or data.get('current_period_end')}"
+            draft.key = f"{entity}:{data.get('commitment_end') or data.get('current_period_end')}"
             draft.link = services.build_link(config.confirm_renewal_url, account_id=account.public_id,
                                              subscription_id=str(data.get("id") or ""))
         else:
             trial_end = formatting.local_date(data.get("trial_end"))
-            draft.key = f"{data.get('id')}:{trial_end}"
+            draft.key = f"{entity}:{trial_end}"
             draft.context["days_left"] = max(0, (trial_end - event.created_at.date()).days) if trial_end else 0
             draft.context["has_payment_method"] = bool(data.get("payment_method")) or \
                 account.pk in lookups.with_default_method

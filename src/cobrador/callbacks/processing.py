@@ -1,17 +1,20 @@
 """Processing stored callbacks: claim a batch, apply each to its payment, record what changed.
 
-A batch is one transaction with a savepoint per callback, so a callback that fails rolls back only
-its own changes: it becomes `failed` with its error and is retried with backoff (RETRY_DELAYS) by
-the callback-retry sweep, then left `failed` for an operator (admin or API: reprocess). The handler
-is the same for every provider: the adapter parses the body into a CallbackEvent and the payment
-moves by payments.services.apply_result, which never moves a payment backwards, so events that
-arrive out of order (paid before pending) end in the right state.
+A claimed batch is parsed first (no database), then applied SLICE_SIZE callbacks per transaction: the
+slice's payments are found and locked together and its rows written in bulk. A callback that cannot be
+applied (its payment is not known yet, its body cannot be parsed) fails alone; any other error sends the
+slice through again one callback at a time, so only the broken one fails. A failed callback keeps its
+error and is retried with backoff (RETRY_DELAYS) by the callback-retry sweep, then left `failed` for an
+operator (admin or API: reprocess). The handler is the same for every provider: the adapter parses the
+body into a CallbackEvent and the payment moves by payments.services.apply_result, which never moves a
+payment backwards, so events that arrive out of order (paid before pending) end in the right state.
 
 Claiming sets `processing` and a lease in `next_attempt_at`; a worker that dies mid-batch leaves rows
 whose lease runs out, and the sweep takes them again.
 """
 
 import logging
+import time
 import traceback
 from datetime import datetime, timedelta
 
@@ -28,7 +31,9 @@ from cobrador.payments.models import Payment
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 200
+BATCH_SIZE = 200  # callbacks claimed at once
+SLICE_SIZE = 20  # callbacks per transaction
+SQLITE_PAUSE = 0.005  # seconds between transactions on SQLite (see process_callbacks)
 LEASE = timedelta(minutes=5)
 # A `received` row older than this was missed by its wake-up (a lost task): the sweep takes it.
 STALE_RECEIVED = timedelta(minutes=2)
@@ -38,8 +43,16 @@ RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 
 
-class PaymentNotFound(Exception):
-    """The callback names a charge we have no payment for (yet): retried with backoff."""
+class CallbackNotApplicable(Exception):
+    """Raised before anything is written: the callback fails alone and is retried with backoff."""
+
+
+class PaymentNotFound(CallbackNotApplicable):
+    """The callback names a charge we have no payment for (yet)."""
+
+
+class Unparseable(CallbackNotApplicable):
+    pass
 
 
 def _claim(condition: Q, *, now: datetime, limit: int = BATCH_SIZE) -> list[int]:
@@ -54,30 +67,54 @@ def _claim(condition: Q, *, now: datetime, limit: int = BATCH_SIZE) -> list[int]
     return ids
 
 
-def _find_payment(callback: GatewayCallback, event) -> Payment:
-    payments_of = Payment.objects.filter(organization_id=callback.organization_id, provider=callback.provider)
-    payment = None
-    if event.reference:
-        payment = payments_of.filter(public_id=event.reference).first()
-    if payment is None and event.provider_charge_id:
-        payment = payments_of.filter(provider_charge_id=event.provider_charge_id).first()
-    if payment is None:
-        raise PaymentNotFound(f"no payment for charge {event.provider_charge_id or '-'} "
-                              f"(reference {event.reference or '-'}) yet")
-    return payments.lock_payments([payment.pk])[0]
+def _parse(callback: GatewayCallback, gateways: dict):
+    """The callback's CallbackEvent (None: a type not handled), or the exception parsing raised."""
+    try:
+        if callback.gateway_id not in gateways:
+            gateways[callback.gateway_id] = gateway_for(callback.gateway)
+        return gateways[callback.gateway_id].parse_callback(headers=callback.headers, body=bytes(callback.body))
+    except Exception as exc:  # noqa: BLE001 - recorded on the row
+        return exc
 
 
-def handle_callback(callback: GatewayCallback, effects: payments.Effects) -> str:
-    """Apply one callback (inside the caller's transaction); returns its final status."""
-    gateway = gateway_for(callback.gateway)
-    event = gateway.parse_callback(headers=callback.headers, body=bytes(callback.body))
+def _payments_for(callbacks: list[GatewayCallback], events: dict) -> dict[int, int]:
+    """callback pk -> payment pk, in two queries for a whole slice: by our reference (the public id the
+    provider echoes), else by the provider's charge id; always within the callback's organization and
+    provider."""
+    wanted = [(c, events[c.pk]) for c in callbacks
+              if events[c.pk] is not None and not isinstance(events[c.pk], Exception) and events[c.pk].status]
+    if not wanted:
+        return {}
+    scope = Q(organization_id__in={c.organization_id for c, _ in wanted}, provider__in={c.provider for c, _ in wanted})
+    by_reference = {(o, pr, ref): pk for pk, o, pr, ref in Payment.objects.filter(
+        scope, public_id__in={e.reference for _, e in wanted if e.reference}).values_list(
+        "pk", "organization_id", "provider", "public_id")}
+    by_charge = {(o, pr, ch): pk for pk, o, pr, ch in Payment.objects.filter(
+        scope, provider_charge_id__in={e.provider_charge_id for _, e in wanted if e.provider_charge_id}).values_list(
+        "pk", "organization_id", "provider", "provider_charge_id")}
+    found = {}
+    for callback, event in wanted:
+        key = (callback.organization_id, callback.provider)
+        pk = by_reference.get((*key, event.reference)) or by_charge.get((*key, event.provider_charge_id))
+        if pk is not None:
+            found[callback.pk] = pk
+    return found
+
+
+def handle_callback(callback: GatewayCallback, event, payment: Payment | None, effects: payments.Effects) -> str:
+    """Apply one parsed callback to its payment (locked, inside the caller's transaction); returns the
+    callback's final status."""
+    if isinstance(event, Exception):
+        raise Unparseable(f"could not parse the callback: {type(event).__name__}: {event}") from event
     if event is None:
         effects.changes.append({"note": "event type not handled"})
         return "ignored"
     if event.status is None:
         effects.changes.append({"note": f"{event.event_type} changes no payment"})
         return "processed"
-    payment = _find_payment(callback, event)
+    if payment is None:
+        raise PaymentNotFound(f"no payment for charge {event.provider_charge_id or '-'} "
+                              f"(reference {event.reference or '-'}) yet")
     result = _documents_in(callback, event) or ChargeResult(status=event.status)
     result.status, result.provider_charge_id = event.status, event.provider_charge_id
     result.amount_paid, result.paid_at = event.amount_paid, event.paid_at
@@ -100,47 +137,76 @@ def _documents_in(callback: GatewayCallback, event) -> ChargeResult | None:
 
 
 def process_callbacks(ids: list[int]) -> dict:
-    """Process claimed callbacks in one transaction (a savepoint each). Returns counts by status."""
-    now = clock.now()
+    """Process claimed callbacks, SLICE_SIZE per transaction. Returns counts by status.
+
+    Small transactions keep SQLite's single write lock free for the callback view most of the time;
+    between slices the worker pauses briefly there, because SQLite's busy handler is not fair: a
+    writer that retries after a back-off sleep would otherwise keep finding the lock taken again."""
     callbacks = list(GatewayCallback.objects.filter(pk__in=ids, status="processing")
                      .select_related("gateway").order_by("pk"))
-    batch = payments.Effects()
+    gateways: dict = {}
+    events = {callback.pk: _parse(callback, gateways) for callback in callbacks}
     counts: dict[str, int] = {}
-    retry_at = None
-    with transaction.atomic():
-        for callback in callbacks:
-            effects = payments.Effects()
-            try:
-                with transaction.atomic():
-                    status = handle_callback(callback, effects)
-                callback.status, callback.error, callback.next_attempt_at = status, "", None
-                callback.processed_at = now
-                callback.changes = effects.changes
-                batch.events += effects.events
-                batch.paid_invoice_ids |= effects.paid_invoice_ids
-                batch.reconcile_soon |= effects.reconcile_soon
-            except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
-                if not isinstance(exc, PaymentNotFound):
-                    logger.warning("callback %s failed: %s", callback.public_id, exc, exc_info=True)
-                callback.status = "failed"
-                callback.error = (str(exc) if isinstance(exc, PaymentNotFound)
-                                  else traceback.format_exc(limit=6))[:4000]
-                callback.changes = []
-                callback.next_attempt_at = (now + RETRY_DELAYS[callback.attempts - 1]
-                                            if callback.attempts < MAX_ATTEMPTS else None)
-                if callback.next_attempt_at and (retry_at is None or callback.next_attempt_at < retry_at):
-                    retry_at = callback.next_attempt_at
+    for start in range(0, len(callbacks), SLICE_SIZE):
+        if start and connection.vendor == "sqlite":
+            time.sleep(SQLITE_PAUSE)
+        piece = callbacks[start:start + SLICE_SIZE]
+        try:
+            _apply(piece, events)
+        except Exception:  # noqa: BLE001 - one of them is broken: find which, alone
+            for callback in piece:
+                try:
+                    _apply([callback], events)
+                except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
+                    logger.warning("callback %s failed: %s", callback.public_id, exc,
+                                   exc_info=(type(exc), exc, exc.__traceback__))
+                    with transaction.atomic():
+                        _failed(callback, "".join(traceback.format_exception(exc, limit=6)), clock.now())
+                        payments.update_rows(GatewayCallback, [callback], CALLBACK_STATE_FIELDS)
+        for callback in piece:
             counts[callback.status] = counts.get(callback.status, 0) + 1
-        GatewayCallback.objects.bulk_update(
-            callbacks, ["status", "error", "next_attempt_at", "processed_at", "changes"], batch_size=500)
-        batch.flush()
+    return counts
+
+
+CALLBACK_STATE_FIELDS = ["status", "error", "next_attempt_at", "processed_at", "changes"]
+
+
+def _failed(callback: GatewayCallback, error: str, now: datetime) -> None:
+    callback.status, callback.error, callback.changes = "failed", error[:4000], []
+    callback.next_attempt_at = now + RETRY_DELAYS[callback.attempts - 1] if callback.attempts < MAX_ATTEMPTS else None
+
+
+def _apply(callbacks: list[GatewayCallback], events: dict) -> None:
+    """Apply `callbacks` in one transaction, rows written in bulk. A callback whose payment is not
+    known yet (or whose body cannot be parsed) fails alone; any other error rolls the whole
+    transaction back and is raised."""
+    now = clock.now()
+    effects = payments.Effects(bulk=True)
+    with transaction.atomic():
+        payment_of = _payments_for(callbacks, events)
+        locked = {p.pk: p for p in payments.lock_payments(set(payment_of.values()))}
+        for callback in callbacks:
+            first_change = len(effects.changes)
+            try:
+                status = handle_callback(callback, events[callback.pk], locked.get(payment_of.get(callback.pk)),
+                                         effects)
+            except CallbackNotApplicable as exc:  # nothing was written for it
+                _failed(callback, str(exc), now)
+                continue
+            callback.status, callback.error, callback.next_attempt_at = status, "", None
+            callback.processed_at = now
+            callback.changes = effects.changes[first_change:]
+        effects.write()
+        payments.update_rows(GatewayCallback, callbacks, CALLBACK_STATE_FIELDS)
+        effects.flush()
+        retry_at = min((c.next_attempt_at for c in callbacks if c.status == "failed" and c.next_attempt_at),
+                       default=None)
         if retry_at is not None:
             from cobrador.callbacks.tasks import retry_failed_callbacks
 
             retry_failed_callbacks.using(run_after=retry_at).enqueue()
-    if batch.paid_invoice_ids:
-        charging.cancel_outstanding_payments(batch.paid_invoice_ids)
-    return counts
+    if effects.paid_invoice_ids:
+        charging.cancel_outstanding_payments(effects.paid_invoice_ids)
 
 
 def _add(counts: dict, more: dict) -> None:

@@ -213,7 +213,9 @@ def _fill_provider_fields(payment: Payment, result: ChargeResult) -> list[str]:
                  "pix_copy_paste", "pix_qr_code_url", "expires_at"):
         value = getattr(result, name, None)
         if value and not getattr(payment, name):
-            setattr(payment, name, value[:1000] if isinstance(value, str) else value)
+            if isinstance(value, str):
+                value = value[:Payment._meta.get_field(name).max_length or None]
+            setattr(payment, name, value)
             filled.append(name)
     return filled
 

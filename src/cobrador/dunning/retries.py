@@ -143,14 +143,39 @@ def run_attempts(ids: list[int], *, token: str, anchor: datetime, payment_method
         if any(r.outcome == "processing" for r in attempt.records):
             attempt.ended = True  # its call's answer was lost with the worker: reconciliation settles it
     _finish_now([a for a in attempts if a.ended], counts)
+    on_file = _MethodsOnFile({a.dunning.account_id for a in attempts})
     gateways: dict = {}
     while walking := [a for a in attempts if not a.ended]:
-        charged = _prepare_round(walking, counts)
+        charged = _prepare_round(walking, on_file, counts)
         if not charged:
             continue
         results = charging.call_concurrently(lambda pair: _send(pair[0], gateways), charged)
         _record_round(charged, results, counts)
     return counts
+
+
+class _MethodsOnFile:
+    """The accounts' active payment methods (read once per batch) and the gateway serving each method."""
+
+    def __init__(self, account_ids):
+        self.cards = defaultdict(list)  # default first, then newest
+        self.others = {}
+        for pm in PaymentMethod.objects.filter(account_id__in=list(account_ids), status="active").order_by(
+                "-is_default", "-created_at", "-pk"):
+            if pm.type == "card":
+                self.cards[pm.account_id].append(pm)
+            else:
+                self.others.setdefault((pm.account_id, pm.type), pm)
+        self.configs: dict = {}
+
+    def config(self, organization, method: str):
+        key = (organization.pk, method)
+        if key not in self.configs:
+            try:
+                self.configs[key] = config_for_method(organization, method)
+            except Exception as exc:  # noqa: BLE001 - e.g. a live organization with no gateway for the method
+                self.configs[key] = exc
+        return self.configs[key]
 
 
 def _send(payment: Payment, gateways: dict) -> ChargeResult:
@@ -159,53 +184,45 @@ def _send(payment: Payment, gateways: dict) -> ChargeResult:
     return charging.send_charge(payment, gateway=gateways[payment.gateway_id])
 
 
-def _lock_ours(attempts: list[Attempt]) -> dict[int, DunningInvoice]:
+def _lock_ours(attempts: list[Attempt], counts: Counter | None = None) -> None:
     """Lock the attempts' schedules; those closed or taken over meanwhile are marked lost."""
-    rows = {d.pk: d for d in DunningInvoice.objects.select_for_update(of=("self",)).filter(
-        pk__in=[a.dunning.pk for a in attempts]).select_related("organization", "account", "invoice").order_by("pk")}
+    state = {pk: (status, token, hard) for pk, status, token, hard in DunningInvoice.objects.select_for_update()
+             .filter(pk__in=[a.dunning.pk for a in attempts]).order_by("pk")
+             .values_list("pk", "status", "lease_token", "hard_declined_cards")}
     for attempt in attempts:
-        row = rows.get(attempt.dunning.pk)
-        if row is None or row.status != "running" or row.lease_token != attempt.token:
+        status, token, hard = state.get(attempt.dunning.pk, (None, None, []))
+        if status != "running" or token != attempt.token:
+            if not attempt.lost and counts is not None:
+                counts["lost"] += 1
             attempt.ended = attempt.lost = True
         else:
-            attempt.dunning = row
-    return rows
+            attempt.dunning.status, attempt.dunning.hard_declined_cards = status, hard
 
 
-def _prepare_round(attempts: list[Attempt], counts: Counter) -> list[tuple[Payment, RecoveryRecord, Attempt]]:
+def _prepare_round(attempts: list[Attempt], on_file: _MethodsOnFile,
+                   counts: Counter) -> list[tuple[Payment, RecoveryRecord, Attempt]]:
     """Step 1: choose each attempt's next method and write its Payment and record (one transaction)."""
     now = clock.now()
     charged: list[tuple[Payment, RecoveryRecord, Attempt]] = []
     with transaction.atomic():
-        _lock_ours(attempts)
+        _lock_ours(attempts, counts)
         attempts = [a for a in attempts if not a.lost]
         invoice_ids = [a.dunning.invoice_id for a in attempts]
-        invoices = {i.pk: i for i in Invoice.objects.select_for_update(of=("self",)).filter(pk__in=invoice_ids)
-                    .select_related("organization").order_by("pk")}
+        # Locked like payments.start_charge does, so a payment through the API waits for this one.
+        current = {pk: (status, amount_due) for pk, status, amount_due in Invoice.objects.select_for_update()
+                   .filter(pk__in=invoice_ids).order_by("pk").values_list("pk", "status", "amount_due")}
         in_flight = set(Payment.objects.filter(invoice_id__in=invoice_ids, status__in=payments.IN_FLIGHT)
                         .values_list("invoice_id", flat=True))
-        account_ids = {a.dunning.account_id for a in attempts}
-        accounts = {a.pk: a for a in BillingAccount.objects.filter(pk__in=account_ids)}
-        cards = defaultdict(list)
-        methods_on_file = {}
-        for pm in PaymentMethod.objects.filter(account_id__in=account_ids, status="active").order_by(
-                "-is_default", "-created_at", "-pk"):
-            if pm.type == "card":
-                cards[pm.account_id].append(pm)
-            else:
-                methods_on_file.setdefault((pm.account_id, pm.type), pm)
-        configs: dict = {}
         skipped: list[RecoveryRecord] = []
         for attempt in attempts:
-            invoice = invoices[attempt.dunning.invoice_id]
-            attempt.dunning.invoice = invoice
+            invoice, account = attempt.dunning.invoice, attempt.dunning.account
+            invoice.status, invoice.amount_due = current[invoice.pk]
             if invoice.status not in services.PAYABLE or invoice.amount_due <= 0:
                 attempt.ended, attempt.closed_as = True, "recovered" if invoice.status == "paid" else "canceled"
                 continue
             if invoice.pk in in_flight and not attempt.records:
                 attempt.ended = attempt.deferred = True
                 continue
-            account = accounts[invoice.account_id]
             while (method := attempt.next_method()) is not None:
                 record = RecoveryRecord(
                     organization_id=invoice.organization_id, account=account, invoice=invoice,
@@ -218,12 +235,12 @@ def _prepare_round(attempts: list[Attempt], counts: Counter) -> list[tuple[Payme
                     skipped.append(record)
                     attempt.ended = True
                     break
-                payment_method, reason = _usable_method(attempt, method, account, cards, methods_on_file)
+                payment_method, reason = _usable_method(attempt, method, account, on_file)
                 if reason:
                     record.decline_code, record.message = reason
                     skipped.append(record)
                     continue
-                config = _config(configs, invoice.organization, method)
+                config = on_file.config(attempt.dunning.organization, method)
                 if isinstance(config, Exception):
                     record.outcome, record.decline_code, record.message = "error", "no_gateway", str(config)[:500]
                     skipped.append(record)
@@ -244,37 +261,25 @@ def _prepare_round(attempts: list[Attempt], counts: Counter) -> list[tuple[Payme
         for record in skipped:
             counts[record.outcome] += 1
         _finish([a for a in attempts if a.ended], counts, emit=_emit_now)
-    for attempt in attempts:
-        if attempt.ended and attempt.lost:
-            counts["lost"] += 1
     return charged
 
 
-def _usable_method(attempt: Attempt, method: str, account: BillingAccount, cards, methods_on_file):
+def _usable_method(attempt: Attempt, method: str, account: BillingAccount, on_file: _MethodsOnFile):
     """(payment method or None, None) when the account can pay with `method`, else (None, (code, message))."""
     if method == "card":
-        usable = [pm for pm in cards.get(account.pk, []) if pm.pk not in attempt.dunning.hard_declined_cards]
+        cards = on_file.cards.get(account.pk, [])
+        usable = [pm for pm in cards if pm.pk not in attempt.dunning.hard_declined_cards]
         preferred = attempt.payment_method
         if preferred is not None and preferred.type == "card":
             usable = [pm for pm in usable if pm.pk == preferred.pk]
         if usable:
             return usable[0], None
-        if cards.get(account.pk):
+        if cards:
             return None, ("card_hard_declined", "the account's cards were hard-declined for this invoice")
         return None, ("no_card", "the account has no card on file")
     if method == "bank_slip" and not account.document:
         return None, ("no_document", "a boleto needs the account's CPF or CNPJ")
-    return methods_on_file.get((account.pk, method)), None
-
-
-def _config(configs: dict, organization, method: str):
-    key = (organization.pk, method)
-    if key not in configs:
-        try:
-            configs[key] = config_for_method(organization, method)
-        except Exception as exc:  # noqa: BLE001 - e.g. a live organization with no gateway for the method
-            configs[key] = exc
-    return configs[key]
+    return on_file.others.get((account.pk, method)), None
 
 
 OUTCOME_OF = {"succeeded": "succeeded", "failed": "failed", "canceled": "failed", "refunded": "succeeded"}
@@ -309,11 +314,14 @@ def _record_round(charged, results: list[ChargeResult], counts: Counter) -> None
             attempt.ended = record.outcome != "failed" or attempt.next_method() is None
             attempts.append(attempt)
         services.update_grouped(RecoveryRecord, [r for _, r, _ in charged], ["outcome", "decline_code", "message"])
-        rows = _lock_ours(attempts)
-        for pk, card_ids in hard_declined.items():
-            row = rows[pk]
-            row.hard_declined_cards = sorted(set(row.hard_declined_cards) | card_ids)
-        services.update_grouped(DunningInvoice, [rows[pk] for pk in hard_declined], ["hard_declined_cards"])
+        _lock_ours(attempts, counts)
+        blocked = []
+        for attempt in attempts:
+            if attempt.dunning.pk in hard_declined and not attempt.lost:
+                attempt.dunning.hard_declined_cards = sorted(set(attempt.dunning.hard_declined_cards)
+                                                             | hard_declined[attempt.dunning.pk])
+                blocked.append(attempt.dunning)
+        services.update_grouped(DunningInvoice, blocked, ["hard_declined_cards"])
         _finish([a for a in attempts if a.ended], counts, emit=effects.emit)
 
     charging.record_results([(p.pk, r) for (p, _, _), r in zip(charged, results, strict=True)],
@@ -340,7 +348,7 @@ def _emit_now(organization, type_: str, data: dict) -> None:
 def _finish_now(attempts: list[Attempt], counts: Counter) -> None:
     if attempts:
         with transaction.atomic():
-            _lock_ours(attempts)
+            _lock_ours(attempts, counts)
             _finish(attempts, counts, emit=_emit_now)
 
 

@@ -266,3 +266,44 @@ def test_trial_will_end_events_also_warn(api, clock, smtp, locale):
     text = mail.message.get_body(("plain",)).get_content()
     assert ("VOCÊ NÃO TEM UMA FORMA DE PAGAMENTO CADASTRADA" if locale == "pt-BR"
             else "YOU HAVE NO PAYMENT METHOD ON FILE") in text
+
+
+def test_the_retry_date_is_the_one_dunning_scheduled(api, clock, smtp):
+    from cobrador.dunning.models import DunningInvoice
+    from cobrador.invoicing.services import invoice_data
+    from cobrador.notifications.formatting import day
+
+    account = make_account(api.organization, locale="en")
+    invoice = make_invoice(account, number=44, amount=7000)
+    # The first failed charge: dunning's own sink opens the invoice's retry schedule in this transaction.
+    emit(api.organization, "invoice.payment_failed", invoice_data(invoice, lines=[]))
+    dunning = DunningInvoice.objects.get(invoice=invoice)
+    assert dunning.status == "scheduled" and dunning.next_attempt_at > clock.now()
+
+    drain()
+
+    [mail] = smtp.wait_for(1)
+    text = mail.message.get_body(("plain",)).get_content()
+    assert f"We will try again on {day(dunning.next_attempt_at, 'en', api.organization.timezone)}." in text
+
+
+def test_a_dunning_attempt_that_issued_a_boleto_tells_the_customer_how_to_pay(api, clock, smtp):
+    account = make_account(api.organization)
+    invoice = make_invoice(account, number=45, amount=7000)
+    attempt = {"object": "dunning_attempt", "invoice": invoice.public_id, "account": account.public_id,
+               "attempt_number": 2, "method": "bank_slip", "outcome": "issued",
+               "next_retry_at": "2026-03-05T12:00:00Z",
+               "document": {"payment": "pay_doc", "method": "bank_slip", "amount": 7000, "currency": "BRL",
+                            "boleto_url": "https://boletos.test/45", "boleto_line": "34191.00045",
+                            "expires_at": "2026-03-04T12:00:00Z"}}
+    emit(api.organization, "dunning.retry_attempted", attempt)
+    emit(api.organization, "dunning.retry_attempted", {**attempt, "attempt_number": 3, "outcome": "succeeded"})
+
+    drain()
+
+    [mail] = smtp.wait_for(1)
+    text = mail.message.get_body(("plain",)).get_content()
+    assert mail.message["Subject"] == "Falha no pagamento da fatura 45"
+    assert "Tentaremos novamente em 05/03/2026." in text
+    assert "https://boletos.test/45" in text and "34191.00045" in text and "(vencimento 04/03/2026)" in text
+    assert len(notices(type="payment_failed", channel="email")) == 1

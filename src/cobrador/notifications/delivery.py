@@ -88,40 +88,48 @@ def _templates(notices: list[Notice]) -> dict[tuple, TemplateParts]:
     return {key: found.get(key) or default_template(key[1], key[2]) for key in keys}
 
 
-def _payment_documents(notices: list[Notice]) -> dict[str, dict]:
-    """For payment_failed notices: the boleto / PIX dunning issued for the invoice, looked up at send time
-    (it may be created after the failure event in the same transaction)."""
-    invoice_ids = {n.context.get("invoice", {}).get("id") for n in notices
-                   if n.type == "payment_failed" and not (n.context.get("boleto") or n.context.get("pix"))}
+def _payment_failed_extras(notices: list[Notice]) -> dict[str, dict]:
+    """For payment_failed notices, what is true when they are sent (the failure event may come before
+    dunning scheduled the retry or issued a document in the same transaction): the next retry date and
+    the boleto / PIX waiting to be paid, per invoice public id, formatted for each notice's locale later."""
+    invoice_ids = {n.context.get("invoice", {}).get("id") for n in notices if n.type == "payment_failed"}
     invoice_ids.discard(None)
     invoice_ids.discard("")
     if not invoice_ids:
         return {}
+    from cobrador.dunning.models import DunningInvoice
     from cobrador.payments.models import Payment
 
-    documents: dict[str, dict] = {}
+    extras: dict[str, dict] = {}
+    for invoice_id, next_attempt_at in DunningInvoice.objects.filter(
+            invoice__public_id__in=invoice_ids, status="scheduled", next_attempt_at__isnull=False,
+    ).values_list("invoice__public_id", "next_attempt_at"):
+        extras.setdefault(invoice_id, {})["next_retry_at"] = next_attempt_at
     pending = (Payment.objects.filter(invoice__public_id__in=invoice_ids, method__in=["bank_slip", "pix"],
                                       status__in=["pending", "processing"])
-               .select_related("invoice", "organization").order_by("created_at"))
+               .select_related("invoice").order_by("created_at"))
     for payment in pending:
-        data = {"boleto_url": payment.boleto_url, "boleto_line": payment.boleto_line,
-                "boleto_barcode": payment.boleto_barcode, "pix_copy_paste": payment.pix_copy_paste,
-                "pix_qr_code_url": payment.pix_qr_code_url, "expires_at": payment.expires_at}
-        documents.setdefault(payment.invoice.public_id, {})[payment.method] = (data, payment.organization.timezone)
-    return documents
+        extras.setdefault(payment.invoice.public_id, {})[payment.method] = {
+            "boleto_url": payment.boleto_url, "boleto_line": payment.boleto_line,
+            "boleto_barcode": payment.boleto_barcode, "pix_copy_paste": payment.pix_copy_paste,
+            "pix_qr_code_url": payment.pix_qr_code_url, "expires_at": payment.expires_at}
+    return extras
 
 
-def _context(notice: Notice, documents: dict) -> dict:
+def _context(notice: Notice, extras: dict) -> dict:
     context = dict(notice.context)
     context.setdefault("link", notice.link)
     context["unsubscribe_url"] = (services.unsubscribe_url(notice.account.public_id, notice.type)
                                   if notice.channel == "email" and notice.account_id else "")
     if notice.type == "payment_failed":
-        found = documents.get(context.get("invoice", {}).get("id"), {})
-        if "bank_slip" in found:
-            context["boleto"] = contexts.boleto_context(found["bank_slip"][0], notice.locale, found["bank_slip"][1])
-        if "pix" in found:
-            context["pix"] = contexts.pix_context(found["pix"][0], notice.locale, found["pix"][1])
+        found = extras.get(context.get("invoice", {}).get("id"), {})
+        timezone = notice.organization.timezone
+        if found.get("next_retry_at") and not context.get("retry_date"):
+            context["retry_date"] = contexts.retry_date(found, notice.locale, timezone)
+        if "bank_slip" in found and not context.get("boleto"):
+            context["boleto"] = contexts.boleto_context(found["bank_slip"], notice.locale, timezone)
+        if "pix" in found and not context.get("pix"):
+            context["pix"] = contexts.pix_context(found["pix"], notice.locale, timezone)
     return context
 
 
@@ -348,9 +356,9 @@ def prepare_batch(notices: list[Notice]) -> PreparedBatch:
     """Render every notice of a batch; a template failure parks that notice only."""
     batch = PreparedBatch(outcomes={}, emails=[], posts=[], rendered={})
     templates = _templates(notices)
-    documents = _payment_documents(notices)
+    extras = _payment_failed_extras(notices)
     for notice in notices:
-        context = _context(notice, documents)
+        context = _context(notice, extras)
         try:
             message = _render(notice, templates[(notice.organization_id, notice.type, notice.locale)], context)
         except (RenderError, TemplateCompileError) as exc:

@@ -19,6 +19,7 @@ EVENT_TO_NOTICE = {
     "payment.succeeded": "payment_succeeded",
     "payment.failed": "payment_failed",
     "invoice.payment_failed": "payment_failed",
+    "dunning.retry_attempted": "payment_failed",  # when the attempt failed or issued a boleto / PIX
     "subscription.trial_will_end": "trial_ending",
     "subscription.renewed": "subscription_renewed",
     "subscription.renewal_prompted": "renewal_prompt",
@@ -57,8 +58,8 @@ class _Lookups:
         org_ids = {e.organization_id for e in events}
         # The invoice is needed to find the account when the event does not name it, and for payment events'
         # invoice number; the subscription only to find the account.
-        invoice_refs = {r for e in events if (e.type.startswith("payment.") or not self._direct_account_ref(e))
-                        and (r := _invoice_ref(e))}
+        invoice_refs = {r for e in events if (e.type.startswith(("payment.", "dunning."))
+                                              or not self._direct_account_ref(e)) and (r := _invoice_ref(e))}
         self.invoices = {(i.organization_id, i.public_id): i for i in Invoice.objects.filter(
             organization_id__in=org_ids, public_id__in=invoice_refs).select_related("account")} if invoice_refs else {}
         subscription_refs = {r for e in events if not self._direct_account_ref(e) and (r := _subscription_ref(e))}
@@ -130,13 +131,18 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
                          "invoice": contexts.invoice_context(invoice_data, locale, timezone)}
         draft.link = draft.context["invoice"]["url"]
     elif type_name == "payment_failed":
-        # payment.failed and invoice.payment_failed describe the same failure: one notice per invoice and day.
+        # payment.failed, invoice.payment_failed and dunning.retry_attempted can all describe one failure:
+        # one notice per invoice and day. The retry date and the boleto / PIX to pay are looked up again
+        # when it is sent (delivery._payment_failed_extras), whichever of the events came first.
         draft.key = f"{invoice_data.get('id') or entity}:{day}"
         is_payment = data.get("object") == "payment" or event.type.startswith("payment.")
-        draft.context = {"payment": contexts.payment_context(data if is_payment else {}, locale, timezone),
+        document = data.get("document") if isinstance(data.get("document"), dict) else {}
+        payment = data if is_payment else {**document, "method": data.get("method")} if document else {}
+        draft.context = {"payment": contexts.payment_context(payment, locale, timezone),
                          "invoice": contexts.invoice_context(invoice_data, locale, timezone),
                          "retry_date": contexts.retry_date(data, locale, timezone),
-                         "boleto": None, "pix": None}
+                         "boleto": contexts.boleto_context(document, locale, timezone),
+                         "pix": contexts.pix_context(document, locale, timezone)}
         draft.link = update_card_link(contexts.ref(data.get("payment_method")))
     elif type_name in ("subscription_renewed", "renewal_prompt", "trial_ending"):
         plan_name = lookups.plan_names.get(contexts.ref(data.get("plan")) or "", "")
@@ -165,7 +171,8 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
 
 
 def notify_from_events(events) -> None:
-    relevant = [e for e in events if e.type in EVENT_TO_NOTICE]
+    relevant = [e for e in events if e.type in EVENT_TO_NOTICE
+                and not (e.type == "dunning.retry_attempted" and e.data.get("outcome") not in ("failed", "issued"))]
     if not relevant:
         return
     lookups = _Lookups(relevant)

@@ -158,6 +158,9 @@ RETENTION_DAYS = {
     "job_runs": int(os.environ.get("COBRADOR_RETENTION_JOBRUN_DAYS", "90")),
     "tasks": int(os.environ.get("COBRADOR_RETENTION_TASK_DAYS", "7")),
     "events": int(os.environ.get("COBRADOR_RETENTION_EVENT_DAYS", "90")),
+    "callbacks": int(os.environ.get("COBRADOR_RETENTION_CALLBACK_DAYS", "90")),
+    # Long enough that no sweep looks back past it: a pruned notice's dedupe key can no longer block a resend.
+    "notices": int(os.environ.get("COBRADOR_RETENTION_NOTICE_DAYS", "180")),
 }
 
 NINJA_PAGINATION_MAX_LIMIT = 100

@@ -7,10 +7,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
 
+from cobrador.callbacks.models import GatewayCallback
 from cobrador.core.models import IdempotencyRecord
 from cobrador.core.idempotency import REPLAY_WINDOW
 from cobrador.events.models import Event
 from cobrador.jobs.models import JobRun
+from cobrador.notifications.models import Notice
 from cobrador.webhooks.models import WebhookDelivery
 
 BATCH = 1000
@@ -41,5 +43,12 @@ def retention_cleanup_sweep(run) -> None:
     run.count("job_runs", _delete_in_batches(old_runs))
     run.count("idempotency_keys", _delete_in_batches(IdempotencyRecord.objects.filter(
         created_at__lt=as_of - REPLAY_WINDOW)))
+    run.count("callbacks", _delete_in_batches(GatewayCallback.objects.filter(
+        status__in=["processed", "ignored", "rejected"],
+        received_at__lt=as_of - timedelta(days=days["callbacks"]))))
+    # In-app notices are the customer's inbox: kept. Sent or failed e-mails and webhooks are pruned.
+    run.count("notices", _delete_in_batches(Notice.objects.filter(
+        channel__in=["email", "webhook"], status__in=["sent", "failed"],
+        created_at__lt=as_of - timedelta(days=days["notices"]))))
     call_command("ox_prune", older_than=f"{days['tasks']}d", stdout=io.StringIO())
     run.done += sum(run.counts.values())

@@ -325,6 +325,51 @@ def cmd_sandbox_pay(args) -> int:
     return 0
 
 
+# --- simulate ------------------------------------------------------------------------------------
+
+
+def _positive(name: str, value: int, most: int) -> None:
+    if not 1 <= value <= most:
+        raise CommandFailed(f"{name} must be between 1 and {most}")
+
+
+def cmd_simulate(args) -> int:
+    from django.apps import apps
+
+    from cobrador.simulation import environment
+
+    _positive("--days", args.days, 3650)
+    _positive("--accounts", args.accounts, 100_000)
+    _positive("--resolution", args.resolution, 24 * 60)
+    start = _parse_at(args.start) if args.start else None
+    if apps.ready:  # called in a process that is already set up (tests): its database and data directory
+        if args.database or args.dir:
+            raise CommandFailed("--database and --dir only work in a fresh process (they are read at start-up)")
+    else:
+        environment.prepare(directory=args.dir, database=args.database)
+    _setup_django()
+    from datetime import timedelta
+
+    from cobrador.simulation import run_simulation
+    from cobrador.simulation.engine import Options, SimulationRefused
+    from cobrador.simulation.report import render_json, render_text
+
+    _migrate()
+    _check_database()
+    options = Options(days=args.days, accounts=args.accounts, seed=args.seed,
+                      resolution=timedelta(minutes=args.resolution), follow=args.follow)
+    if start is not None:
+        options.start = start
+    if not args.json and not args.quiet:
+        print(f"simulating {args.days} days of {args.accounts} accounts (seed {args.seed})...", flush=True)
+    try:
+        simulation, summary = run_simulation(options)
+    except SimulationRefused as exc:
+        raise CommandFailed(str(exc)) from None
+    print(render_json(simulation, summary) if args.json else render_text(simulation, summary, quiet=args.quiet))
+    return 1 if summary["errors"] else 0
+
+
 def cmd_manage(args) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cobrador.settings")
     from django.core.management import execute_from_command_line
@@ -392,6 +437,30 @@ def build_parser() -> argparse.ArgumentParser:
         "pay", help="pay a pending sandbox boleto or PIX and send its signed callback to COBRADOR_PUBLIC_URL")
     sandbox_pay.add_argument("payment_id", metavar="PAYMENT_ID")
     sandbox_pay.set_defaults(func=cmd_sandbox_pay)
+
+    simulate = sub.add_parser(
+        "simulate", help="run a demo organization and every job through simulated days; print a timeline",
+        description="Creates a demo organization with a realistic mix of customers (plans, trials, coupons, "
+                    "commitments, cards that decline, boleto and PIX payers) in a database of its own, runs every "
+                    "registered job tick by tick through the simulated days, the customers acting through the API "
+                    "and paying at the sandbox by signed callbacks, and prints a timeline and a summary. The "
+                    "database, keys and the mails sent (.eml files) stay in the simulation's directory.")
+    simulate.add_argument("--days", type=int, default=90, help="simulated days (default 90)")
+    simulate.add_argument("--accounts", type=int, default=200, help="billing accounts (default 200)")
+    simulate.add_argument("--seed", type=int, default=1, help="the same seed tells the same story (default 1)")
+    simulate.add_argument("--start", help="ISO-8601 start of the simulated time (default 2026-02-02T00:00:00Z)")
+    simulate.add_argument("--database", metavar="URL",
+                          help="an empty database to use instead of a new SQLite file (e.g. postgres://...)")
+    simulate.add_argument("--dir", metavar="PATH", help="the simulation's directory (default "
+                          "<data dir>/simulations/<UTC time>)")
+    simulate.add_argument("--resolution", type=int, default=360, metavar="MINUTES",
+                          help="jobs firing more often than this run once per step of it (default 360)")
+    simulate.add_argument("--follow", type=int, default=4, metavar="N",
+                          help="featured accounts whose every step the timeline shows (default 4)")
+    output = simulate.add_mutually_exclusive_group()
+    output.add_argument("--quiet", action="store_true", help="print only the summary")
+    output.add_argument("--json", action="store_true", help="print the summary and the timeline as JSON")
+    simulate.set_defaults(func=cmd_simulate)
 
     manage = sub.add_parser("manage", help="Django's management commands (migrate, createsuperuser, ...)",
                             add_help=False)

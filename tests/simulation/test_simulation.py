@@ -1,0 +1,168 @@
+"""`cobrador simulate`: a demo organization run through simulated days by every registered job, its
+customers acting through the API and paying at the sandbox by signed callbacks.
+
+The in-process tests run on the test database (SQLite or PostgreSQL, whichever the suite uses); the
+command-line test runs `cobrador simulate` in a subprocess on a database of its own, as from a fresh
+clone."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+from django.core.management import call_command
+
+from cobrador.jobs.catalog import JOBS
+from cobrador.notifications.email_config import FILE_BACKEND
+from cobrador.simulation import run_simulation
+from cobrador.simulation.engine import Options, Simulation, SimulationRefused
+from cobrador.simulation.report import render_json, render_text
+from tests.processes import REPO_ROOT
+
+PUBLIC_ID = re.compile(r"\b[a-z]+_[A-Za-z0-9]{16,}\b")
+
+
+@pytest.fixture
+def mail_dir(settings, tmp_path):
+    directory = tmp_path / "mails"
+    settings.MAIL_DIR = directory
+    settings.MAILERS = {"default": {"BACKEND": FILE_BACKEND, "OPTIONS": {"file_path": str(directory)}}}
+    return directory
+
+
+def _story(summary_json: dict, story: str) -> list[str]:
+    featured = {f["story"]: f for f in summary_json["featured"]}
+    return [line["text"] for line in featured[story]["lines"]]
+
+
+def _index(lines: list[str], fragment: str, after: int = -1) -> int:
+    for i, line in enumerate(lines):
+        if i > after and fragment in line:
+            return i
+    raise AssertionError(f"no line with {fragment!r} after line {after}:\n" + "\n".join(lines))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_forty_days_of_twenty_accounts_show_every_flow(mail_dir):
+    simulation, summary = run_simulation(Options(days=40, accounts=20, seed=1))
+    report = json.loads(render_json(simulation, summary))
+
+    assert report["errors"] == []
+    # Every registered job ran as scheduled, and none failed.
+    scheduled = {name for name, spec in JOBS.items() if spec.effective_cron}
+    assert set(report["jobs"]) == scheduled
+    for name, job in report["jobs"].items():
+        assert job["failed"] == job["partial"] == 0, (name, job)
+    assert report["jobs"]["subscription-renewal"]["runs"] == 40
+    assert report["jobs"]["payment-retry"]["runs"] == 40 * 4
+
+    counts = report["timeline"]
+    assert counts["sign-ups"] == 20
+    assert counts["renewals"] > 0 and counts["invoices"] > 0 and counts["trials started"] > 0
+    assert counts["cards declined"] > 0
+    assert counts["boletos paid"] + counts["PIX paid"] > 0
+    assert counts["suspended"] >= 1 and counts["reactivated"] >= 1
+    assert report["invoices"]["by_status"]["paid"]["count"] > 0
+    assert report["payments"]["card"]["failed"]["count"] > 0
+    assert report["payments"]["bank_slip"]["succeeded"]["count"] > 0
+    assert report["payments"]["pix"]["succeeded"]["count"] > 0
+    # Boletos and PIX were paid by signed callbacks through the real callback view.
+    assert report["callbacks"]["sandbox processed"] == report["customer_actions"]["signed_callbacks_sent"] > 0
+    assert report["dunning"]["suspended"] >= 1 and report["dunning"]["reactivated"] >= 1
+
+    # Every event reached the demo endpoint once, signed.
+    webhooks = report["webhooks"]
+    assert webhooks["bad_signatures"] == 0
+    assert webhooks["received"] == sum(simulation.timeline.event_types.values())
+    assert webhooks["by_type"]["billing_account.suspended"] >= 1
+    assert webhooks["by_type"]["subscription.renewed"] == counts["renewals"]
+
+    notices = report["notices"]
+    assert notices["sent"]["invoice_created"] == {"email": counts["invoices"], "in_app": counts["invoices"]}
+    assert notices["sent"]["account_suspended"]["email"] >= 1
+    assert notices["sent"]["trial_ending"]["email"] >= 1
+    assert notices["mail_files"] == sum(c.get("email", 0) for c in notices["sent"].values())
+    assert notices["mail_files"] == len(list(mail_dir.glob("*.eml"))) > 0
+
+    # The delinquent account can be followed: declined, retried, suspended, pays by PIX, reactivated.
+    padaria = _story(report, "suspended")
+    declined = _index(padaria, "card declined")
+    retried = _index(padaria, "retry 1:", declined)
+    exhausted = _index(padaria, "dunning exhausted", retried)
+    suspended = _index(padaria, "ACCOUNT SUSPENDED", exhausted)
+    paid = _index(padaria, "CUSTOMER adds PIX as a way to pay", suspended)
+    _index(padaria, "ACCOUNT REACTIVATED", paid)
+    # The boleto payer pays each boleto it gets; the trial converts once a card is added.
+    boleto = _story(report, "boleto")
+    _index(boleto, "boleto payment", _index(boleto, "CUSTOMER pays the boleto", _index(boleto, "boleto pay_")))
+    trial = _story(report, "trial")
+    _index(trial, "trial converted", _index(trial, "CUSTOMER adds a new card", _index(trial, "trial until")))
+    new_card = _story(report, "new_card")
+    _index(new_card, "card payment", _index(new_card, "CUSTOMER adds a new card", _index(new_card, "card declined")))
+
+    text = render_text(simulation, summary)
+    assert "ACCOUNT SUSPENDED" in text and "Summary of 40 simulated days, 20 accounts" in text
+    assert str(mail_dir) in text
+
+
+def _masked(simulation: Simulation, summary: dict) -> str:
+    report = json.loads(render_json(simulation, summary))
+    for key in ("elapsed_seconds", "simulation"):
+        report.pop(key)
+    report["setup"].pop("webhook_endpoint")
+    report["notices"].pop("mail_dir")
+    return PUBLIC_ID.sub("<id>", json.dumps(report, sort_keys=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_seed_tells_the_same_story(mail_dir):
+    first = _masked(*run_simulation(Options(days=12, accounts=12, seed=7)))
+    call_command("flush", interactive=False, verbosity=0)
+    second = _masked(*run_simulation(Options(days=12, accounts=12, seed=7)))
+    assert first == second
+    call_command("flush", interactive=False, verbosity=0)
+    other = _masked(*run_simulation(Options(days=12, accounts=12, seed=8)))
+    assert other != first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_holds_organizations_is_refused(mail_dir):
+    from cobrador.organizations.models import Organization
+    from cobrador.organizations.services import create_organization
+
+    create_organization(name="Someone real", mode="live")
+    with pytest.raises(SimulationRefused):
+        run_simulation(Options(days=2, accounts=2, seed=1))
+    assert list(Organization.objects.values_list("name", flat=True)) == ["Someone real"]
+
+
+@pytest.mark.slow
+def test_cobrador_simulate_runs_on_a_database_of_its_own(tmp_path):
+    directory = tmp_path / "simulation"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COBRADOR_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    command = [sys.executable, "-m", "cobrador.cli", "simulate", "--days", "6", "--accounts", "8", "--seed", "3",
+               "--start", "2026-05-04T00:00:00Z", "--dir", str(directory)]
+    done = subprocess.run([*command, "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["errors"] == []
+    assert report["simulation"]["start"] == datetime(2026, 5, 4, tzinfo=UTC).isoformat()
+    assert report["simulation"]["database"] == f"sqlite3 {directory / 'cobrador.sqlite3'}"
+    assert (directory / "cobrador.sqlite3").is_file()
+    assert report["notices"]["mail_dir"] == str(directory / "mails")
+    assert report["notices"]["mail_files"] == len(list((directory / "mails").glob("*.eml"))) > 0
+    assert report["timeline"]["sign-ups"] == 8 and report["timeline"]["invoices"] > 0
+    assert [d["date"] for d in report["days"]][0] == "2026-05-04"
+
+    # The same directory again: its database already holds the demo organization.
+    again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2
+    assert "already holds organizations" in again.stderr
+
+    bad = subprocess.run([sys.executable, "-m", "cobrador.cli", "simulate", "--days", "0"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--days must be between 1 and 3650" in bad.stderr

@@ -88,7 +88,7 @@ def test_two_callbacks_of_one_payment_in_one_slice(kobana_org, clock):
 
 def test_a_big_backlog_is_processed_in_slices(kobana_org, clock):
     organization, config = kobana_org
-    payments = [pending_boleto(organization, config, n) for n in range(processing.SLICE_SIZE * 2 + 3)]
+    payments = [pending_boleto(organization, config, n) for n in range(processing.FIRST_SLICE * 8 + 3)]
     for payment in payments:
         deliver(config, payment)
 

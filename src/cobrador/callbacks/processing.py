@@ -1,7 +1,7 @@
 """Processing stored callbacks: claim a batch, apply each to its payment, record what changed.
 
-A claimed batch is parsed first (no database), then applied SLICE_SIZE callbacks per transaction: the
-slice's payments are found and locked together and its rows written in bulk. A callback that cannot be
+A claimed batch is parsed first (no database), then applied a slice per short transaction: the slice's
+payments are found and locked together and its rows written in bulk. A callback that cannot be
 applied (its payment is not known yet, its body cannot be parsed) fails alone; any other error sends the
 slice through again one callback at a time, so only the broken one fails. A failed callback keeps its
 error and is retried with backoff (RETRY_DELAYS) by the callback-retry sweep, then left `failed` for an
@@ -32,8 +32,9 @@ from cobrador.payments.models import Payment
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 200  # callbacks claimed at once
-SLICE_SIZE = 20  # callbacks per transaction
-SQLITE_PAUSE = 0.005  # seconds between transactions on SQLite (see process_callbacks)
+# Callbacks per transaction: the first slice, and the most; in between, sized to take TRANSACTION_BUDGET.
+FIRST_SLICE, MAX_SLICE = 4, 50
+TRANSACTION_BUDGET = 0.02  # seconds
 LEASE = timedelta(minutes=5)
 # A `received` row older than this was missed by its wake-up (a lost task): the sweep takes it.
 STALE_RECEIVED = timedelta(minutes=2)
@@ -137,20 +138,22 @@ def _documents_in(callback: GatewayCallback, event) -> ChargeResult | None:
 
 
 def process_callbacks(ids: list[int]) -> dict:
-    """Process claimed callbacks, SLICE_SIZE per transaction. Returns counts by status.
+    """Process claimed callbacks in short transactions. Returns counts by status.
 
-    Small transactions keep SQLite's single write lock free for the callback view most of the time;
-    between slices the worker pauses briefly there, because SQLite's busy handler is not fair: a
-    writer that retries after a back-off sleep would otherwise keep finding the lock taken again."""
+    On SQLite the callback view and this share one write lock, and SQLite's busy handler is not fair
+    (a writer that backs off keeps finding the lock taken again), so each transaction is kept near
+    TRANSACTION_BUDGET by sizing the next slice from the last one's duration, and on SQLite the worker
+    then pauses as long as it held the lock: inbound callbacks get at least half of it."""
     callbacks = list(GatewayCallback.objects.filter(pk__in=ids, status="processing")
                      .select_related("gateway").order_by("pk"))
     gateways: dict = {}
     events = {callback.pk: _parse(callback, gateways) for callback in callbacks}
     counts: dict[str, int] = {}
-    for start in range(0, len(callbacks), SLICE_SIZE):
-        if start and connection.vendor == "sqlite":
-            time.sleep(SQLITE_PAUSE)
-        piece = callbacks[start:start + SLICE_SIZE]
+    size, position = FIRST_SLICE, 0
+    while position < len(callbacks):
+        piece = callbacks[position:position + size]
+        position += len(piece)
+        started = time.monotonic()
         try:
             _apply(piece, events)
         except Exception:  # noqa: BLE001 - one of them is broken: find which, alone
@@ -165,6 +168,10 @@ def process_callbacks(ids: list[int]) -> dict:
                         payments.update_rows(GatewayCallback, [callback], CALLBACK_STATE_FIELDS)
         for callback in piece:
             counts[callback.status] = counts.get(callback.status, 0) + 1
+        held = time.monotonic() - started
+        size = max(1, min(MAX_SLICE, int(len(piece) * TRANSACTION_BUDGET / max(held, 0.001))))
+        if position < len(callbacks) and connection.vendor == "sqlite":
+            time.sleep(min(held, TRANSACTION_BUDGET * 2))
     return counts
 
 

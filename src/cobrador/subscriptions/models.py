@@ -14,14 +14,17 @@ class Subscription(models.Model):
     RENEWAL_MODES = [("auto", "auto"), ("prompt", "prompt")]
 
     public_id = models.CharField(max_length=40, unique=True, default=public_id_default("sub"))
+    # Foreign keys without their own index where a composite index leads with them, or where the
+    # lookup is rare (deleting a coupon or plan): every index costs each renewal's row update.
     organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE,
-                                     related_name="subscriptions")
+                                     related_name="subscriptions", db_index=False)
     account = models.ForeignKey("customers.BillingAccount", on_delete=models.CASCADE, related_name="subscriptions")
     plan = models.ForeignKey("catalog.Plan", on_delete=models.PROTECT, related_name="subscriptions")
     quantity = models.PositiveIntegerField(default=1)
-    coupon = models.ForeignKey("catalog.Coupon", on_delete=models.PROTECT, null=True, blank=True)
+    coupon = models.ForeignKey("catalog.Coupon", on_delete=models.PROTECT, null=True, blank=True, db_index=False)
     coupon_periods_used = models.PositiveIntegerField(default=0)
-    payment_method = models.ForeignKey("customers.PaymentMethod", on_delete=models.SET_NULL, null=True, blank=True)
+    payment_method = models.ForeignKey("customers.PaymentMethod", on_delete=models.SET_NULL, null=True, blank=True,
+                                       db_index=False)
     status = models.CharField(max_length=10, choices=STATUSES)
     trial_end = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField()  # start of the first period (the trial's, if any)
@@ -39,7 +42,7 @@ class Subscription(models.Model):
     canceled_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     pending_plan = models.ForeignKey("catalog.Plan", on_delete=models.PROTECT, null=True, blank=True,
-                                     related_name="+")
+                                     related_name="+", db_index=False)
     pending_quantity = models.PositiveIntegerField(null=True, blank=True)
     # Start of the earliest paid period the renewal sweep advanced past before it was invoiced
     # (sweeps missed for a whole period); invoice generation bills from here, then clears it.

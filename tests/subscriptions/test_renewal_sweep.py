@@ -244,3 +244,16 @@ def test_paused_canceled_and_expired_subscriptions_are_left_alone(org, account, 
     renew(utc(2026, 6, 1))
     assert refresh(sub).current_period_start == utc(2026, 3, 1, 12)
     assert events_of("subscription.renewed") == []
+
+
+def test_a_backdated_start_bills_every_period_since_then_once(org, account, plan, clock):
+    sub = subscribe(org, account, plan, start=utc(2025, 12, 15, 9))
+    renew(utc(2026, 3, 1, 12))
+    sub = refresh(sub)
+    assert sub.current_period_start == utc(2026, 2, 15, 9)
+    assert sub.uninvoiced_since == utc(2025, 12, 15, 9)
+    invoice(utc(2026, 3, 1, 13))
+    assert list(Invoice.objects.filter(subscription=sub).order_by("number").values_list("period_start", flat=True)) \
+        == [utc(2025, 12, 15, 9), utc(2026, 1, 15, 9), utc(2026, 2, 15, 9)]
+    renew(utc(2026, 3, 1, 12))
+    assert invoice(utc(2026, 3, 1, 13)).items_done == 0

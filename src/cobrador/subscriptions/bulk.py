@@ -114,5 +114,7 @@ def insert_rows(model, fields: list[str], rows: list[tuple], *, returning_ids: b
             part = rows[start:start + chunk]
             cursor.execute(f"INSERT INTO {table} ({column_list}) VALUES {', '.join([one_row] * len(part))} "
                            f"RETURNING {quote(meta.pk.column)}", [value for row in part for value in row])
-            ids.extend(row[0] for row in cursor.fetchall())
+            # AUTOINCREMENT hands one statement's rows increasing ids in VALUES order, whatever
+            # order RETURNING reports them in.
+            ids.extend(sorted(row[0] for row in cursor.fetchall()))
         return ids

@@ -47,7 +47,6 @@ DOCUMENT_METHODS = ("bank_slip", "pix")
 CARD_BRANDS = ["visa", "mastercard", "elo", "amex", "hipercard"]
 ORGANIZATION_NAME = "Demo SaaS (simulation)"
 MAX_TASKS_PER_DRAIN = 1000
-WAITING_TASK_STATUSES = ("READY", "RUNNING")
 
 
 class SimulationRefused(Exception):
@@ -166,6 +165,7 @@ class Simulation:
         self.subscriptions: dict[int, str] = {}  # customer index -> sub_ id
         self.job_runs: list = []
         self.actions: Counter = Counter()
+        self.callback_answers: Counter = Counter()  # status code -> callbacks answered with it
         self.errors: list[str] = []
         self.plan_ids: dict[str, str] = {}
         self._last_event = 0
@@ -262,19 +262,32 @@ class Simulation:
         self.elapsed = time.monotonic() - started
         return self
 
+    @staticmethod
+    def _due_tasks():
+        """Tasks a worker would claim now. django-ox schedules by real time (timezone.now), not by the
+        simulated clock: a task enqueued to run later runs once that much real time has passed."""
+        from django.db.models import Q
+        from django.utils import timezone
+        from django_ox.models import OxTask
+
+        return OxTask.objects.filter(Q(run_after__isnull=True) | Q(run_after__lte=timezone.now()), status="READY")
+
+    def _tasks_ready(self) -> bool:
+        return self._due_tasks().exists()  # a read: cheaper than a claim that finds nothing
+
     def _run_due_tasks(self) -> int:
         """The django-ox tasks that are due, each claimed and run in this thread as a worker runs it."""
         ran = 0
-        while ran < MAX_TASKS_PER_DRAIN and self.worker.run_once():
+        while ran < MAX_TASKS_PER_DRAIN and self._tasks_ready() and self.worker.run_once():
             ran += 1
         return ran
 
     def _drain(self) -> None:
         """What real workers do right away: due tasks, then the outbox, until nothing is left."""
         for _ in range(100):
-            ran = self._run_due_tasks()
-            sent = drain_until_idle()
-            if not ran and not sent:
+            self._run_due_tasks()
+            drain_until_idle()
+            if not self._tasks_ready():  # delivering can enqueue tasks too
                 break
         self._observe()
         self._idle = not self._work_waiting()
@@ -282,14 +295,11 @@ class Simulation:
     def _work_waiting(self) -> bool:
         """Whether anything may become due later without a new write: tasks, webhook deliveries or
         notices waiting (for a retry, or for their time)."""
-        from django_ox.models import OxTask
-
         from cobrador.notifications.models import Notice
         from cobrador.webhooks.models import WebhookDelivery
 
         return (WebhookDelivery.objects.filter(status="pending").exists()
-                or Notice.objects.filter(status="pending").exists()
-                or OxTask.objects.filter(status__in=WAITING_TASK_STATUSES).exists())
+                or Notice.objects.filter(status="pending").exists() or self._tasks_ready())
 
     def _run_job(self, name: str, at: datetime) -> None:
         run = run_job(name, as_of=at, trigger="simulate")
@@ -461,6 +471,7 @@ class Simulation:
         response = Client().post(urlsplit(url).path, data=body, content_type=content_type, headers=headers)
         label = "boleto" if payment.method == "bank_slip" else "PIX"
         self.actions["signed_callbacks_sent"] += 1
+        self.callback_answers[response.status_code] += 1
         if response.status_code != 200:
             self.errors.append(f"{clock.now():%Y-%m-%d %H:%M} the sandbox callback for {payment.public_id} was "
                                f"answered {response.status_code}")

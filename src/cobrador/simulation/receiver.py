@@ -15,6 +15,7 @@ class WebhookReceiver:
     def __init__(self):
         self.secret = ""
         self.by_type: Counter = Counter()
+        self.by_account: Counter = Counter()  # ba_ id -> events about that billing account
         self.bad_signatures = 0
         self.requests = 0
         self.duplicates = 0  # the same webhook-id again (a retry of a delivery that had succeeded)
@@ -55,7 +56,13 @@ class WebhookReceiver:
                 self.duplicates += 1
             else:
                 self._seen.add(webhook_id)
-                self.by_type[payload.get("type", "?")] += 1
+                event_type = payload.get("type", "?")
+                self.by_type[event_type] += 1
+                data = payload.get("data") or {}
+                account = data.get("id") if event_type.startswith("billing_account.") else (
+                    data.get("account") or data.get("account_id"))
+                if account:
+                    self.by_account[account] += 1
         return 200
 
     def _handler(self):

@@ -17,6 +17,40 @@ def count_mails(directory: Path) -> int:
     return len(list(directory.glob("*.eml"))) if directory.is_dir() else 0
 
 
+def featured_accounts(simulation) -> list[dict]:
+    """Where each featured account stands at the end, with the records and webhooks that match its story."""
+    from cobrador.customers.models import BillingAccount
+    from cobrador.dunning.models import DelinquentAccount, RecoveryRecord
+    from cobrador.invoicing.models import Invoice
+    from cobrador.notifications.models import Notice
+    from cobrador.subscriptions.models import Subscription
+
+    method_names = {"card": "card", "bank_slip": "boleto", "pix": "PIX"}
+    result = []
+    for customer in simulation.customers:
+        if customer.index not in simulation.featured or not customer.account_id:
+            continue
+        account = BillingAccount.objects.get(public_id=customer.account_id)
+        invoices = Counter(Invoice.objects.filter(account=account).values_list("status", flat=True))
+        due = Invoice.objects.filter(account=account, status="open").aggregate(due=Sum("amount_due"))["due"] or 0
+        records: dict[int, Counter] = defaultdict(Counter)
+        for number, method, outcome in RecoveryRecord.objects.filter(account=account).order_by(
+                "invoice__number", "attempt_number", "pk").values_list("invoice__number", "method", "outcome"):
+            records[number][f"{method_names.get(method, method)} {outcome}"] += 1
+        result.append({
+            "account": customer.account_id, "name": customer.name, "story": customer.story, "title": customer.title,
+            "status": account.status,
+            "subscriptions": sorted(Subscription.objects.filter(account=account).values_list("status", flat=True)),
+            "invoices": dict(sorted(invoices.items())), "amount_due": due,
+            "delinquency_cases": dict(sorted(Counter(DelinquentAccount.objects.filter(account=account).values_list(
+                "status", flat=True)).items())),
+            "recovery_records": {f"#{n}": dict(c) for n, c in records.items()},
+            "webhooks_received": simulation.receiver.by_account[customer.account_id],
+            "notices": Notice.objects.filter(account=account).count(),
+        })
+    return result
+
+
 def summarize(simulation) -> dict:
     from cobrador.callbacks.models import GatewayCallback
     from cobrador.dunning.models import DelinquentAccount, DunningInvoice, RecoveryRecord
@@ -69,9 +103,8 @@ def summarize(simulation) -> dict:
         "recovery_records": {f"{row['method']} {row['outcome']}": row["count"] for row in by(
             RecoveryRecord.objects.filter(organization=organization), "method", "outcome")},
     }
-    notices: dict[str, dict] = defaultdict(dict)
-    for row in by(Notice.objects.filter(organization=organization, status="sent"), "type", "channel"):
-        notices[row["type"]][row["channel"]] = row["count"]
+    # Notices and callbacks are counted as they happened: retention-cleanup prunes old rows.
+    notices = simulation.timeline.notice_types
     unsent = {row["status"]: row["count"] for row in by(
         Notice.objects.filter(organization=organization).exclude(status="sent"), "status")}
     mail_dir = Path(settings.MAIL_DIR)
@@ -105,20 +138,22 @@ def summarize(simulation) -> dict:
         "invoices": {"by_status": invoices, **{k: v or 0 for k, v in totals.items()}},
         "payments": dict(payments),
         "dunning": dunning,
-        "callbacks": {f"{row['provider']} {row['status']}": row["count"] for row in by(
-            GatewayCallback.objects.filter(organization=organization), "provider", "status")},
+        "callbacks": {"sent": simulation.actions["signed_callbacks_sent"],
+                      "answered": {str(code): n for code, n in sorted(simulation.callback_answers.items())},
+                      "stored": {f"{row['provider']} {row['status']}": row["count"] for row in by(
+                          GatewayCallback.objects.filter(organization=organization), "provider", "status")}},
         "webhooks": {
             "received": sum(receiver.by_type.values()), "requests": receiver.requests,
             "bad_signatures": receiver.bad_signatures, "duplicates": receiver.duplicates,
             "by_type": dict(sorted(receiver.by_type.items())),
-            "deliveries": {row["status"]: row["count"] for row in by(
-                WebhookDelivery.objects.filter(organization=organization), "status")},
+            "still_pending": WebhookDelivery.objects.filter(organization=organization, status="pending").count(),
         },
-        "notices": {"sent": {t: dict(sorted(c.items())) for t, c in sorted(notices.items())}, "not_sent": unsent,
+        "notices": {"written": {t: dict(sorted(c.items())) for t, c in sorted(notices.items())}, "not_sent": unsent,
                     "mail_dir": str(mail_dir),
                     "mail_files": count_mails(mail_dir) - simulation.mails_before},
         "timeline": {label: simulation.timeline.totals[label] for label in LABELS if simulation.timeline.totals[label]},
         "customer_actions": dict(sorted(simulation.actions.items())),
+        "featured_accounts": featured_accounts(simulation),
         "errors": simulation.errors,
         "elapsed_seconds": round(simulation.elapsed, 1),
     }
@@ -195,19 +230,34 @@ def summary_lines(summary: dict) -> list[str]:
                  f"{d['retries']} retries, {d['exhausted']} invoices with retries exhausted")
     if d["recovery_records"]:
         lines.append("  recovery records: " + ", ".join(f"{k} {v}" for k, v in d["recovery_records"].items()))
-    if summary["callbacks"]:
-        lines.append("Gateway callbacks received: " + ", ".join(f"{k} {v}" for k, v in summary["callbacks"].items()))
+    c = summary["callbacks"]
+    if c["sent"]:
+        lines.append(f"Signed sandbox callbacks sent to the callback view: {c['sent']} (answered "
+                     + ", ".join(f"{code}: {n}" for code, n in c["answered"].items()) + "); stored now: "
+                     + ", ".join(f"{k} {v}" for k, v in c["stored"].items()))
     w = summary["webhooks"]
     lines.append(f"Webhooks received by the demo endpoint: {w['received']} events, signatures verified "
-                 f"({w['bad_signatures']} bad, {w['duplicates']} duplicates); by type:")
+                 f"({w['bad_signatures']} bad, {w['duplicates']} duplicates, {w['still_pending']} still pending); "
+                 "by type:")
     lines += _wrap([f"{k} {v}" for k, v in w["by_type"].items()])
     n = summary["notices"]
-    lines.append("Notices sent, by type and channel:")
+    lines.append("Notices, by type and channel:")
     lines += _table([("type", "email", "in_app", "webhook")] + [
-        (t, c.get("email", 0), c.get("in_app", 0), c.get("webhook", 0)) for t, c in n["sent"].items()])
+        (t, c.get("email", 0), c.get("in_app", 0), c.get("webhook", 0)) for t, c in n["written"].items()])
     if n["not_sent"]:
         lines.append("  not sent: " + ", ".join(f"{k} {v}" for k, v in n["not_sent"].items()))
     lines.append(f"  mails kept for reading: {n['mail_files']} .eml files written to {n['mail_dir']}")
+    lines.append("Featured accounts at the end (the records and webhooks behind their lines above):")
+    for f in summary["featured_accounts"]:
+        cases = ", ".join(f"{n} {status}" for status, n in f["delinquency_cases"].items()) or "none"
+        lines.append(f"  {f['name']} ({f['account']}): account {f['status']}, subscription "
+                     f"{'/'.join(f['subscriptions'])}; invoices " + ", ".join(
+                         f"{n} {status}" for status, n in f["invoices"].items())
+                     + f" ({_money(f['amount_due'])} due); delinquency cases: {cases}; "
+                       f"{f['webhooks_received']} webhooks and {f['notices']} notices about it")
+        for invoice, outcomes in f["recovery_records"].items():
+            lines.append(f"    recovery records of invoice {invoice}: "
+                         + ", ".join(f"{k} ×{n}" for k, n in outcomes.items()))
     if summary["customer_actions"]:
         lines.append("Customer actions: " + ", ".join(f"{k.replace('_', ' ')} {v}"
                                                       for k, v in summary["customer_actions"].items()))

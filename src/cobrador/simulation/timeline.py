@@ -53,6 +53,7 @@ class Timeline:
         self._subscriptions: dict[str, dict] = {}
         self._pending_notices: dict[tuple, Line] = {}
         self._suspended: set[str] = set()
+        self.notice_types: dict[str, Counter] = defaultdict(Counter)  # type -> channel -> notices written
 
     def day_of(self, moment: datetime) -> int:
         return (moment.date() - self.start.date()).days + 1
@@ -91,6 +92,7 @@ class Timeline:
 
     def notice(self, moment: datetime, type_: str, channel: str, customer, *, featured: bool) -> None:
         self._count(moment, "notices")
+        self.notice_types[type_][channel] += 1
         if not featured:
             return
         key = (moment, customer.index, type_)

@@ -26,6 +26,7 @@ from django.db.models import F
 from standardwebhooks.webhooks import Webhook
 
 from cobrador.core import clock
+from cobrador.core.outbox import write_with_eager_sqlite_lock
 from cobrador.webhooks import services
 from cobrador.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from cobrador.webhooks.ssrf import BlockedTarget, resolve_target
@@ -161,7 +162,8 @@ def claim_due(*, now: datetime, limit: int = BATCH_SIZE) -> tuple[str, list[Webh
         # poll is a read), and for one statement, so no Python runs while this worker holds it.
         if not due.exists():
             return token, []
-        WebhookDelivery.objects.filter(pk__in=due.values("pk")[:limit]).update(**lease)
+        oldest_due = WebhookDelivery.objects.filter(pk__in=due.values("pk")[:limit])
+        write_with_eager_sqlite_lock(oldest_due.update, **lease)
     # The claimed rows are the pending ones leased until exactly `lease_until` (an indexed lookup) with our token.
     rows = list(WebhookDelivery.objects.filter(status="pending", next_attempt_at=lease_until, claim_token=token)
                 .select_related("event"))
@@ -264,7 +266,7 @@ def _attempt(delivery: WebhookDelivery) -> tuple[WebhookDelivery, Outcome, datet
 
 def _record(batch: tuple[str, list[Future]]) -> None:
     token, sends = batch
-    record_outcomes(token, [send.result() for send in sends])
+    write_with_eager_sqlite_lock(record_outcomes, token, [send.result() for send in sends])
 
 
 def _pipeline_batches() -> int:

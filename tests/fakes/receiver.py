@@ -14,6 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog of 5 overflows when a worker's 16 senders connect at once, and a
+    # connection dropped from it fails with "connection reset by peer" about a second later.
+    request_queue_size = 128
+
+
 @dataclass
 class Received:
     path: str
@@ -46,7 +52,7 @@ class WebhookReceiver:
         self.answers: deque[Answer] = deque()  # scripted answers, then `default`
         self.default = Answer()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         # A short poll interval: stop() waits up to one interval, and tests stop many receivers.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},

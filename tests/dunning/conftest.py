@@ -19,7 +19,7 @@ from cobrador.jobs.runner import run_job
 from cobrador.organizations.models import DunningConfig
 from cobrador.payments.models import Payment
 from tests.conftest import make_org
-from tests.payments.billing import add_card, add_method, make_account, make_invoice  # noqa: F401
+from tests.payments.billing import add_card, make_account
 from tests.subscriptions.conftest import make_plan, subscribe
 
 DAY0 = datetime(2026, 3, 1, tzinfo=UTC)

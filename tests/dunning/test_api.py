@@ -8,7 +8,6 @@ from django.test import Client
 from django_ox.testing import run_tasks
 
 from cobrador.dunning.models import DelinquentAccount, DunningInvoice, RecoveryRecord
-from tests.conftest import make_org
 from tests.dunning.conftest import (
     configure,
     day,

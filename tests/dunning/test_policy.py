@@ -2,11 +2,11 @@
 
 from django_ox.testing import run_tasks
 
-from cobrador.core import clock
 from cobrador.customers.models import BillingAccount
 from cobrador.dunning.models import DunningInvoice, RecoveryRecord
 from cobrador.invoicing.models import Invoice
 from cobrador.jobs.runner import run_job
+from cobrador.payments import charging
 from cobrador.payments.models import Payment
 from cobrador.subscriptions.models import Subscription
 from tests.dunning.conftest import (
@@ -20,10 +20,12 @@ from tests.dunning.conftest import (
     records,
     run_jobs_until,
 )
+from tests.payments.billing import add_card, make_invoice
 
 CARD_THEN_BOLETO = [("card", "failed"), ("bank_slip", "issued")]
 CURL_CONFIG = {"max_retries": 5, "retry_interval_days": [1, 3, 5, 7, 14], "suspend_after_retries": True,
-               "grace_period_days": 45, "auto_retry_enabled": True, "retry_payment_methods": ["pix", "bank_slip", "card"]}
+               "grace_period_days": 45, "auto_retry_enabled": True,
+               "retry_payment_methods": ["pix", "bank_slip", "card"]}
 
 
 def test_the_curl_config_issues_pix_documents_first(org, clock):
@@ -123,8 +125,6 @@ def test_after_a_hard_decline_the_card_is_not_charged_again_for_that_invoice(org
 
 
 def test_a_hard_decline_during_a_retry_blocks_that_card_only(org, clock):
-    from tests.payments.billing import add_card
-
     account, subscription, invoice = failed_first_charge(org.organization)
     run_jobs_until(day(1, 1))
     stolen = add_card(account, "tok_sandbox_stolen")  # the new default (no retry yet: auto retry queued)
@@ -172,8 +172,6 @@ def test_a_new_method_after_the_retries_are_exhausted_still_retries(org, clock):
     configure(org.organization, max_retries=1)
     run_jobs_until(day(3))
     assert DunningInvoice.objects.get(invoice=invoice).status == "exhausted"
-
-    from tests.payments.billing import add_card
 
     add_card(account, "tok_sandbox_success", default=False)
     run_tasks(raise_failures=True)
@@ -235,12 +233,8 @@ def test_voiding_the_invoice_recovers_and_reactivates_a_suspended_account(org, c
 
 
 def test_a_second_overdue_invoice_keeps_the_account_delinquent_until_both_are_paid(org, clock):
-    from tests.payments.billing import make_invoice
-
     account, subscription, invoice = failed_first_charge(org.organization)
     second = make_invoice(account, amount=2500, due_in_days=0)
-    from cobrador.payments import charging
-
     charging.charge_open_invoices()
     case = case_of(account)
     assert sorted(case.invoices.values_list("invoice__public_id", flat=True)) == sorted(

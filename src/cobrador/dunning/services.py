@@ -397,7 +397,8 @@ def suspendable_cases(as_of: datetime):
         return DelinquentAccount.objects.none()
     past_grace = Q()
     for days in graces:
-        past_grace |= Q(organization__dunning_config__grace_period_days=days, opened_at__lte=as_of - timedelta(days=days))
+        past_grace |= Q(organization__dunning_config__grace_period_days=days,
+                        opened_at__lte=as_of - timedelta(days=days))
     pending = DunningInvoice.objects.filter(status__in=DunningInvoice.PENDING).values("delinquent_account_id")
     return (DelinquentAccount.objects.filter(status="open", organization__dunning_config__suspend_after_retries=True)
             .filter(past_grace)

@@ -102,6 +102,14 @@ def fresh_database(database: str = "sqlite", *, extra_env: dict[str, str] | None
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def _die_with_parent() -> None:
+    """Popen preexec_fn: the child gets SIGTERM when the benchmark exits, however it exits (Linux)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
 def _process_tree(pid: int) -> list[int]:
     pids, i = [pid], 0
     while i < len(pids):
@@ -123,6 +131,16 @@ def peak_rss_bytes(pid: int) -> int:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process and its descendants (Linux)."""
+    total = 0
+    for p in _process_tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def own_peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -135,7 +153,8 @@ class Worker:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cobrador.cli", "worker", *args],
-            env={**bench_db.env, **(env or {})}, stdout=self._log, stderr=subprocess.STDOUT, cwd=bench_db.data_dir)
+            env={**bench_db.env, **(env or {})}, stdout=self._log, stderr=subprocess.STDOUT, cwd=bench_db.data_dir,
+            preexec_fn=_die_with_parent)
         self.peak_rss = 0
         bench_db.workers.append(self)
 
@@ -148,6 +167,9 @@ class Worker:
         if self.process.poll() is None:
             self.peak_rss = max(self.peak_rss, peak_rss_bytes(self.process.pid))
         return self.peak_rss
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
 
     def stop(self, timeout: float = 30) -> None:
         if self.process.poll() is None:
@@ -275,7 +297,7 @@ class ReceiverProcess:
         import httpx
 
         self.process = subprocess.Popen([sys.executable, __file__, "receiver", str(verify_every)],
-                                        stdout=subprocess.PIPE, text=True)
+                                        stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
         self.port = int(self.process.stdout.readline())
         self.base = f"http://127.0.0.1:{self.port}"
         self.url = f"{self.base}/hooks"

@@ -17,7 +17,7 @@ import json
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Sum
 
 from cobrador.core import clock
 from cobrador.core.money import format_money
@@ -25,7 +25,7 @@ from cobrador.customers.models import BillingAccount
 from cobrador.customers.services import account_data
 from cobrador.dunning.models import DelinquentAccount, DunningInvoice, RecoveryRecord
 from cobrador.events.services import EventDraft, record_events
-from cobrador.invoicing.models import Invoice
+from cobrador.invoicing.models import Invoice, InvoiceLine
 from cobrador.invoicing.services import invoice_data
 from cobrador.organizations.models import DunningConfig
 from cobrador.payments.models import Payment
@@ -270,7 +270,9 @@ def mark_overdue(*, dunning_ids, today: date) -> int:
     """Invoices in dunning past their due date: invoice.overdue once, and their subscriptions past_due."""
     now = clock.now()
     rows = list(invoices_to_mark_overdue(today).filter(pk__in=list(dunning_ids)).select_for_update(of=("self",))
-                .select_related("organization", "invoice__account", "invoice__subscription", "invoice__coupon"))
+                .select_related("organization", "invoice__account", "invoice__subscription", "invoice__coupon")
+                .prefetch_related(Prefetch("invoice__lines", queryset=InvoiceLine.objects.select_related("plan")
+                                           .order_by("pk"))))
     if not rows:
         return 0
     for row in rows:

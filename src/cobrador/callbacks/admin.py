@@ -33,7 +33,7 @@ class GatewayCallbackAdmin(admin.ModelAdmin):
     def reprocess(self, request, queryset):
         count = 0
         with transaction.atomic():
-            for callback in queryset.select_for_update().exclude(status="rejected"):
+            for callback in queryset.select_for_update(of=("self",)).exclude(status="rejected"):
                 processing.reprocess(callback)
                 count += 1
         self.message_user(request, f"{count} callback(s) queued for processing.")

@@ -32,7 +32,8 @@ from cobrador.payments.models import Payment
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 200  # callbacks claimed at once
-# Callbacks per transaction: the first slice, and the most; in between, sized to take TRANSACTION_BUDGET.
+# Callbacks per transaction: on SQLite from FIRST_SLICE to MAX_SLICE, sized to take TRANSACTION_BUDGET;
+# on PostgreSQL always MAX_SLICE (see process_callbacks).
 FIRST_SLICE, MAX_SLICE = 4, 50
 TRANSACTION_BUDGET = 0.02  # seconds
 LEASE = timedelta(minutes=5)
@@ -140,16 +141,18 @@ def _documents_in(callback: GatewayCallback, event) -> ChargeResult | None:
 def process_callbacks(ids: list[int]) -> dict:
     """Process claimed callbacks in short transactions. Returns counts by status.
 
-    On SQLite the callback view and this share one write lock, and SQLite's busy handler is not fair
-    (a writer that backs off keeps finding the lock taken again), so each transaction is kept near
-    TRANSACTION_BUDGET by sizing the next slice from the last one's duration, and on SQLite the worker
-    then pauses as long as it held the lock: inbound callbacks get at least half of it."""
+    On PostgreSQL a slice is MAX_SLICE callbacks. On SQLite the callback view and this share one write
+    lock, and SQLite's busy handler is not fair (a writer that backs off keeps finding the lock taken
+    again), so there each transaction is kept near TRANSACTION_BUDGET by sizing the next slice from the
+    last one's duration (never under FIRST_SLICE), and the worker then pauses as long as it held the
+    lock: inbound callbacks get at least half of it."""
     callbacks = list(GatewayCallback.objects.filter(pk__in=ids, status="processing")
                      .select_related("gateway").order_by("pk"))
     gateways: dict = {}
     events = {callback.pk: _parse(callback, gateways) for callback in callbacks}
     counts: dict[str, int] = {}
-    size, position = FIRST_SLICE, 0
+    sqlite = connection.vendor == "sqlite"
+    size, position = (FIRST_SLICE if sqlite else MAX_SLICE), 0
     while position < len(callbacks):
         piece = callbacks[position:position + size]
         position += len(piece)
@@ -168,10 +171,11 @@ def process_callbacks(ids: list[int]) -> dict:
                         payments.update_rows(GatewayCallback, [callback], CALLBACK_STATE_FIELDS)
         for callback in piece:
             counts[callback.status] = counts.get(callback.status, 0) + 1
-        held = time.monotonic() - started
-        size = max(1, min(MAX_SLICE, int(len(piece) * TRANSACTION_BUDGET / max(held, 0.001))))
-        if position < len(callbacks) and connection.vendor == "sqlite":
-            time.sleep(min(held, TRANSACTION_BUDGET * 2))
+        if sqlite:
+            held = time.monotonic() - started
+            size = max(FIRST_SLICE, min(MAX_SLICE, int(len(piece) * TRANSACTION_BUDGET / max(held, 0.001))))
+            if position < len(callbacks):
+                time.sleep(min(held, TRANSACTION_BUDGET * 2))
     return counts
 
 

@@ -67,9 +67,9 @@ def refund_data(refund: PaymentRefund) -> dict:
 
 def payment_data(payment: Payment, refunds: list[PaymentRefund] | None = None) -> dict:
     if refunds is None:
-        # Only a succeeded payment can be refunded: skip the query for every other one.
-        has_refunds = payment.pk and (payment.status == "refunded" or payment.amount_refunded
-                                      or (payment.status == "succeeded" and not getattr(payment, "_just_succeeded", False)))
+        # Only a payment that was succeeded before can have refunds: skip the query for every other one.
+        was_succeeded = payment.status == "succeeded" and not getattr(payment, "_just_succeeded", False)
+        has_refunds = payment.pk and (payment.status == "refunded" or payment.amount_refunded or was_succeeded)
         refunds = list(payment.refunds.order_by("pk")) if has_refunds else []
     return {
         "id": payment.public_id,

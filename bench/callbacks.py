@@ -260,8 +260,9 @@ def main() -> int:
     add_database_argument(parser)
     parser.add_argument("--concurrency", type=int, default=16, help="connections / committing threads (16)")
     parser.add_argument("--step-seconds", type=float, default=8.0, help="length of each rate step (8)")
-    parser.add_argument("--start-fraction", type=float, default=0.1, help="first rate, as a share of the ceiling")
-    parser.add_argument("--growth", type=float, default=1.4, help="rate multiplier between steps (1.4)")
+    parser.add_argument("--start-fraction", type=float, default=0.05,
+                        help="first rate, as a share of the ceiling (0.05)")
+    parser.add_argument("--growth", type=float, default=1.3, help="rate multiplier between steps (1.3)")
     parser.add_argument("--saturation-ms", type=float, default=1000.0, help="p99 that fails a step (1000)")
     parser.add_argument("--ceiling-rows", type=int, default=4000, help="rows per ceiling half (4000)")
     parser.add_argument("--web-workers", type=int, default=2, help="`cobrador web` processes (2)")

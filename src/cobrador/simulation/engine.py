@@ -23,23 +23,38 @@ import json
 import logging
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connections, transaction
+from django.db.models import Q
 from django.test import Client
+from django.utils import timezone
 from django_ox.cron import CronExpression
+from django_ox.models import OxTask
 from django_ox.worker import worker_class
 
 from cobrador.core import clock
 from cobrador.core.outbox import drain_until_idle
+from cobrador.customers.models import PaymentMethod
+from cobrador.events.models import Event
+from cobrador.gateways.sandbox import build_sandbox_payment_callback
+from cobrador.invoicing.models import Invoice
 from cobrador.jobs.catalog import JOBS
 from cobrador.jobs.runner import run_job
+from cobrador.notifications.models import Notice
+from cobrador.organizations.models import Organization
+from cobrador.organizations.services import create_api_key, create_organization
+from cobrador.payments.models import Payment
 from cobrador.simulation.receiver import WebhookReceiver
+from cobrador.simulation.report import count_mails
 from cobrador.simulation.scenario import CARD_TOKENS, COUPONS, DUNNING_POLICY, PLANS, Customer, build_customers
 from cobrador.simulation.timeline import Timeline
+from cobrador.webhooks.models import WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -179,8 +194,6 @@ class Simulation:
         heapq.heappush(self.queue, _Moment(at, priority, next(self._seq), kind, payload))
 
     def _check_database(self) -> None:
-        from cobrador.organizations.models import Organization
-
         if Organization.objects.exists():
             raise SimulationRefused(
                 "the database already holds organizations. A simulation moves the clock through every sweep, "
@@ -188,8 +201,6 @@ class Simulation:
                 "or an empty one with --database")
 
     def _set_up_organization(self) -> None:
-        from cobrador.organizations.services import create_api_key, create_organization
-
         with transaction.atomic():
             self.organization = create_organization(name=ORGANIZATION_NAME, mode="test",
                                                     billing_email="financeiro@demo-saas.example")
@@ -208,37 +219,46 @@ class Simulation:
 
     # --- the walk --------------------------------------------------------------------------------------
 
-    def run(self):
-        started = time.monotonic()
-        settings.WEBHOOK_ALLOW_PRIVATE = True  # the demo endpoint listens on loopback, in this process only
-        if "testserver" not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
-            settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
-        self._check_database()
-        from pathlib import Path
-
-        from cobrador.simulation.report import count_mails
-
-        self.mails_before = count_mails(Path(settings.MAIL_DIR))
+    @contextmanager
+    def _this_process_for_the_simulation(self):
+        """What this process changes while the simulation runs, and puts back after."""
+        previous_clock = clock.now() if clock.is_frozen() else None
+        allow_private, allowed_hosts = settings.WEBHOOK_ALLOW_PRIVATE, settings.ALLOWED_HOSTS
+        # The demo endpoint listens on loopback; the API is called through Django's test client.
+        settings.WEBHOOK_ALLOW_PRIVATE = True
+        if "testserver" not in allowed_hosts and "*" not in allowed_hosts:
+            settings.ALLOWED_HOSTS = [*allowed_hosts, "testserver"]
         # Refusals the customers meet are told by the timeline; the request log would repeat them.
         request_logger = logging.getLogger("django.request")
         request_log_level = request_logger.level
         request_logger.setLevel(logging.ERROR)
         # The customers' API requests end like web requests, which closes the database connection when
-        # CONN_MAX_AGE is 0; this process keeps it (reconnecting to SQLite for every request costs more
-        # than the request).
+        # CONN_MAX_AGE is 0: keep it (reconnecting for every request costs more than the request).
         connection_settings = connections["default"].settings_dict
         conn_max_age = connection_settings.get("CONN_MAX_AGE", 0)
         connection_settings["CONN_MAX_AGE"] = None
         self.receiver = WebhookReceiver().start()
-        self.worker = worker_class()(queues=None)
-        previous_clock = clock.now() if clock.is_frozen() else None
         try:
+            yield
+        finally:
+            self.receiver.stop()
+            clock.set(previous_clock)
+            connection_settings["CONN_MAX_AGE"] = conn_max_age
+            request_logger.setLevel(request_log_level)
+            settings.WEBHOOK_ALLOW_PRIVATE, settings.ALLOWED_HOSTS = allow_private, allowed_hosts
+
+    def run(self) -> "Simulation":
+        started = time.monotonic()
+        self._check_database()
+        self.mails_before = count_mails(Path(settings.MAIL_DIR))
+        self.worker = worker_class()(queues=None)
+        with self._this_process_for_the_simulation():
             clock.set(self.start)
             self._set_up_organization()
             self.customers = build_customers(accounts=self.options.accounts, days=self.options.days,
                                               seed=self.options.seed, start=self.start)
-            self.featured = {c.index for c in self.customers if c.story}
-            self.featured = set(sorted(self.featured)[:self.options.follow])
+            stories = sorted(c.index for c in self.customers if c.story)
+            self.featured = set(stories[:self.options.follow])
             for customer in self.customers:
                 self._schedule(self.start + customer.joins_at, "join", customer)
             for at, name in job_firings(self.start, self.end, self.options.resolution):
@@ -251,14 +271,11 @@ class Simulation:
                     self._run_job(moment.payload, moment.at)
                 else:
                     self._act(moment)
-                    self._drain()
+                    # Customers acting at the same instant (an import) do not wait for each other's effects.
+                    if not (self.queue and self.queue[0].at == moment.at and self.queue[0].kind != "job"):
+                        self._drain()
             clock.set(self.end)
             self._drain()
-        finally:
-            clock.set(previous_clock)
-            connection_settings["CONN_MAX_AGE"] = conn_max_age
-            request_logger.setLevel(request_log_level)
-            self.receiver.stop()
         self.elapsed = time.monotonic() - started
         return self
 
@@ -266,10 +283,6 @@ class Simulation:
     def _due_tasks():
         """Tasks a worker would claim now. django-ox schedules by real time (timezone.now), not by the
         simulated clock: a task enqueued to run later runs once that much real time has passed."""
-        from django.db.models import Q
-        from django.utils import timezone
-        from django_ox.models import OxTask
-
         return OxTask.objects.filter(Q(run_after__isnull=True) | Q(run_after__lte=timezone.now()), status="READY")
 
     def _tasks_ready(self) -> bool:
@@ -295,9 +308,6 @@ class Simulation:
     def _work_waiting(self) -> bool:
         """Whether anything may become due later without a new write: tasks, webhook deliveries or
         notices waiting (for a retry, or for their time)."""
-        from cobrador.notifications.models import Notice
-        from cobrador.webhooks.models import WebhookDelivery
-
         return (WebhookDelivery.objects.filter(status="pending").exists()
                 or Notice.objects.filter(status="pending").exists() or self._tasks_ready())
 
@@ -313,9 +323,6 @@ class Simulation:
     # --- watching what happened -------------------------------------------------------------------------
 
     def _observe(self) -> None:
-        from cobrador.events.models import Event
-        from cobrador.notifications.models import Notice
-
         events = list(Event.objects.filter(organization=self.organization, pk__gt=self._last_event).order_by("pk")
                       .values("pk", "type", "data", "created_at"))
         if events:
@@ -430,8 +437,6 @@ class Simulation:
     def _add_card(self, customer: Customer) -> str:
         """A new card becomes the default. The sandbox has one token per outcome, so a customer whose
         working card is replaced detaches the old one first (a real gateway would issue a new token)."""
-        from cobrador.customers.models import PaymentMethod
-
         texts = []
         token = CARD_TOKENS["ok"]
         for old in PaymentMethod.objects.filter(account__public_id=customer.account_id, type="card", status="active",
@@ -464,8 +469,6 @@ class Simulation:
         return self._pay_at_sandbox(payment)
 
     def _pay_at_sandbox(self, payment) -> str:
-        from cobrador.gateways.sandbox import build_sandbox_payment_callback
-
         url, headers, body = build_sandbox_payment_callback(payment)
         content_type = headers.pop("Content-Type")
         response = Client().post(urlsplit(url).path, data=body, content_type=content_type, headers=headers)
@@ -481,9 +484,6 @@ class Simulation:
         """Pay every open invoice of the account: a boleto/PIX still payable is paid; otherwise the
         customer adds PIX as a way to pay (which makes dunning retry at once with it) or, if that issues
         nothing, asks for a PIX through POST /v1/invoices/{id}/pay, and pays it."""
-        from cobrador.customers.models import PaymentMethod
-        from cobrador.invoicing.models import Invoice
-
         texts = []
         invoices = list(Invoice.objects.filter(account__public_id=customer.account_id, status="open",
                                                amount_due__gt=0).order_by("pk").values_list("public_id", flat=True))
@@ -509,8 +509,6 @@ class Simulation:
         return "; ".join(texts) if texts else "has nothing left to pay"
 
     def _payable_document(self, invoice: str):
-        from cobrador.payments.models import Payment
-
         return (Payment.objects.filter(invoice__public_id=invoice, organization=self.organization, status="pending",
                                        method__in=DOCUMENT_METHODS, expires_at__gt=clock.now())
                 .select_related("gateway").order_by("-pk").first())

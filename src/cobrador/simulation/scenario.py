@@ -199,8 +199,8 @@ def _crowd_customer(seed: int, index: int, days: int, start: datetime) -> Custom
                         joins_at=timedelta(0), plan=plan, quantity=quantity, rng=rng)
 
     signup_window = max(1, min(28, days // 2))
-    if rng.random() < 0.65:  # imported on day 0; billing continues from its next billing date
-        customer.joins_at = timedelta(minutes=rng.randint(50, 58))
+    if rng.random() < 0.65:  # imported on day 0, all at once; billing continues from its next billing date
+        customer.joins_at = timedelta(minutes=50)
         customer.starts_at = timedelta(days=rng.randrange(0, 28), minutes=rng.randint(0, 59))
     else:  # a new sign-up, in the customer's daytime (11:00-23:00 UTC is 08:00-20:00 in Brasília)
         customer.joins_at = timedelta(days=rng.randrange(0, signup_window), hours=rng.randint(11, 22),

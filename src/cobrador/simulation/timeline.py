@@ -7,6 +7,11 @@ from datetime import date, datetime
 
 from cobrador.core.money import format_money
 
+try:
+    from cobrador.notifications.sink import EVENT_TO_NOTICE
+except ImportError:  # notifications not there: every notice gets a line of its own
+    EVENT_TO_NOTICE = {}
+
 # The order in which a day's counts are listed.
 LABELS = [
     "sign-ups", "trials started", "subscriptions started", "trials converted", "paused", "renewals",
@@ -51,7 +56,7 @@ class Timeline:
         self._seq = 0
         # Per subscription: what the last event said, to tell what an update changed.
         self._subscriptions: dict[str, dict] = {}
-        self._pending_notices: dict[tuple, Line] = {}
+        self._notice_lines: dict[tuple, Line] = {}  # (moment, customer, notice type) -> the line telling it
         self._suspended: set[str] = set()
         self.notice_types: dict[str, Counter] = defaultdict(Counter)  # type -> channel -> notices written
 
@@ -88,7 +93,10 @@ class Timeline:
         label, text = self._describe(type_, data)
         self._count(moment, label)
         if featured and text:
-            self._line(moment, customer, text)
+            line = self._line(moment, customer, text)
+            if type_ in EVENT_TO_NOTICE:  # the notice this event sends is told on its line
+                self._notice_lines = {k: v for k, v in self._notice_lines.items() if k[0] == moment}
+                self._notice_lines[(moment, customer.index, EVENT_TO_NOTICE[type_])] = line
 
     def notice(self, moment: datetime, type_: str, channel: str, customer, *, featured: bool) -> None:
         self._count(moment, "notices")
@@ -96,12 +104,14 @@ class Timeline:
         if not featured:
             return
         key = (moment, customer.index, type_)
-        line = self._pending_notices.get(key)
-        if line is None:  # one line per notice type and moment, naming every channel
-            self._pending_notices = {k: v for k, v in self._pending_notices.items() if k[0] == moment}
-            self._pending_notices[key] = self._line(moment, customer, f"notice {type_} by {channel}")
-        else:
+        line = self._notice_lines.get(key)
+        if line is None:  # a notice of its own (a reminder, an alert): one line naming every channel
+            self._notice_lines = {k: v for k, v in self._notice_lines.items() if k[0] == moment}
+            self._notice_lines[key] = self._line(moment, customer, f"notice {type_} by {channel}")
+        elif line.text.startswith("notice ") or "; told by " in line.text:
             line.text += f", {channel}"
+        else:
+            line.text += f"; told by {channel}"
 
     def action(self, moment: datetime, kind: str, text: str, customer, *, seq: int, featured: bool) -> None:
         self._count(moment, ACTION_LABELS.get(kind))
@@ -188,8 +198,13 @@ class Timeline:
                 tries = ", ".join(f"{METHOD_NAMES.get(r.get('method'), r.get('method'))} {r.get('outcome')}"
                                   for r in data.get("records", []))
                 following = data.get("next_retry_at")
-                text = f"retry {data.get('attempt_number')}: {tries}; " + (
-                    f"next retry {_when(following)}" if following else "no retries left")
+                if data.get("outcome") == "succeeded":
+                    ending = "paid"
+                elif following:
+                    ending = f"next retry {_when(following)}"
+                else:
+                    ending = "no retries left"
+                text = f"retry {data.get('attempt_number')}: {tries}; {ending}"
                 return "retries", text
             case "dunning.exhausted":
                 return "dunning exhausted", "dunning exhausted: no retries left"

@@ -173,6 +173,16 @@ def test_prompt_days_come_from_the_setting(org, account, plan, clock, settings):
     assert len(events_of("subscription.renewal_prompted", sub)) == 1
 
 
+def test_prompt_days_of_the_organization_win_over_the_default(api, org, account, plan, clock):
+    response = api.patch("/v1/organizations/settings/notifications", {"renewal_prompt_days": 5})
+    assert response.status_code == 200, response.content
+    sub = subscribe(org, account, plan, commitment_months=1, renewal_mode="prompt")
+    renew(utc(2026, 3, 20))  # 11 days before the term ends: inside the default 15, outside the org's 5
+    assert events_of("subscription.renewal_prompted") == []
+    renew(utc(2026, 3, 27, 12))
+    assert len(events_of("subscription.renewal_prompted", sub)) == 1
+
+
 def test_catch_up_after_three_days_without_sweeps(org, plan, clock):
     """Subscriptions whose periods end on three days the sweeps missed are each advanced once and
     invoiced once when the sweeps come back; running them again changes nothing."""

@@ -7,7 +7,7 @@ Four steps, in this order, each decided by timestamps against `run.as_of`:
    one the subscription is paused;
 3. terms (commitments) that ended: auto mode starts a new term; prompt mode renews only if the
    customer confirmed, otherwise the subscription expires. Then subscription.renewal_prompted goes
-   out once per term, RENEWAL_PROMPT_DAYS before a prompt-mode term ends;
+   out once per term, the organization's renewal_prompt_days before a prompt-mode term ends;
 4. every elapsed period is advanced, one subscription.renewed per period (a sweep that missed days
    advances every missed period once; periods left before they were invoiced are remembered in
    `uninvoiced_since`, so invoice generation bills each of them once).
@@ -197,13 +197,28 @@ def advance_periods(subscriptions: list[Subscription], run) -> None:
     run.count("periods_advanced", len(events))
 
 
+def _within_prompt_window(as_of) -> Q:
+    """Terms ending within their organization's renewal_prompt_days (the communication schedule in
+    /v1/organizations/settings/notifications), or COBRADOR_RENEWAL_PROMPT_DAYS where it was never set."""
+    from cobrador.notifications.models import NotificationSettings
+
+    orgs_by_days: dict[int, list[int]] = {}
+    for org_id, days in NotificationSettings.objects.values_list("organization_id", "renewal_prompt_days"):
+        orgs_by_days.setdefault(days, []).append(org_id)
+    configured = [org_id for org_ids in orgs_by_days.values() for org_id in org_ids]
+    window = ~Q(organization_id__in=configured) & Q(
+        commitment_end__lte=as_of + timedelta(days=settings.RENEWAL_PROMPT_DAYS))
+    for days, org_ids in orgs_by_days.items():
+        window |= Q(organization_id__in=org_ids, commitment_end__lte=as_of + timedelta(days=days))
+    return window
+
+
 def subscription_renewal_sweep(run) -> None:
     as_of = run.as_of
     _step(run, Q(status__in=LIVE_STATUSES, cancel_at__lte=as_of), cancel_due)
     _step(run, Q(status="trialing", trial_end__lte=as_of), end_trials)
     _step(run, Q(status__in=RUNNING, commitment_months__gt=0, commitment_end__lte=as_of), end_terms)
-    prompt_window = timedelta(days=settings.RENEWAL_PROMPT_DAYS)
     _step(run, Q(status__in=RUNNING, renewal_mode="prompt", renewal_prompted_at__isnull=True,
                  renewal_confirmed_at__isnull=True, cancel_at__isnull=True,
-                 commitment_end__gt=as_of, commitment_end__lte=as_of + prompt_window), prompt_renewals)
+                 commitment_end__gt=as_of) & _within_prompt_window(as_of), prompt_renewals)
     _step(run, Q(status__in=RUNNING, current_period_end__lte=as_of), advance_periods)

@@ -5,9 +5,9 @@ password; integer cents; `Idempotency-Key` on every write; `POST /orders` with `
 once. The body's status decides the outcome, never the HTTP code alone.
 
 Card tokens (a card payment method's `gateway_token`), in order of preference:
-* `cus_XXXX:card_YYYY`: a card stored on a Pagar.me customer (`customer_id` + `credit_card.card_id`);
-* `card_YYYY`: a stored card id, sent with the customer's data;
-* `token_ZZZZ`: a one-time card token from `POST /tokens` (`credit_card.card_token`).
+* `cus_<id>:card_<id>`: a card stored on a Pagar.me customer (`customer_id` + `credit_card.card_id`);
+* `card_<id>`: a stored card id, sent with the customer's data;
+* `token_<id>`: a one-time card token from `POST /tokens` (`credit_card.card_token`).
 
 Outcomes: a timeout or a transport error after the request was sent, or a 5xx, is `unknown`; billing
 reconciles with `find_charge` (`GET /orders?code=<our reference>`). A connection that never opened, a 4xx

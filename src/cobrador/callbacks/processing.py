@@ -23,6 +23,7 @@ from django.db.models import F, Q
 
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.core import clock
+from cobrador.core.bulk import update_rows
 from cobrador.gateways.base import ChargeResult
 from cobrador.gateways.registry import gateway_for
 from cobrador.payments import charging
@@ -168,7 +169,7 @@ def process_callbacks(ids: list[int]) -> dict:
                                    exc_info=(type(exc), exc, exc.__traceback__))
                     with transaction.atomic():
                         _failed(callback, "".join(traceback.format_exception(exc, limit=6)), clock.now())
-                        payments.update_rows(GatewayCallback, [callback], CALLBACK_STATE_FIELDS)
+                        update_rows([callback], CALLBACK_STATE_FIELDS)
         for callback in piece:
             counts[callback.status] = counts.get(callback.status, 0) + 1
         if sqlite:
@@ -208,7 +209,7 @@ def _apply(callbacks: list[GatewayCallback], events: dict) -> None:
             callback.processed_at = now
             callback.changes = effects.changes[first_change:]
         effects.write()
-        payments.update_rows(GatewayCallback, callbacks, CALLBACK_STATE_FIELDS)
+        update_rows(list(callbacks), CALLBACK_STATE_FIELDS)
         effects.flush()
         retry_at = min((c.next_attempt_at for c in callbacks if c.status == "failed" and c.next_attempt_at),
                        default=None)

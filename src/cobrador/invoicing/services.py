@@ -22,7 +22,7 @@ from cobrador.customers.credits import balances_for, consume_credit
 from cobrador.events.services import EventDraft, record_event, record_events
 from cobrador.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from cobrador.organizations.models import Organization
-from cobrador.subscriptions.bulk import insert_rows
+from cobrador.core.bulk import insert_rows
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.periods import periods_between
 

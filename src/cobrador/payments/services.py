@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from django.db import IntegrityError, transaction
 
 from cobrador.core import clock
+from cobrador.core.bulk import update_rows
 from cobrador.core.errors import Conflict, ValidationFailed
 from cobrador.customers.credits import grant_credit
 from cobrador.customers.models import PaymentMethod
@@ -65,6 +66,18 @@ def refund_data(refund: PaymentRefund) -> dict:
     }
 
 
+def payable_document_fields(payment: Payment) -> dict:
+    """What the customer needs to pay a boleto or PIX (empty fields are None)."""
+    return {
+        "boleto_url": payment.boleto_url or None,
+        "boleto_barcode": payment.boleto_barcode or None,
+        "boleto_line": payment.boleto_line or None,
+        "pix_copy_paste": payment.pix_copy_paste or None,
+        "pix_qr_code_url": payment.pix_qr_code_url or None,
+        "expires_at": payment.expires_at,
+    }
+
+
 def payment_data(payment: Payment, refunds: list[PaymentRefund] | None = None) -> dict:
     if refunds is None:
         # Only a payment that was succeeded before can have refunds: skip the query for every other one.
@@ -92,12 +105,7 @@ def payment_data(payment: Payment, refunds: list[PaymentRefund] | None = None) -
         "idempotency_key": payment.idempotency_key,
         "source": payment.source,
         "attempt_number": payment.attempt_number,
-        "boleto_url": payment.boleto_url or None,
-        "boleto_barcode": payment.boleto_barcode or None,
-        "boleto_line": payment.boleto_line or None,
-        "pix_copy_paste": payment.pix_copy_paste or None,
-        "pix_qr_code_url": payment.pix_qr_code_url or None,
-        "expires_at": payment.expires_at,
+        **payable_document_fields(payment),
         "created_at": payment.created_at,
         "updated_at": payment.updated_at,
         "paid_at": payment.paid_at,
@@ -153,8 +161,8 @@ class Effects:
 
     def write(self) -> None:
         """Write the rows changed in batch mode (call inside the transaction)."""
-        update_rows(Payment, self._payments.values(), PAYMENT_STATE_FIELDS)
-        update_rows(Invoice, self._invoices.values(), INVOICE_STATE_FIELDS)
+        update_rows(list(self._payments.values()), PAYMENT_STATE_FIELDS)
+        update_rows(list(self._invoices.values()), INVOICE_STATE_FIELDS)
         self._payments, self._invoices = {}, {}
 
     def flush(self) -> None:
@@ -167,25 +175,6 @@ class Effects:
 
             reconcile_payments.using(run_after=clock.now() + RECONCILE_DELAYS[0]).enqueue()
             self.reconcile_soon = False
-
-
-def update_rows(model, rows, fields: list[str]) -> None:
-    """UPDATE each row's `fields` with one executemany: a batch of charges is recorded in one round trip
-    instead of one UPDATE per row (Django's bulk_update builds a CASE per field and row, which costs
-    more CPU than the updates it saves)."""
-    rows = list(rows)
-    if not rows:
-        return
-    connection = transaction.get_connection()
-    quote = connection.ops.quote_name
-    meta = model._meta
-    columns = [meta.get_field(name) for name in fields]
-    sql = (f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(c.column)} = %s" for c in columns)
-           + f" WHERE {quote(meta.pk.column)} = %s")
-    params = [[c.get_db_prep_save(getattr(row, c.attname), connection) for c in columns] + [row.pk]
-              for row in rows]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
 
 
 def next_status(current: str, reported: str) -> str | None:

@@ -27,7 +27,7 @@ from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.events.services import EventDraft, record_events
 from cobrador.invoicing.models import Invoice
 from cobrador.organizations.models import Organization
-from cobrador.subscriptions.bulk import update_rows
+from cobrador.core.bulk import update_rows
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.periods import add_months, period_end
 from cobrador.subscriptions.services import LIVE_STATUSES, subscription_data

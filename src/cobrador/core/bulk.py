@@ -4,7 +4,8 @@
 three quarters of a renewal batch compiling it: here the change is one `UPDATE ... FROM unnest(arrays)`
 on PostgreSQL (2.5x faster than executemany there) and a parameterized `UPDATE ... WHERE id = ?`
 run with executemany on SQLite (sqlite3 loops in C).
-`insert_rows` replaces `bulk_create` for invoices and their lines (see its docstring).
+`insert_rows` replaces `bulk_create` for invoices and their lines (see its docstring). Sweeps, charging and
+callback processing all write their batches through these.
 Both run in the caller's transaction and write exactly the values given (no signals, no defaults).
 """
 

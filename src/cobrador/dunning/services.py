@@ -29,6 +29,7 @@ from cobrador.invoicing.models import Invoice, InvoiceLine
 from cobrador.invoicing.services import invoice_data
 from cobrador.organizations.models import DunningConfig
 from cobrador.payments.models import Payment
+from cobrador.payments.services import payable_document_fields
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.services import subscription_data
 
@@ -124,12 +125,7 @@ def document_data(payment: Payment) -> dict:
         "method": payment.method,
         "amount": payment.amount,
         "currency": payment.currency,
-        "boleto_url": payment.boleto_url or None,
-        "boleto_line": payment.boleto_line or None,
-        "boleto_barcode": payment.boleto_barcode or None,
-        "pix_copy_paste": payment.pix_copy_paste or None,
-        "pix_qr_code_url": payment.pix_qr_code_url or None,
-        "expires_at": payment.expires_at,
+        **payable_document_fields(payment),
     }
 
 

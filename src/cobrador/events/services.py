@@ -9,6 +9,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from cobrador.core import clock
+from cobrador.core.bulk import insert_objects
 from cobrador.core.ids import new_public_id
 from cobrador.core.outbox import wake_outbox_after_commit
 from cobrador.events.models import Event
@@ -45,12 +46,7 @@ def record_events(drafts: Iterable[EventDraft]) -> list[Event]:
                             type=draft.type, data=_jsonable(draft.data), created_at=now))
     if not events:
         return []
-    Event.objects.bulk_create(events, batch_size=500)
-    if any(e.pk is None for e in events):  # backends without RETURNING on bulk insert
-        by_id = dict(Event.objects.filter(public_id__in=[e.public_id for e in events])
-                     .values_list("public_id", "pk"))
-        for event in events:
-            event.pk = by_id[event.public_id]
+    insert_objects(events, returning_ids=True)
     for sink in _sinks:
         sink(events)
     wake_outbox_after_commit()

@@ -17,6 +17,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 
 from cobrador.core import clock
+from cobrador.core.bulk import insert_objects
 from cobrador.core.errors import NotFound, ValidationFailed
 from cobrador.core.ids import new_public_id
 from cobrador.core.outbox import wake_outbox_after_commit
@@ -444,7 +445,7 @@ def enqueue_notices(drafts: list[NoticeDraft]) -> int:
                                dedupe_key=f"{draft.type}:{draft.key}:{channel}", locale=account.locale,
                                recipient=recipient or "", context=context, link=draft.link, next_attempt_at=now,
                                created_at=now))
-    Notice.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+    insert_objects(rows, ignore_conflicts=True)  # a notice already sent under its dedupe key is not sent again
     if rows:
         wake_outbox_after_commit()
     return len(rows)

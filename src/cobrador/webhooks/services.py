@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 
 from cobrador.core import clock
+from cobrador.core.bulk import insert_objects
 from cobrador.core.errors import Conflict, ValidationFailed
 from cobrador.events.models import Event
 from cobrador.events.services import record_event, register_sink
@@ -146,7 +147,7 @@ def fan_out_to_endpoints(events: list[Event]) -> None:
         for endpoint in endpoints_by_org.get(event.organization_id, [])
         if endpoint.wants(event.type)
     ]
-    WebhookDelivery.objects.bulk_create(deliveries, batch_size=500, ignore_conflicts=True)
+    insert_objects(deliveries, ignore_conflicts=True)  # one delivery per (event, endpoint), however often called
 
 
 register_sink(fan_out_to_endpoints)

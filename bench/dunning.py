@@ -8,7 +8,7 @@ Setup (not measured): 2 × N accounts, each with a card that always declines (to
 and an open invoice in dunning whose retry 1 is due, under the default policy (card, then boleto, then PIX).
 
 1. Ceiling: for N of them, a raw loop: the same two sandbox calls per retry (the card charge, then the
-   boleto), through the same thread pool (payments.charging.call_concurrently), then the same rows (2N
+   boleto), made as the sweep makes them (a batch of cards, then of boletos, per sweep batch), then the same rows (2N
    Payments, 2N RecoveryRecords, 4N Events with the same payloads' size) inserted at once: COPY on
    PostgreSQL, one bulk transaction on SQLite.
 2. Achieved: `run_job("payment-retry")` over the other N: claims, walks, records, schedules and events,
@@ -100,6 +100,7 @@ def measure_ceiling(organization, invoices: list, vendor: str) -> dict:
     from cobrador.core import clock
     from cobrador.core.ids import new_public_id
     from cobrador.dunning.models import RecoveryRecord
+    from cobrador.dunning.retries import BATCH_SIZE
     from cobrador.events.models import Event
     from cobrador.gateways.base import ChargeRequest, Customer
     from cobrador.gateways.registry import config_for_method
@@ -120,15 +121,16 @@ def measure_ceiling(organization, invoices: list, vendor: str) -> dict:
                               document_type="cpf", address={}, reference=account.public_id),
             due_date=(now + timedelta(days=3)).date() if method == "bank_slip" else None)
 
-    def both_calls(invoice):
-        card_key, boleto_key = new_public_id("pay"), new_public_id("pay")
-        return (card_key, gateway.charge_card(request(invoice, "card", card_key)),
-                boleto_key, gateway.issue_boleto(request(invoice, "bank_slip", boleto_key)))
-
-    from cobrador.payments.charging import call_concurrently
-
+    # The same calls the sweep makes: per batch of the sweep's size, the cards, then the boletos.
     started = time.perf_counter()
-    answers = call_concurrently(both_calls, invoices)
+    answers = []
+    for start in range(0, len(invoices), BATCH_SIZE):
+        batch = invoices[start:start + BATCH_SIZE]
+        card_keys = [new_public_id("pay") for _ in batch]
+        cards = gateway.charge_many([request(i, "card", k) for i, k in zip(batch, card_keys)])
+        boleto_keys = [new_public_id("pay") for _ in batch]
+        boletos = gateway.charge_many([request(i, "bank_slip", k) for i, k in zip(batch, boleto_keys)])
+        answers += zip(card_keys, cards, boleto_keys, boletos)
     called = time.perf_counter()
     payments, records, events = [], [], []
     payload = {"object": "payment", "filler": "x" * 1200}

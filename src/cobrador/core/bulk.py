@@ -40,7 +40,14 @@ def update_rows(objs: list, fields: list[str]) -> None:
             cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {pk} = %s", rows)
 
 
+def _own_field_type(field) -> bool:
+    """Our own field types (encrypted text and JSON) prepare their values themselves."""
+    return type(field).__module__.startswith("cobrador.")
+
+
 def _sqlite_adapter(field, connection):
+    if _own_field_type(field):
+        return lambda value: field.get_db_prep_save(value, connection)
     kind = field.get_internal_type()
     if kind == "DateTimeField":
         # What connection.ops.adapt_datetimefield_value writes for an aware datetime, at a third of the cost.
@@ -54,7 +61,7 @@ def _sqlite_adapter(field, connection):
 
 
 def _postgresql_adapter(field, connection):
-    if field.get_internal_type() == "JSONField":
+    if field.get_internal_type() == "JSONField" or _own_field_type(field):
         return lambda value: field.get_db_prep_save(value, connection)
     return None  # psycopg adapts ints, strings, dates and aware datetimes itself
 
@@ -142,8 +149,8 @@ def insert_rows(model, fields: list[str], rows: list[tuple], *, returning_ids: b
     with connection.cursor() as cursor:
         if not returning_ids:
             placeholders = ", ".join(["%s"] * len(columns))
-            verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
-            cursor.executemany(f"{verb} INTO {table} ({column_list}) VALUES ({placeholders})", rows)
+            skip = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""  # unique conflicts only, as on PostgreSQL
+            cursor.executemany(f"INSERT INTO {table} ({column_list}) VALUES ({placeholders}){skip}", rows)
             return None
         ids = []
         chunk = max(1, 32000 // len(columns))  # SQLite allows 32766 parameters a statement

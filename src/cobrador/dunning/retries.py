@@ -9,7 +9,7 @@ A batch of attempts runs in rounds, one method per attempt per round, in three s
 
 1. one transaction: lock the schedules (still ours?) and the invoices (still payable, nothing in
    flight?), write the round's Payment rows (`processing`) and RecoveryRecords in bulk;
-2. the gateway calls, outside any transaction, concurrently (payments.charging.call_concurrently);
+2. the gateway calls, outside any transaction, concurrently (payments.charging.start_charges);
 3. one transaction: payments.charging.record_results applies the answers (payment.* and invoice.*
    events), and in the same transaction the records get their outcomes and ended attempts get their
    next retry scheduled (dunning.retry_attempted, dunning.exhausted).
@@ -31,13 +31,14 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from cobrador.core import clock
+from cobrador.core.bulk import insert_objects
 from cobrador.core.ids import random_token
 from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.dunning import services
 from cobrador.dunning.models import DunningInvoice, RecoveryRecord
 from cobrador.events.services import EventDraft, record_events
 from cobrador.gateways.base import ChargeResult
-from cobrador.gateways.registry import config_for_method, gateway_for
+from cobrador.gateways.registry import config_for_method
 from cobrador.invoicing.models import Invoice
 from cobrador.payments import charging
 from cobrador.payments import services as payments
@@ -149,7 +150,7 @@ def run_attempts(ids: list[int], *, token: str, anchor: datetime, payment_method
         charged = _prepare_round(walking, on_file, counts)
         if not charged:
             continue
-        results = charging.call_concurrently(lambda pair: _send(pair[0], gateways), charged)
+        results = charging.start_charges([payment for payment, _, _ in charged], gateways)()
         _record_round(charged, results, counts)
     return counts
 
@@ -176,12 +177,6 @@ class _MethodsOnFile:
             except Exception as exc:  # noqa: BLE001 - e.g. a live organization with no gateway for the method
                 self.configs[key] = exc
         return self.configs[key]
-
-
-def _send(payment: Payment, gateways: dict) -> ChargeResult:
-    if payment.gateway_id not in gateways:
-        gateways[payment.gateway_id] = gateway_for(payment.gateway)
-    return charging.send_charge(payment, gateway=gateways[payment.gateway_id])
 
 
 def _lock_ours(attempts: list[Attempt], counts: Counter | None = None) -> None:
@@ -254,10 +249,10 @@ def _prepare_round(attempts: list[Attempt], on_file: _MethodsOnFile,
                 break
             else:
                 attempt.ended = True
-        Payment.objects.bulk_create([p for p, _, _ in charged])
+        insert_objects([p for p, _, _ in charged], returning_ids=True)
         for payment, record, _ in charged:
             record.payment = payment  # now with its pk
-        RecoveryRecord.objects.bulk_create(skipped + [r for _, r, _ in charged])
+        insert_objects(skipped + [r for _, r, _ in charged], returning_ids=True)
         for record in skipped:
             counts[record.outcome] += 1
         _finish([a for a in attempts if a.ended], counts, emit=_emit_now)

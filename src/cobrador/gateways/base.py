@@ -82,6 +82,11 @@ class GatewayError(Exception):
 
 
 class Gateway(Protocol):
+    """What every provider adapter does. One more method is optional: `charge_many(requests) ->
+    list[ChargeResult | GatewayError]`, the three charge calls for many requests at once (each by its
+    request's method). A provider that has it (the sandbox, which is no network call away) gets a batch
+    of payments in one call instead of one call per payment in the thread pool."""
+
     provider: str
 
     def charge_card(self, request: ChargeRequest) -> ChargeResult: ...

@@ -27,14 +27,15 @@ Boleto and PIX charges are issued `pending`. `cobrador sandbox pay PAYMENT_ID` (
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from cobrador.core import clock
+from cobrador.core.bulk import insert_objects
 from cobrador.core.crypto import constant_time_equals
 from cobrador.gateways.base import CallbackEvent, ChargeRequest, ChargeResult, GatewayError
 from cobrador.gateways.models import GatewayConfig, SandboxCharge
@@ -82,43 +83,76 @@ class SandboxGateway:
     # --- charges ---------------------------------------------------------------------------------
 
     def charge_card(self, request: ChargeRequest) -> ChargeResult:
-        outcome = TEST_CARD_TOKENS.get(request.card_token)
-        if outcome is None:
-            raise GatewayError(f"the sandbox does not know the card token {request.card_token!r}; use one of "
-                               + ", ".join(TEST_CARD_TOKENS))
-        charge, created = self._create(request, status=outcome.status, failure_code=outcome.failure_code,
-                                       answered=outcome.answer, card_token=request.card_token)
-        if created and outcome.answer == "unknown":
-            return ChargeResult(status="unknown", failure_code=outcome.answer_code, failure_message=outcome.message)
-        return charge_result(charge)
+        return self._one(replace(request, method="card"))
 
     def issue_boleto(self, request: ChargeRequest) -> ChargeResult:
-        due = request.due_date or (clock.now() + timedelta(days=3)).date()
-        expires = datetime(due.year, due.month, due.day, 23, 59, 59, tzinfo=BRAZIL).astimezone(UTC)
-        charge, _ = self._create(request, status="pending", expires_at=expires)
-        return charge_result(charge)
+        return self._one(replace(request, method="bank_slip"))
 
     def issue_pix(self, request: ChargeRequest) -> ChargeResult:
-        charge, _ = self._create(request, status="pending",
-                                 expires_at=request.expires_at or clock.now() + timedelta(days=1))
-        return charge_result(charge)
+        return self._one(replace(request, method="pix"))
 
-    def _create(self, request: ChargeRequest, *, status: str, **fields) -> tuple[SandboxCharge, bool]:
+    def _one(self, request: ChargeRequest) -> ChargeResult:
+        answer = self.charge_many([request])[0]
+        if isinstance(answer, GatewayError):
+            raise answer
+        return answer
+
+    def charge_many(self, requests: list[ChargeRequest]) -> list[ChargeResult | GatewayError]:
+        """Card charges, boletos and PIX (each by its request's `method`), answered as the single calls
+        answer them, with one insert and one query in one transaction. The sandbox is no network call
+        away, so charging hands it a batch where a real provider gets a thread pool. A request refused
+        before anything happened gets its GatewayError in its place."""
+        now = clock.now()
+        answers: list[ChargeResult | GatewayError | None] = [None] * len(requests)
+        drafts: dict[str, SandboxCharge] = {}
+        for i, request in enumerate(requests):
+            try:
+                charge = self._draft(request, now)
+            except GatewayError as exc:
+                answers[i] = exc
+                continue
+            drafts.setdefault(request.idempotency_key, charge)
+        with transaction.atomic():  # a concurrent request with the same key wins; we answer with its charge
+            insert_objects(list(drafts.values()), ignore_conflicts=True)
+            stored = SandboxCharge.objects.in_bulk(list(drafts), field_name="idempotency_key")
+        made = set()
+        for i, request in enumerate(requests):
+            if answers[i] is not None:
+                continue
+            key = request.idempotency_key
+            charge = stored[key]
+            created = charge.provider_charge_id == drafts[key].provider_charge_id and key not in made
+            made.add(key)
+            outcome = TEST_CARD_TOKENS.get(charge.card_token)
+            if created and charge.answered == "unknown":
+                answers[i] = ChargeResult(status="unknown", failure_code=outcome.answer_code,
+                                          failure_message=outcome.message)
+            else:
+                answers[i] = charge_result(charge)
+        return answers
+
+    def _draft(self, request: ChargeRequest, now: datetime) -> SandboxCharge:
+        """The row a request would create, or GatewayError when the sandbox refuses it."""
         if request.amount <= 0:
             raise GatewayError("amount must be positive")
-        existing = SandboxCharge.objects.filter(idempotency_key=request.idempotency_key).first()
-        if existing is not None:
-            return existing, False
-        now = clock.now()
-        try:
-            with transaction.atomic():  # a savepoint: a concurrent request with the same key wins
-                charge = SandboxCharge.objects.create(
-                    gateway=self.config, idempotency_key=request.idempotency_key, reference=request.reference,
-                    method=request.method, amount=request.amount, currency=request.currency, status=status,
-                    created_at=now, paid_at=now if status == "succeeded" else None, **fields)
-            return charge, True
-        except IntegrityError:
-            return SandboxCharge.objects.get(idempotency_key=request.idempotency_key), False
+        fields: dict = {"status": "pending"}
+        if request.method == "card":
+            outcome = TEST_CARD_TOKENS.get(request.card_token)
+            if outcome is None:
+                raise GatewayError(f"the sandbox does not know the card token {request.card_token!r}; use one of "
+                                   + ", ".join(TEST_CARD_TOKENS))
+            fields = {"status": outcome.status, "failure_code": outcome.failure_code, "answered": outcome.answer,
+                      "card_token": request.card_token, "paid_at": now if outcome.status == "succeeded" else None}
+        elif request.method == "bank_slip":
+            due = request.due_date or (now + timedelta(days=3)).date()
+            fields["expires_at"] = datetime(due.year, due.month, due.day, 23, 59, 59, tzinfo=BRAZIL).astimezone(UTC)
+        elif request.method == "pix":
+            fields["expires_at"] = request.expires_at or now + timedelta(days=1)
+        else:
+            raise GatewayError(f"the sandbox does not take method {request.method!r}")
+        return SandboxCharge(gateway=self.config, idempotency_key=request.idempotency_key,
+                             reference=request.reference, method=request.method, amount=request.amount,
+                             currency=request.currency, created_at=now, **fields)
 
     def fetch_charge(self, *, method, provider_charge_id: str) -> ChargeResult:
         return charge_result(self._charge(provider_charge_id))

@@ -177,7 +177,7 @@ def notify_from_events(events) -> None:
         return
     lookups = _Lookups(relevant)
     configs = services.settings_for_organizations({e.organization_id for e in relevant})
-    drafts = []
+    drafts, drafted = [], set()
     for event in relevant:
         type_name = EVENT_TO_NOTICE[event.type]
         account = None
@@ -188,8 +188,13 @@ def notify_from_events(events) -> None:
                 logger.info("notifications: skipped %s %s: no billing account found in its data",
                             event.type, event.public_id)
                 continue
-        drafts.append(_draft(event, type_name, account, lookups, configs[event.organization_id]))
+        draft = _draft(event, type_name, account, lookups, configs[event.organization_id])
         stats["notified"] += 1
+        # Several events of one batch can describe one notice (payment.failed, invoice.payment_failed and
+        # dunning.retry_attempted): the first is kept, as the dedupe key would keep it in the table.
+        if (draft.type, draft.key) not in drafted:
+            drafted.add((draft.type, draft.key))
+            drafts.append(draft)
     services.enqueue_notices(drafts)
 
 

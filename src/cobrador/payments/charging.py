@@ -19,6 +19,7 @@ from django.db import connection, connections, transaction
 from django.db.models import Exists, OuterRef
 
 from cobrador.core import clock
+from cobrador.core.bulk import insert_objects
 from cobrador.customers.models import PaymentMethod
 from cobrador.gateways.base import ChargeRequest, ChargeResult, Customer, GatewayError
 from cobrador.gateways.registry import config_for_method, gateway_for
@@ -74,13 +75,49 @@ def send_charge(payment: Payment, *, gateway=None) -> ChargeResult:
         if payment.method == "bank_slip":
             return gateway.issue_boleto(request)
         return gateway.issue_pix(request)
-    except GatewayError as exc:
+    except Exception as exc:  # noqa: BLE001 - every outcome is an answer
+        return _answer_for(payment, exc)
+
+
+def _answer_for(payment: Payment, exc: Exception) -> ChargeResult:
+    if isinstance(exc, GatewayError):
         return ChargeResult(status="failed", failure_code="provider_refused", failure_message=str(exc)[:500],
                             decline_class="soft")
-    except Exception as exc:  # the request may have left: only the provider knows
-        logger.warning("charge %s: %s; outcome unknown", payment.public_id, type(exc).__name__, exc_info=True)
-        return ChargeResult(status="unknown", failure_code="exception",
-                            failure_message=f"{type(exc).__name__} while calling the provider")
+    # The request may have left: only the provider knows.
+    logger.warning("charge %s: %s; outcome unknown", payment.public_id, type(exc).__name__,
+                   exc_info=(type(exc), exc, exc.__traceback__))
+    return ChargeResult(status="unknown", failure_code="exception",
+                        failure_message=f"{type(exc).__name__} while calling the provider")
+
+
+def start_charges(payments: list[Payment], gateways: dict) -> Callable[[], list[ChargeResult]]:
+    """Start the provider calls for `payments` (gateways cached by config id in `gateways`); returns a
+    function that waits for their answers, in order. A gateway that takes a batch (`charge_many`: the
+    sandbox) gets its payments in one call, here and now; the others' calls run in the thread pool."""
+    results: list = [None] * len(payments)
+    batches: dict[int, list[int]] = {}
+    singles: list[int] = []
+    for i, payment in enumerate(payments):
+        if hasattr(_gateway(payment, gateways), "charge_many"):
+            batches.setdefault(payment.gateway_id, []).append(i)
+        else:
+            singles.append(i)
+    wait_for_singles = start_calls(lambda i: send_charge(payments[i], gateway=gateways[payments[i].gateway_id]),
+                                   singles)
+    for indexes in batches.values():
+        batch = [payments[i] for i in indexes]
+        try:
+            answers = gateways[batch[0].gateway_id].charge_many([charge_request(p) for p in batch])
+        except Exception as exc:  # noqa: BLE001 - every outcome is an answer
+            answers = [exc] * len(batch)
+        for i, payment, answer in zip(indexes, batch, answers, strict=True):
+            results[i] = _answer_for(payment, answer) if isinstance(answer, Exception) else answer
+
+    def wait() -> list[ChargeResult]:
+        for i, result in zip(singles, wait_for_singles(), strict=True):
+            results[i] = result
+        return results
+    return wait
 
 
 _pool_lock = threading.Lock()
@@ -209,14 +246,9 @@ def _create_first_payments(invoice_ids: list[int], counts: dict) -> list[Payment
                 continue
             payments.append(services.new_payment(invoice=invoice, payment_method=payment_method,
                                                  config=configs[key], source="invoice", attempt_number=0, now=now))
-        Payment.objects.bulk_create(payments)
+        insert_objects(payments, returning_ids=True)
     if len(invoices) < len(invoice_ids):  # charged meanwhile by another worker or by hand
         counts["skipped"] = counts.get("skipped", 0) + len(invoice_ids) - len(invoices)
-    if any(p.pk is None for p in payments):  # a backend without RETURNING on bulk insert
-        pks = dict(Payment.objects.filter(public_id__in=[p.public_id for p in payments])
-                   .values_list("public_id", "pk"))
-        for payment in payments:
-            payment.pk = pks[payment.public_id]
     for payment in payments:
         payment.account = payment.invoice.account
     return payments
@@ -233,9 +265,6 @@ def charge_open_invoices(*, organization_id: int | None = None, batch_size: int 
     after_pk, batches = 0, 0
     in_flight = None  # (payments, wait for their results) of the batch whose calls are running
 
-    def send(payment):
-        return send_charge(payment, gateway=_gateway(payment, gateways))
-
     while True:
         ids = []
         if max_batches is None or batches < max_batches:
@@ -245,7 +274,7 @@ def charge_open_invoices(*, organization_id: int | None = None, batch_size: int 
         if ids:
             after_pk, batches = ids[-1], batches + 1
             payments = _create_first_payments(ids, counts)
-            started = (payments, start_calls(send, payments))
+            started = (payments, start_charges(payments, gateways))
         if in_flight is not None:
             _record_batch(*in_flight, counts)
         in_flight = started

@@ -1,0 +1,85 @@
+"""core.bulk: the sweeps' bulk writers write what the ORM would, on SQLite and PostgreSQL."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection, transaction
+
+from cobrador.core.bulk import insert_objects, insert_rows, update_rows
+from cobrador.events.models import Event
+from cobrador.notifications.models import Notice
+from cobrador.webhooks.models import WebhookEndpoint
+
+AT = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+
+
+def test_insert_objects_returns_ids_in_order_and_round_trips_values(api):
+    events = [Event(organization=api.organization, type="invoice.created", created_at=AT,
+                    data={"n": i, "text": "ação \"quoted\"\ttab", "nested": {"list": [1, None]}}) for i in range(5)]
+    with transaction.atomic():
+        insert_objects(events, returning_ids=True)
+    assert all(e.pk is not None and not e._state.adding for e in events)
+    stored = Event.objects.in_bulk([e.pk for e in events])
+    for event in events:
+        assert stored[event.pk].public_id == event.public_id
+        assert stored[event.pk].data == event.data
+        assert stored[event.pk].created_at == AT
+
+
+def _notice(organization, key: str, recipient: str) -> Notice:
+    return Notice(organization=organization, type="invoice_created", channel="email", dedupe_key=key,
+                  recipient=recipient, context={"k": key}, next_attempt_at=AT, created_at=AT)
+
+
+def test_ignore_conflicts_keeps_the_first_row_and_skips_the_rest(api):
+    org = api.organization
+    with transaction.atomic():
+        insert_objects([_notice(org, "a", "first@example.com"), _notice(org, "b", "b@example.com")],
+                       ignore_conflicts=True)
+        # A second call in the same transaction (PostgreSQL reuses its staging table).
+        insert_objects([_notice(org, "a", "second@example.com"), _notice(org, "c", "c@example.com")],
+                       ignore_conflicts=True)
+    with transaction.atomic():
+        insert_objects([_notice(org, "c", "third@example.com")], ignore_conflicts=True)
+    rows = dict(Notice.objects.values_list("dedupe_key", "recipient"))
+    assert rows == {"a": "first@example.com", "b": "b@example.com", "c": "c@example.com"}
+
+
+def test_a_failed_insert_leaves_nothing_behind(api):
+    org = api.organization
+    with pytest.raises(Exception), transaction.atomic():  # noqa: B017, PT011 - IntegrityError or psycopg's
+        insert_objects([_notice(org, "dup", "x@example.com"), _notice(org, "dup", "y@example.com")])
+    assert not Notice.objects.exists()
+
+
+def test_encrypted_fields_are_encrypted_in_the_table(api):
+    endpoint = WebhookEndpoint(organization=api.organization, url="https://hooks.example.com/x", enabled_events=["*"],
+                               secret="whsec_plain_secret", created_at=AT, updated_at=AT)
+    with transaction.atomic():
+        insert_objects([endpoint], returning_ids=True)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT secret FROM {WebhookEndpoint._meta.db_table} WHERE id = %s", [endpoint.pk])
+        raw = cursor.fetchone()[0]
+    assert "plain" not in raw
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).secret == "whsec_plain_secret"
+
+
+def test_update_rows_writes_only_the_given_fields(api):
+    events = [Event(organization=api.organization, type="invoice.created", created_at=AT, data={"v": i})
+              for i in range(3)]
+    with transaction.atomic():
+        insert_objects(events, returning_ids=True)
+    later = datetime(2026, 4, 1, tzinfo=UTC)
+    for event in events:
+        event.data = {"v": "changed"}
+        event.created_at = later
+        event.type = "not.written"
+    with transaction.atomic():
+        update_rows(events, ["data", "created_at"])
+    for event in Event.objects.all():
+        assert (event.data, event.created_at, event.type) == ({"v": "changed"}, later, "invoice.created")
+
+
+def test_ids_cannot_be_returned_for_rows_that_may_be_skipped(api):
+    with pytest.raises(ValueError, match="cannot return ids"):
+        insert_rows(Event, ["type"], [("x",)], returning_ids=True, ignore_conflicts=True)

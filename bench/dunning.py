@@ -19,7 +19,6 @@ PostgreSQL for 50,000 retries, ratio >= 0.3. A benchmark, not a timed test: repo
 """
 
 import argparse
-import io
 import json
 import sys
 import time

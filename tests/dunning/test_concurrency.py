@@ -1,6 +1,7 @@
 """payment-retry under concurrency and crashes, against a committed database: every attempt exactly once."""
 
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from cobrador.dunning import retries
 from cobrador.dunning.models import DunningInvoice, RecoveryRecord
 from cobrador.events.models import Event
 from cobrador.gateways.models import SandboxCharge
+from cobrador.gateways.sandbox import SandboxGateway
 from cobrador.invoicing.models import Invoice, InvoiceNumberSequence
 from cobrador.jobs.runner import run_job
 from cobrador.payments import charging
@@ -75,6 +77,15 @@ def test_two_workers_running_payment_retry_at_once_make_each_attempt_exactly_onc
     organization = make_org("Twin", "test").organization
     n = 300
     bulk_failed_invoices(organization, n)
+    # The sandbox answers a batch in milliseconds, so one worker could finish before the other starts:
+    # give each batch a provider's latency, so that the two runs overlap.
+    answer_now = SandboxGateway.charge_many
+
+    def answer_after_a_while(self, requests):
+        time.sleep(0.05)
+        return answer_now(self, requests)
+
+    monkeypatch.setattr(SandboxGateway, "charge_many", answer_after_a_while)
     clock.set(RETRY_AT)
     barrier = threading.Barrier(2)
     runs, errors = [], []

@@ -1,7 +1,6 @@
 """The dunning timeline end to end on the frozen clock: the scheduled jobs run tick by tick."""
 
 from cobrador.callbacks.models import GatewayCallback
-from cobrador.core import clock
 from cobrador.customers.models import BillingAccount
 from cobrador.dunning.models import DunningInvoice
 from cobrador.invoicing.models import Invoice

@@ -1,6 +1,6 @@
 """Whatever a receiver answers, in any order, a delivery's record matches what the receiver saw."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 

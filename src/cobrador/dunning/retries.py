@@ -31,7 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from cobrador.core import clock
-from cobrador.core.bulk import insert_objects
+from cobrador.core.bulk import insert_objects, update_rows
 from cobrador.core.ids import random_token
 from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.dunning import services
@@ -308,7 +308,7 @@ def _record_round(charged, results: list[ChargeResult], counts: Counter) -> None
             # A failed card (or a document that could not be issued) lets the walk go on.
             attempt.ended = record.outcome != "failed" or attempt.next_method() is None
             attempts.append(attempt)
-        services.update_grouped(RecoveryRecord, [r for _, r, _ in charged], ["outcome", "decline_code", "message"])
+        update_rows([r for _, r, _ in charged], ["outcome", "decline_code", "message"])
         _lock_ours(attempts, counts)
         blocked = []
         for attempt in attempts:
@@ -316,7 +316,7 @@ def _record_round(charged, results: list[ChargeResult], counts: Counter) -> None
                 attempt.dunning.hard_declined_cards = sorted(set(attempt.dunning.hard_declined_cards)
                                                              | hard_declined[attempt.dunning.pk])
                 blocked.append(attempt.dunning)
-        services.update_grouped(DunningInvoice, blocked, ["hard_declined_cards"])
+        update_rows(blocked, ["hard_declined_cards"])
         _finish([a for a in attempts if a.ended], counts, emit=effects.emit)
 
     charging.record_results([(p.pk, r) for (p, _, _), r in zip(charged, results, strict=True)],
@@ -392,10 +392,10 @@ def _finish(attempts: list[Attempt], counts: Counter, *, emit) -> None:
         if row.status == "exhausted" and not attempt.was_exhausted:
             counts["exhausted"] += 1
             emit(row.organization, "dunning.exhausted", services.exhausted_data(row))
-    services.update_grouped(DunningInvoice, rows, ["status", "attempts_made", "last_attempt_at", "next_attempt_number",
+    update_rows(rows, ["status", "attempts_made", "last_attempt_at", "next_attempt_number",
                                               "next_attempt_at", "next_methods", "closed_at", "lease_until",
                                               "lease_token", "updated_at", "error_count"])
-    services.update_grouped(RecoveryRecord, [r for r in records if r.pk], ["next_retry_at"])
+    update_rows([r for r in records if r.pk], ["next_retry_at"])
 
 
 # --- a newly saved payment method ---------------------------------------------------------------

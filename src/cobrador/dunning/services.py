@@ -13,13 +13,13 @@ The policy (organizations.DunningConfig; semantics documented on its API schema)
   suspended account is reactivated, inside the transaction that paid the last invoice.
 """
 
-import json
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Sum
 
 from cobrador.core import clock
+from cobrador.core.bulk import update_rows
 from cobrador.core.money import format_money
 from cobrador.customers.models import BillingAccount
 from cobrador.customers.services import account_data
@@ -34,18 +34,6 @@ from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.services import subscription_data
 
 PAYABLE = ("open", "uncollectible")
-
-
-def update_grouped(model, objects, fields: list[str]) -> None:
-    """Save `fields` of `objects`: one UPDATE per distinct set of values (a batch's rows mostly share
-    them), which is far cheaper than bulk_update's CASE per row and field."""
-    groups = defaultdict(list)
-    for obj in objects:
-        values = tuple(getattr(obj, f) for f in fields)
-        groups[json.dumps(values, sort_keys=True, default=str)].append(obj)
-    for members in groups.values():
-        first = members[0]
-        model.objects.filter(pk__in=[m.pk for m in members]).update(**{f: getattr(first, f) for f in fields})
 
 
 # --- what the API returns -------------------------------------------------------------------------
@@ -251,7 +239,7 @@ def refresh_cases(case_ids, *, today: date) -> None:
         if (case.overdue_invoice_count, case.overdue_amount) != (row["n"], row["amount"] or 0):
             case.overdue_invoice_count, case.overdue_amount, case.updated_at = row["n"], row["amount"] or 0, now
             changed.append(case)
-    update_grouped(DelinquentAccount, changed, ["overdue_invoice_count", "overdue_amount", "updated_at"])
+    update_rows(changed, ["overdue_invoice_count", "overdue_amount", "updated_at"])
 
 
 # --- overdue ------------------------------------------------------------------------------------
@@ -273,7 +261,7 @@ def mark_overdue(*, dunning_ids, today: date) -> int:
         return 0
     for row in rows:
         row.overdue_at, row.updated_at = now, now
-    update_grouped(DunningInvoice, rows, ["overdue_at", "updated_at"])
+    update_rows(rows, ["overdue_at", "updated_at"])
     events = [EventDraft(row.organization, "invoice.overdue", invoice_data(row.invoice)) for row in rows]
     subscription_ids = {row.invoice.subscription_id for row in rows if row.invoice.subscription_id}
     subscriptions = list(Subscription.objects.select_for_update(of=("self",)).filter(
@@ -282,7 +270,7 @@ def mark_overdue(*, dunning_ids, today: date) -> int:
     for subscription in subscriptions:
         subscription.status, subscription.updated_at = "past_due", now
         events.append(EventDraft(subscription.organization, "subscription.updated", subscription_data(subscription)))
-    update_grouped(Subscription, subscriptions, ["status", "updated_at"])
+    update_rows(subscriptions, ["status", "updated_at"])
     record_events(events)
     return len(rows)
 
@@ -300,7 +288,7 @@ def settle_invoices(*, invoice_ids) -> None:
     for row in rows:
         row.status = "recovered" if row.invoice.status == "paid" else "canceled"
         row.closed_at, row.next_attempt_at, row.lease_until, row.lease_token, row.updated_at = now, None, None, "", now
-    update_grouped(DunningInvoice, rows, ["status", "closed_at", "next_attempt_at", "lease_until", "lease_token",
+    update_rows(rows, ["status", "closed_at", "next_attempt_at", "lease_until", "lease_token",
                                               "updated_at"])
     settled = list(Invoice.objects.filter(pk__in=invoice_ids).values_list("account_id", "subscription_id"))
     settle_accounts(account_ids={account_id for account_id, _ in settled})
@@ -352,7 +340,7 @@ def reactivate(*, account_ids, cases: dict[int, DelinquentAccount], now: datetim
         if case is not None:
             data["delinquent_account"] = delinquent_account_data(case)
         events.append(EventDraft(account.organization, "billing_account.reactivated", data))
-    update_grouped(DelinquentAccount, closed, ["status", "closed_at", "updated_at", "overdue_invoice_count",
+    update_rows(closed, ["status", "closed_at", "updated_at", "overdue_invoice_count",
                                                    "overdue_amount"])
     record_events(events)
     restore_subscriptions(subscription_ids=Subscription.objects.filter(
@@ -368,7 +356,7 @@ def restore_subscriptions(*, subscription_ids) -> None:
         "organization", "account", "plan", "coupon", "payment_method", "pending_plan"))
     for subscription in subscriptions:
         subscription.status, subscription.updated_at = "active", now
-    update_grouped(Subscription, subscriptions, ["status", "updated_at"])
+    update_rows(subscriptions, ["status", "updated_at"])
     record_events([EventDraft(s.organization, "subscription.updated", subscription_data(s)) for s in subscriptions])
 
 

@@ -12,6 +12,7 @@
 
 from collections import defaultdict
 
+from cobrador.core.bulk import update_rows
 from cobrador.dunning import services
 from cobrador.dunning.models import DunningInvoice, RecoveryRecord
 from cobrador.events.services import register_sink
@@ -98,7 +99,7 @@ def _follow_dunning_payments(events) -> None:
         if record.outcome == "failed":
             record.decline_code = record.payment.failure_code
             record.message = record.payment.failure_message[:500]
-    services.update_grouped(RecoveryRecord, records, ["outcome", "decline_code", "message"])
+    update_rows(records, ["outcome", "decline_code", "message"])
 
 
 register_sink(react_to_events)

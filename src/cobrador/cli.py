@@ -2,6 +2,7 @@
 exit status on failure."""
 
 import argparse
+import gc
 import os
 import secrets
 import signal
@@ -149,6 +150,9 @@ def cmd_worker(args) -> int:
     from cobrador.core.outbox import drain_forever, drain_until_idle
 
     _check_database()
+    # What is loaded by now lives as long as the process: keep the garbage collector from walking it on
+    # every full collection (a sweep batch allocates hundreds of thousands of objects).
+    gc.freeze()
     if args.drain:
         drain_until_idle()
         call_command("ox_worker", batch=True, concurrency=1, interval=0.1, verbosity=0)

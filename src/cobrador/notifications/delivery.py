@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from cobrador.core import clock
+from cobrador.core.bulk import update_rows
 from cobrador.notifications import contexts, registry, services
 from cobrador.notifications.defaults import TemplateParts, default_template
 from cobrador.notifications.messages import NoticeEmail, address
@@ -310,7 +311,7 @@ def _template_failure_drafts(parked: list[tuple[Notice, str]]) -> list:
 
 def record_outcomes(token: str, notices: list[Notice], outcomes: dict[int, Outcome]) -> None:
     """One transaction. Rows sent with nothing of their own to store (e-mail, webhook) take one UPDATE;
-    in-app rows (their rendered text) and failures are written row by row in one bulk update. Only the
+    in-app rows (their rendered text) and failures are written with one bulk row update. Only the
     claimant writes: a row whose lease ran out and was taken over is left to its new owner."""
     now = clock.now()
     plainly_sent, own_values, parked = [], [], []
@@ -340,7 +341,7 @@ def record_outcomes(token: str, notices: list[Notice], outcomes: dict[int, Outco
             if connection.vendor == "postgresql":
                 owned_rows = owned_rows.select_for_update()
             owned = set(owned_rows.values_list("pk", flat=True))
-            Notice.objects.bulk_update([n for n in own_values if n.pk in owned], UPDATED_FIELDS, batch_size=500)
+            update_rows([n for n in own_values if n.pk in owned], UPDATED_FIELDS)
         services.enqueue_notices(_template_failure_drafts(parked))
 
 

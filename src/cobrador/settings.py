@@ -83,7 +83,9 @@ DATABASE_URL = os.environ.get("COBRADOR_DATABASE_URL") or f"sqlite:///{SQLITE_PA
 
 
 def database_from_url(url: str) -> dict:
-    config = dj_database_url.parse(url, conn_max_age=0)
+    # Connections are kept between requests (opening a PostgreSQL connection cost a quarter of a callback
+    # request); health checks replace one that died meanwhile.
+    config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("COBRADOR_DB_CONN_MAX_AGE", "300")))
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["OPTIONS"] = {
             # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on the busy
@@ -95,7 +97,7 @@ def database_from_url(url: str) -> dict:
         config["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
     else:
         config.setdefault("OPTIONS", {})
-        config["CONN_HEALTH_CHECKS"] = True
+    config["CONN_HEALTH_CHECKS"] = True
     return config
 
 

@@ -232,8 +232,8 @@ class Simulation:
         request_logger = logging.getLogger("django.request")
         request_log_level = request_logger.level
         request_logger.setLevel(logging.ERROR)
-        # The customers' API requests end like web requests, which closes the database connection when
-        # CONN_MAX_AGE is 0: keep it (reconnecting for every request costs more than the request).
+        # The customers' API requests end like web requests, which closes the database connection once it
+        # is older than CONN_MAX_AGE: keep it for the whole simulation.
         connection_settings = connections["default"].settings_dict
         conn_max_age = connection_settings.get("CONN_MAX_AGE", 0)
         connection_settings["CONN_MAX_AGE"] = None

@@ -23,6 +23,7 @@ Prints one JSON object. A benchmark, not a timed test: the targets are reported,
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import hmac
 import json
@@ -209,9 +210,16 @@ async def _load(port: int, requests: list[bytes], rate: float, concurrency: int)
 
 
 def run_step(port: int, requests: list[bytes], rate: float, concurrency: int) -> dict:
-    started = time.monotonic()
-    results = asyncio.run(_load(port, requests, rate, concurrency))
-    seconds = time.monotonic() - started
+    # The load generator must not pause mid-step to collect its own garbage: a pause delays the sends,
+    # and latency counts from each request's scheduled time.
+    gc.collect()
+    gc.disable()
+    try:
+        started = time.monotonic()
+        results = asyncio.run(_load(port, requests, rate, concurrency))
+        seconds = time.monotonic() - started
+    finally:
+        gc.enable()
     latencies = [latency for latency, _ in results]
     non_2xx = sum(1 for _, status in results if not 200 <= status < 300)
     return {"offered_per_second": round(rate, 1), "requests": len(results),

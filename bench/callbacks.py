@@ -209,6 +209,17 @@ async def _load(port: int, requests: list[bytes], rate: float, concurrency: int)
     return results
 
 
+def settle(vendor: str) -> None:
+    """Steady state for the half-rate step, not the recovery from the overloaded step before it: a pause,
+    and on PostgreSQL the checkpoint that the overload's WAL would otherwise force during the step."""
+    if vendor == "postgresql":
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("CHECKPOINT")
+    time.sleep(SETTLE_SECONDS)
+
+
 def run_step(port: int, requests: list[bytes], rate: float, concurrency: int) -> dict:
     # The load generator must not pause mid-step to collect its own garbage: a pause delays the sends,
     # and latency counts from each request's scheduled time.
@@ -321,7 +332,7 @@ def main() -> int:
                 rate *= args.growth
             half = None
             if sustained:
-                time.sleep(SETTLE_SECONDS)  # steady state, not the recovery from the overloaded step
+                settle(bench_db.vendor)
                 count = max(50, int(sustained / 2 * args.step_seconds * 2))
                 deliveries = [callback(b, r) for b, r in pending_boletos(organization, config, count)]
                 half = run_step(web.port, [raw_request(path, web.port, h, b) for h, b in deliveries],

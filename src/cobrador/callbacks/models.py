@@ -29,7 +29,10 @@ class GatewayCallback(models.Model):
             models.UniqueConstraint(fields=["provider", "event_id"], condition=~models.Q(event_id=""),
                                     name="callback_once_per_provider_event"),
         ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"]), models.Index(fields=["organization", "-id"])]
+        indexes = [models.Index(fields=["status", "next_attempt_at"]), models.Index(fields=["organization", "-id"]),
+                   # Each received callback asks whether one received recently is still waiting: one probe
+                   # here, however many older ones wait (workers behind or down).
+                   models.Index(fields=["status", "received_at"])]
 
     def __str__(self):
         return f"{self.provider} {self.event_type} {self.event_id}"

@@ -65,6 +65,16 @@ def make_org(name="Acme", mode="live") -> ApiClient:
 
 
 @pytest.fixture
+def admin_client(db) -> Client:
+    """A logged-in superuser of the operations console."""
+    from django.contrib.auth.models import User
+
+    client = Client()
+    client.force_login(User.objects.create(username="ops", is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.fixture
 def api(db) -> ApiClient:
     return make_org("Acme", "live")
 

@@ -3,7 +3,6 @@
 from urllib.parse import urlsplit
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 from django_ox.testing import run_tasks
 
@@ -24,13 +23,6 @@ def org(db):
 @pytest.fixture
 def other(db):
     return make_org("Globex", "test")
-
-
-@pytest.fixture
-def admin_client(db):
-    client = Client()
-    client.force_login(User.objects.create(username="ops", is_staff=True, is_superuser=True))
-    return client
 
 
 def post(url, headers, body):

@@ -1,20 +1,10 @@
 """The operations console pages for customers and catalog load and search, and keep the rules."""
 
 import pytest
-from django.contrib.auth.models import User
-from django.test import Client
 
 from cobrador.catalog.models import Plan
 from cobrador.customers.models import BillingAccount
 from tests.customers.conftest import CARD, attach, create_account
-
-
-@pytest.fixture
-def admin_client(db):
-    user = User.objects.create(username="ops", is_staff=True, is_superuser=True)
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.mark.parametrize("model", ["customers/billingaccount", "customers/paymentmethod", "customers/creditgrant",

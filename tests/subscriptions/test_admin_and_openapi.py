@@ -1,19 +1,8 @@
 """Operations console pages for subscriptions and invoices, and the OpenAPI document of the new routes."""
 
-import pytest
-from django.contrib.auth.models import User
-from django.test import Client
 
 from cobrador.invoicing.models import Invoice, InvoiceNumberSequence
 from tests.subscriptions.conftest import invoice, make_account, make_plan, subscribe, utc
-
-
-@pytest.fixture
-def admin_client(db):
-    user = User.objects.create(username="ops", is_staff=True, is_superuser=True)
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_changelists_and_change_pages_load(admin_client, api, clock):

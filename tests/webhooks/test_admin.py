@@ -1,19 +1,9 @@
 """The operations console for webhooks: endpoints, deliveries with their attempts, replay."""
 
-import pytest
-from django.contrib.auth.models import User
-from django.test import Client
 
 from cobrador.webhooks.delivery import deliver_due
 from cobrador.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.webhooks.conftest import emit, endpoint_row
-
-
-@pytest.fixture
-def ops(db):
-    client = Client()
-    client.force_login(User.objects.create(username="ops", is_staff=True, is_superuser=True))
-    return client
 
 
 def _form(row, **changes):
@@ -22,7 +12,7 @@ def _form(row, **changes):
     return data
 
 
-def test_pages_load_and_never_show_the_secret(ops, api, hook):
+def test_pages_load_and_never_show_the_secret(admin_client, api, hook):
     emit(api.organization)
     deliver_due()
     row = endpoint_row(hook)
@@ -30,56 +20,56 @@ def test_pages_load_and_never_show_the_secret(ops, api, hook):
     for url in ("/admin/webhooks/webhookendpoint/", f"/admin/webhooks/webhookendpoint/{row.pk}/change/",
                 "/admin/webhooks/webhookdelivery/", f"/admin/webhooks/webhookdelivery/{delivery.pk}/change/",
                 "/admin/webhooks/webhookendpoint/?q=" + hook["id"]):
-        response = ops.get(url)
+        response = admin_client.get(url)
         assert response.status_code == 200, url
         page = response.content.decode()
         assert hook["secret"] not in page and hook["secret"].removeprefix("whsec_") not in page
-    assert delivery.public_id in ops.get("/admin/webhooks/webhookdelivery/").content.decode()
+    assert delivery.public_id in admin_client.get("/admin/webhooks/webhookdelivery/").content.decode()
 
 
-def test_endpoints_cannot_be_added_in_the_admin(ops):
-    assert ops.get("/admin/webhooks/webhookendpoint/add/").status_code == 403
+def test_endpoints_cannot_be_added_in_the_admin(admin_client):
+    assert admin_client.get("/admin/webhooks/webhookendpoint/add/").status_code == 403
 
 
-def test_the_admin_applies_the_ssrf_guard(ops, api, hook, settings):
+def test_the_admin_applies_the_ssrf_guard(admin_client, api, hook, settings):
     settings.WEBHOOK_ALLOW_PRIVATE = False
     row = endpoint_row(hook)
-    response = ops.post(f"/admin/webhooks/webhookendpoint/{row.pk}/change/",
+    response = admin_client.post(f"/admin/webhooks/webhookendpoint/{row.pk}/change/",
                         _form(row, url="http://169.254.169.254/latest/meta-data/"))
     assert response.status_code == 200  # the form again, with the error
     assert "non-public address" in response.content.decode()
     assert endpoint_row(hook).url == row.url
 
 
-def test_the_admin_refuses_unknown_event_types(ops, api, hook):
+def test_the_admin_refuses_unknown_event_types(admin_client, api, hook):
     row = endpoint_row(hook)
-    response = ops.post(f"/admin/webhooks/webhookendpoint/{row.pk}/change/",
+    response = admin_client.post(f"/admin/webhooks/webhookendpoint/{row.pk}/change/",
                         _form(row, enabled_events='["invoice.exploded"]'))
     assert response.status_code == 200
     assert endpoint_row(hook).enabled_events == ["*"]
 
 
-def test_disabling_in_the_admin_records_why_and_when(ops, api, hook, clock):
+def test_disabling_in_the_admin_records_why_and_when(admin_client, api, hook, clock):
     row = endpoint_row(hook)
-    response = ops.post(f"/admin/webhooks/webhookendpoint/{row.pk}/change/", _form(row, status="disabled"))
+    response = admin_client.post(f"/admin/webhooks/webhookendpoint/{row.pk}/change/", _form(row, status="disabled"))
     assert response.status_code == 302
     row = endpoint_row(hook)
     assert row.status == "disabled" and row.disabled_at == clock.now() and row.disabled_reason
     assert row.secret == hook["secret"]
-    response = ops.post(f"/admin/webhooks/webhookendpoint/{row.pk}/change/", _form(row, status="enabled"))
+    response = admin_client.post(f"/admin/webhooks/webhookendpoint/{row.pk}/change/", _form(row, status="enabled"))
     assert response.status_code == 302
     row = endpoint_row(hook)
     assert (row.status, row.disabled_at, row.disabled_reason) == ("enabled", None, "")
 
 
-def test_the_replay_action_resends_with_the_same_webhook_id(ops, api, hook, receiver):
+def test_the_replay_action_resends_with_the_same_webhook_id(admin_client, api, hook, receiver):
     event = emit(api.organization)
     deliver_due()
     delivery = WebhookDelivery.objects.get()
-    response = ops.post("/admin/webhooks/webhookdelivery/", {"action": "replay", "_selected_action": [delivery.pk]})
+    response = admin_client.post("/admin/webhooks/webhookdelivery/", {"action": "replay", "_selected_action": [delivery.pk]})
     assert response.status_code == 302
     assert deliver_due() == 1
     assert [r.webhook_id for r in receiver.wait_for(2)] == [event.public_id] * 2
     WebhookEndpoint.objects.update(status="disabled")
-    ops.post("/admin/webhooks/webhookdelivery/", {"action": "replay", "_selected_action": [delivery.pk]})
+    admin_client.post("/admin/webhooks/webhookdelivery/", {"action": "replay", "_selected_action": [delivery.pk]})
     assert deliver_due() == 0

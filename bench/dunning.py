@@ -10,7 +10,7 @@ and an open invoice in dunning whose retry 1 is due, under the default policy (c
 1. Ceiling: for N of them, a raw loop: the same two sandbox calls per retry (the card charge, then the
    boleto), made as the sweep makes them (a batch of cards, then of boletos, per sweep batch), then the same rows (2N
    Payments, 2N RecoveryRecords, 4N Events with the same payloads' size) inserted at once: COPY on
-   PostgreSQL, one bulk transaction on SQLite.
+   PostgreSQL (core.bulk), one bulk transaction on SQLite.
 2. Achieved: `run_job("payment-retry")` over the other N: claims, walks, records, schedules and events,
    in its batches.
 
@@ -19,7 +19,6 @@ PostgreSQL for 50,000 retries, ratio >= 0.3. A benchmark, not a timed test: repo
 """
 
 import argparse
-import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -74,29 +73,12 @@ def setup(organization, n: int, first_number: int) -> list:
     return invoices
 
 
-def _copy_rows(model, objects: list) -> None:
-    """PostgreSQL COPY of model instances (every concrete column but the auto id)."""
-    from django.db import connection
-
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
-            for obj in objects:
-                row = []
-                for f in fields:
-                    value = f.get_db_prep_save(getattr(obj, f.attname), connection)
-                    if hasattr(value, "dumps"):  # a JSONField's Jsonb adapter
-                        value = json.dumps(value.obj)
-                    row.append(value)
-                copy.write_row(row)
-
-
 def measure_ceiling(organization, invoices: list, vendor: str) -> dict:
     """The same gateway calls and the same rows, with nothing of dunning's logic in the way."""
     from django.db import connection, transaction
 
     from cobrador.core import clock
+    from cobrador.core.bulk import insert_objects
     from cobrador.core.ids import new_public_id
     from cobrador.dunning.models import RecoveryRecord
     from cobrador.dunning.retries import BATCH_SIZE
@@ -152,14 +134,12 @@ def measure_ceiling(organization, invoices: list, vendor: str) -> dict:
             events.append(Event(public_id=new_public_id("evt"), organization=organization, type=type_,
                                 data=payload, created_at=now))
     with transaction.atomic():
-        if vendor == "postgresql":
-            _copy_rows(Payment, payments)
-            ids = dict(Payment.objects.filter(public_id__in=[p.public_id for p in payments])
-                       .values_list("public_id", "pk"))
+        if vendor == "postgresql":  # COPY
+            insert_objects(payments, returning_ids=True)
             for record in records:
-                record.payment_id = ids[record.payment.public_id]
-            _copy_rows(RecoveryRecord, records)
-            _copy_rows(Event, events)
+                record.payment_id = record.payment.pk
+            insert_objects(records)
+            insert_objects(events)
         else:
             Payment.objects.bulk_create(payments, batch_size=2000)
             RecoveryRecord.objects.bulk_create(records, batch_size=2000)

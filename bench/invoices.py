@@ -30,7 +30,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from _common import add_database_argument, fresh_database, print_json
+from _common import add_database_argument, fresh_database, peak_rss_bytes, print_json
 
 DAY = datetime(2026, 5, 1, 3, 0, tzinfo=UTC)  # 00:00 in São Paulo: the periods end here
 RENEWAL_AT = DAY + timedelta(minutes=5)
@@ -256,15 +256,8 @@ def _run_job_here(job: str, at: str) -> None:
         profiler.dump_stats(os.path.join(profile_dir, f"{job}.prof"))
     print(json.dumps({"seconds": round(seconds, 3), "status": run.status, "items_done": run.items_done,
                       "items_skipped": run.items_skipped, "counts": run.counts,
-                      "peak_rss_mb": round(_own_peak_rss_kb() / 1024, 1)}))
-
-
-def _own_peak_rss_kb() -> int:
-    # VmHWM, not ru_maxrss: after fork and exec, Linux's ru_maxrss still counts the parent's pages.
-    for line in open("/proc/self/status").read().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
+                      # VmHWM, not ru_maxrss: after fork and exec, ru_maxrss still counts the parent's pages.
+                      "peak_rss_mb": round(peak_rss_bytes(os.getpid()) / 2**20, 1)}))
 
 
 def measure(job: str, at: datetime, bench_db, vendor: str) -> dict:

@@ -36,9 +36,7 @@ BATCH_SIZE = int(os.environ.get("COBRADOR_CHARGING_BATCH_SIZE", "200"))
 # --- calling the gateway ------------------------------------------------------------------------------
 
 
-def _gateway(payment: Payment, cache: dict | None = None):
-    if cache is None:
-        return gateway_for(payment.gateway)
+def _gateway(payment: Payment, cache: dict):
     if payment.gateway_id not in cache:
         cache[payment.gateway_id] = gateway_for(payment.gateway)
     return cache[payment.gateway_id]

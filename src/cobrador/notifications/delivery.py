@@ -33,6 +33,7 @@ from django.db.models import F
 
 from cobrador.core import clock
 from cobrador.core.bulk import update_rows
+from cobrador.core.outbox import write_with_eager_sqlite_lock
 from cobrador.notifications import contexts, registry, services
 from cobrador.notifications.defaults import TemplateParts, default_template
 from cobrador.notifications.messages import NoticeEmail, address
@@ -64,17 +65,26 @@ class Outcome:
 def claim_due(*, now: datetime, limit: int = BATCH_SIZE) -> tuple[str, list[Notice]]:
     token = secrets.token_hex(8)
     lease_until = now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    due = Notice.objects.filter(status="pending", next_attempt_at__lte=now).order_by("next_attempt_at")
+    # SQLite has one write lock for the whole database: an idle poll stays a read, as webhooks' does.
+    if connection.vendor == "sqlite" and not due.exists():
+        return token, []
+    ids = write_with_eager_sqlite_lock(_lease, due, token=token, now=now, lease_until=lease_until, limit=limit)
+    if not ids:
+        return token, []
+    notices = list(Notice.objects.filter(claim_token=token, pk__in=ids).select_related("organization", "account"))
+    return token, notices
+
+
+def _lease(due, *, token: str, now: datetime, lease_until: datetime, limit: int) -> list[int]:
     with transaction.atomic():
-        due = Notice.objects.filter(status="pending", next_attempt_at__lte=now).order_by("next_attempt_at")
         if connection.vendor == "postgresql":
             due = due.select_for_update(skip_locked=True)
         ids = list(due.values_list("pk", flat=True)[:limit])
-        if not ids:
-            return token, []
-        Notice.objects.filter(pk__in=ids, status="pending", next_attempt_at__lte=now).update(
-            next_attempt_at=lease_until, claim_token=token, attempts=F("attempts") + 1)
-    notices = list(Notice.objects.filter(claim_token=token, pk__in=ids).select_related("organization", "account"))
-    return token, notices
+        if ids:
+            Notice.objects.filter(pk__in=ids, status="pending", next_attempt_at__lte=now).update(
+                next_attempt_at=lease_until, claim_token=token, attempts=F("attempts") + 1)
+    return ids
 
 
 # --- rendering ------------------------------------------------------------------------------------------
@@ -395,7 +405,7 @@ def deliver_batch(*, limit: int = BATCH_SIZE) -> int:
     in_app = {n.pk for n in notices if n.channel == "in_app"}
     for pk in in_app & batch.rendered.keys():
         outcomes[pk].subject, outcomes[pk].body_text = batch.rendered[pk].subject, batch.rendered[pk].text
-    record_outcomes(token, notices, outcomes)
+    write_with_eager_sqlite_lock(record_outcomes, token, notices, outcomes)
     return len(notices)
 
 

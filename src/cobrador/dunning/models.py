@@ -102,9 +102,10 @@ class RecoveryRecord(models.Model):
     METHODS = [("card", "card"), ("bank_slip", "bank_slip"), ("pix", "pix")]
 
     public_id = models.CharField(max_length=40, unique=True, default=public_id_default("rr"))
-    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE)
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, db_index=False)
     account = models.ForeignKey("customers.BillingAccount", on_delete=models.CASCADE, related_name="+")
-    invoice = models.ForeignKey("invoicing.Invoice", on_delete=models.CASCADE, related_name="recovery_records")
+    invoice = models.ForeignKey("invoicing.Invoice", on_delete=models.CASCADE, related_name="recovery_records",
+                                db_index=False)
     attempt_number = models.PositiveSmallIntegerField()
     method = models.CharField(max_length=10, choices=METHODS)
     provider = models.CharField(max_length=10, blank=True, default="")

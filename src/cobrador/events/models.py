@@ -11,7 +11,7 @@ class Event(models.Model):
     """
 
     public_id = models.CharField(max_length=40, unique=True, default=public_id_default("evt"))
-    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE)
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, db_index=False)
     type = models.CharField(max_length=64)
     data = models.JSONField()
     created_at = models.DateTimeField()

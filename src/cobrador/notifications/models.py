@@ -105,9 +105,9 @@ class Notice(models.Model):
 
     public_id = models.CharField(max_length=40, unique=True, default=public_id_default("ntf"))
     organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE,
-                                     related_name="notices")
+                                     related_name="notices", db_index=False)
     account = models.ForeignKey("customers.BillingAccount", on_delete=models.CASCADE, null=True, blank=True,
-                                related_name="notices")
+                                related_name="notices", db_index=False)
     type = models.CharField(max_length=40)
     channel = models.CharField(max_length=10, choices=CHANNELS)
     dedupe_key = models.CharField(max_length=255, unique=True)

@@ -15,8 +15,9 @@ class Payment(models.Model):
     METHODS = [("card", "card"), ("bank_slip", "bank_slip"), ("pix", "pix")]
 
     public_id = models.CharField(max_length=40, unique=True, default=public_id_default("pay"))
-    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="payments")
-    invoice = models.ForeignKey("invoicing.Invoice", on_delete=models.PROTECT, related_name="payments")
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="payments",
+                                     db_index=False)
+    invoice = models.ForeignKey("invoicing.Invoice", on_delete=models.PROTECT, related_name="payments", db_index=False)
     account = models.ForeignKey("customers.BillingAccount", on_delete=models.CASCADE, related_name="payments")
     payment_method = models.ForeignKey("customers.PaymentMethod", on_delete=models.SET_NULL, null=True, blank=True)
     method = models.CharField(max_length=10, choices=METHODS)

@@ -48,8 +48,10 @@ class WebhookDelivery(models.Model):
 
     public_id = models.CharField(max_length=40, unique=True, default=public_id_default("wd"))
     organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE)
-    event = models.ForeignKey("events.Event", on_delete=models.CASCADE, related_name="webhook_deliveries")
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey("events.Event", on_delete=models.CASCADE, related_name="webhook_deliveries",
+                              db_index=False)
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries",
+                                 db_index=False)
     status = models.CharField(max_length=10, choices=STATUSES, default="pending")
     attempt_count = models.PositiveIntegerField(default=0)
     # Attempts since the last replay: the retry schedule restarts when an operator replays.

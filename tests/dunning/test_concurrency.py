@@ -117,6 +117,42 @@ def test_two_workers_running_payment_retry_at_once_make_each_attempt_exactly_onc
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_large_sweep_on_postgresql_runs_in_processes_and_makes_each_attempt_once(committed, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite sweeps run in one process (one writer at a time)")
+    from cobrador.dunning import sweeps
+    from cobrador.jobs import parallel
+
+    # The spawned process reads its batch size from the environment; this one is given it directly.
+    monkeypatch.setenv("COBRADOR_DUNNING_BATCH_SIZE", "25")
+    monkeypatch.setattr(retries, "BATCH_SIZE", 25)
+    monkeypatch.setattr(sweeps, "SWEEP_PROCESSES", 2)
+    monkeypatch.setattr(sweeps, "PROCESSES_FROM", 100)
+    organization = make_org("Spread", "test").organization
+    n = 400
+    bulk_failed_invoices(organization, n)
+    # This process's gateway is slow, so the spawned one (a second or so to start) gets batches too.
+    answer_now = SandboxGateway.charge_many
+    monkeypatch.setattr(SandboxGateway, "charge_many", lambda self, requests: (time.sleep(0.5),
+                                                                                answer_now(self, requests))[1])
+    lanes = []
+    run_in_processes = parallel.run_in_processes
+    monkeypatch.setattr(parallel, "run_in_processes",
+                        lambda *args, **kwargs: lanes.extend(run_in_processes(*args, **kwargs)) or lanes)
+    clock.set(RETRY_AT)
+    run = run_job("payment-retry", as_of=RETRY_AT)
+    assert run.status == "succeeded"
+    assert len(lanes) == 2 and all(lane.done > 0 for lane in lanes), [lane.done for lane in lanes]
+    assert sum(lane.done for lane in lanes) == n
+    assert run.counts == {"marked_overdue": n, "failed": n, "issued": n, "attempts": n}
+    assert_each_attempt_once(organization, n)
+    # The spawned process ran at the frozen clock: the next retries are due by the policy from day 1.
+    assert set(DunningInvoice.objects.values_list("status", "next_attempt_number", "next_attempt_at")) == {
+        ("scheduled", 2, day(3, 6))}
+    assert set(RecoveryRecord.objects.filter(attempt_number=1).values_list("attempted_at", flat=True)) == {RETRY_AT}
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_worker_that_died_mid_attempt_is_taken_over_after_its_lease(committed):
     organization = make_org("Crashy", "test").organization
     n = 40

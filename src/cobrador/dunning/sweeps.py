@@ -2,7 +2,8 @@
 
 `payment-retry` (0 */6 * * *): marks invoices in dunning that passed their due date overdue, then runs
 every due attempt in batches (see retries.py), each batch claimed before anything is charged, in
-SWEEP_THREADS threads. The gateway calls happen outside transactions, so this sweep runs its own
+SWEEP_THREADS threads; a large sweep on PostgreSQL runs in SWEEP_PROCESSES processes instead, each
+claiming its own batches as separate workers would. The gateway calls happen outside transactions, so this sweep runs its own
 batches instead of JobRunContext.process; a batch that raises is retried attempt by attempt, and an
 attempt that keeps failing is parked (`failed`, with its error) after DunningInvoice.MAX_ERRORS tries.
 
@@ -14,6 +15,7 @@ import logging
 import os
 import threading
 import traceback
+from collections import Counter
 
 from django.db import connection, connections, transaction
 from django.db.models import F
@@ -21,12 +23,17 @@ from django.db.models import F
 from cobrador.core import clock
 from cobrador.dunning import retries, services
 from cobrador.dunning.models import DunningInvoice
+from cobrador.jobs import parallel
 
 logger = logging.getLogger(__name__)
 
 SUSPENSION_BATCH_SIZE = 500
 # Batches of retries run in this many threads at once (each with its own database connection).
 SWEEP_THREADS = int(os.environ.get("COBRADOR_DUNNING_SWEEP_THREADS", "2"))
+# On PostgreSQL, a sweep with at least PROCESSES_FROM due attempts runs them in this many processes
+# (jobs/parallel.py): one process is bound by one core. SQLite has one writer at a time, so not there.
+SWEEP_PROCESSES = int(os.environ.get("COBRADOR_DUNNING_SWEEP_PROCESSES", str(min(4, os.cpu_count() or 1))))
+PROCESSES_FROM = 4 * retries.BATCH_SIZE
 OVERDUE_BATCH_SIZE = 500
 
 
@@ -38,55 +45,79 @@ def payment_retry_sweep(run) -> None:
 
     run.process(overdue, mark, batch_size=OVERDUE_BATCH_SIZE)
 
-    paused = retries.due_schedules(run.as_of, clock.now()).filter(
-        organization__dunning_config__auto_retry_enabled=False).count()
+    due = retries.due_schedules(run.as_of, clock.now())
+    paused = due.filter(organization__dunning_config__auto_retry_enabled=False).count()
     if paused:
         run.skip("auto_retry_disabled", paused)
-    tally = _Tally(run)
+    if connection.in_atomic_block:  # tests: other threads and processes cannot see the transaction
+        tallies = [retry_lane(run.as_of, threads=1)]
+    elif (connection.vendor == "postgresql" and SWEEP_PROCESSES > 1
+          and due.filter(organization__dunning_config__auto_retry_enabled=True).count() >= PROCESSES_FROM):
+        tallies = parallel.run_in_processes(retry_lane, (run.as_of,), processes=SWEEP_PROCESSES)
+    else:
+        tallies = [retry_lane(run.as_of, threads=SWEEP_THREADS)]
+    for tally in tallies:
+        for kind, n in tally.counts.items():
+            run.count(kind, n)
+        run.done += tally.done
+        run.failed += tally.failed
+
+
+def retry_lane(as_of, threads: int = 1) -> "_Tally":
+    """Claim and run due attempts, a batch at a time, until none is left; in `threads` threads at once,
+    so that one batch's gateway calls overlap another's database work."""
+    tally = _Tally()
 
     def claim_and_run() -> None:
         while True:
-            ids, token = retries.claim_due(as_of=run.as_of, limit=retries.BATCH_SIZE)
+            ids, token = retries.claim_due(as_of=as_of, limit=retries.BATCH_SIZE)
             if not ids:
                 return
-            _run_batch(tally, run.as_of, ids, token)
+            _run_batch(tally, as_of, ids, token)
 
-    if SWEEP_THREADS <= 1 or connection.in_atomic_block:  # tests: other threads cannot see the transaction
+    if threads <= 1:
         claim_and_run()
-        return
-    # Batches in parallel, so one batch's gateway calls overlap another's database work.
+        return tally
     errors = []
 
     def thread_main():
         try:
             claim_and_run()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the sweep's thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the lane's thread
             errors.append(exc)
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=thread_main, name=f"payment-retry-{i}") for i in range(SWEEP_THREADS)]
-    for thread in threads:
+    workers = [threading.Thread(target=thread_main, name=f"payment-retry-{i}") for i in range(threads)]
+    for thread in workers:
         thread.start()
-    for thread in threads:
+    for thread in workers:
         thread.join()
     if errors:
         raise errors[0]
+    return tally
 
 
 class _Tally:
-    """The run's counts, added to from several threads."""
+    """A lane's counts, added to from several threads; picklable, to come back from another process."""
 
-    def __init__(self, run):
-        self.run = run
-        self.lock = threading.Lock()
+    def __init__(self):
+        self.counts: Counter = Counter()
+        self.done = 0
+        self.failed = 0
+        self._lock = threading.Lock()
 
     def add(self, counts, *, done: int = 0, failed: int = 0) -> None:
-        with self.lock:
-            for kind, n in counts.items():
-                self.run.count(kind, n)
-            self.run.done += done
-            self.run.failed += failed
+        with self._lock:
+            self.counts.update(counts)
+            self.done += done
+            self.failed += failed
+
+    def __getstate__(self):
+        return {"counts": self.counts, "done": self.done, "failed": self.failed}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _lock=threading.Lock())
 
 
 def _run_batch(tally: _Tally, as_of, ids: list[int], token: str) -> None:

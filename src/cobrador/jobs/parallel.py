@@ -1,0 +1,44 @@
+"""Running one sweep's work in several processes.
+
+One Python process is bound by one core (the GIL), so a sweep whose batches are mostly Python work
+(payment-retry: building payments, records, events and notices) can spread them over processes. Each
+process claims its own batches from the database, as two workers running the same sweep would, so this
+adds no new way to double anything: it only starts the second worker itself.
+
+The children are spawned (never forked: the worker that runs sweeps has threads) and set up Django with
+the parent's database and, when frozen, the parent's clock.
+"""
+
+import multiprocessing
+import os
+from collections.abc import Callable
+
+from django.db import connection
+
+from cobrador.core import clock
+
+
+def run_in_processes(function: Callable, args: tuple, *, processes: int) -> list:
+    """`function(*args)` in this process and in `processes - 1` spawned ones at once; their results (the
+    parent's first). `function` must be importable by name and its arguments and result picklable."""
+    if processes <= 1:
+        return [function(*args)]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes - 1, initializer=_set_up_child,
+                      initargs=(connection.settings_dict["NAME"], clock.now() if clock.is_frozen() else None),
+                      maxtasksperchild=1) as pool:
+        pending = [pool.apply_async(function, args) for _ in range(processes - 1)]
+        own = function(*args)
+        return [own] + [result.get() for result in pending]
+
+
+def _set_up_child(database_name: str, frozen_at) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cobrador.settings")
+    import django
+
+    django.setup()
+    from django.db import connections
+
+    # A test database (test_<name>) is named only in the parent's settings.
+    connections["default"].settings_dict["NAME"] = database_name
+    clock.set(frozen_at)

@@ -419,15 +419,25 @@ def enqueue_notices(drafts: list[NoticeDraft]) -> int:
     webhook_urls = dict(AccountNotificationSettings.objects.filter(account_id__in=account_ids)
                         .exclude(webhook_url="").values_list("account_id", "webhook_url")) if account_ids else {}
     configs = settings_for_organizations({d.organization.pk for d in drafts})
+    # A notice already written under its key (by an earlier batch: a dunning attempt's card failure, then
+    # its boleto) is not built again; the insert below still skips one written meanwhile.
+    def dedupe_key(draft, channel):
+        return f"{draft.type}:{draft.key}:{channel}"
+
+    existing = set(Notice.objects.filter(dedupe_key__in=[
+        dedupe_key(d, channel) for d in drafts for channel in registry.TYPES[d.type].channels]
+    ).values_list("dedupe_key", flat=True))
     rows = []
     for draft in drafts:
         kind = registry.TYPES[draft.type]
+        if all(dedupe_key(draft, channel) in existing for channel in kind.channels):
+            continue
         config = configs[draft.organization.pk]
         context = {"organization": {"name": draft.organization.name}, "link": draft.link, **draft.context}
         if kind.audience == registry.ORGANIZATION:
             if draft.recipient:
                 rows.append(Notice(organization=draft.organization, type=draft.type, channel="email",
-                                   dedupe_key=f"{draft.type}:{draft.key}:email", locale=config.organization_locale,
+                                   dedupe_key=dedupe_key(draft, "email"), locale=config.organization_locale,
                                    recipient=draft.recipient, context={**context, "locale": config.organization_locale},
                                    link=draft.link, next_attempt_at=now, created_at=now))
             continue
@@ -436,13 +446,14 @@ def enqueue_notices(drafts: list[NoticeDraft]) -> int:
         context["locale"] = account.locale
         mandatory = draft.type in config.mandatory_types
         for channel in kind.channels:
-            if not mandatory and (account.pk, draft.type, channel) in opted_out:
+            if dedupe_key(draft, channel) in existing or (
+                    not mandatory and (account.pk, draft.type, channel) in opted_out):
                 continue
             recipient = {"email": account.email, "webhook": webhook_urls.get(account.pk, ""), "in_app": None}[channel]
             if recipient == "":
                 continue
             rows.append(Notice(organization=draft.organization, account=account, type=draft.type, channel=channel,
-                               dedupe_key=f"{draft.type}:{draft.key}:{channel}", locale=account.locale,
+                               dedupe_key=dedupe_key(draft, channel), locale=account.locale,
                                recipient=recipient or "", context=context, link=draft.link, next_attempt_at=now,
                                created_at=now))
     insert_objects(rows, ignore_conflicts=True)  # a notice already sent under its dedupe key is not sent again

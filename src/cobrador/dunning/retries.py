@@ -255,7 +255,7 @@ def _prepare_round(attempts: list[Attempt], on_file: _MethodsOnFile,
         insert_objects(skipped + [r for _, r, _ in charged], returning_ids=True)
         for record in skipped:
             counts[record.outcome] += 1
-        _finish([a for a in attempts if a.ended], counts, emit=_emit_now)
+        update_rows(_finish([a for a in attempts if a.ended], counts, emit=_emit_now), ["next_retry_at"])
     return charged
 
 
@@ -308,7 +308,6 @@ def _record_round(charged, results: list[ChargeResult], counts: Counter) -> None
             # A failed card (or a document that could not be issued) lets the walk go on.
             attempt.ended = record.outcome != "failed" or attempt.next_method() is None
             attempts.append(attempt)
-        update_rows([r for _, r, _ in charged], ["outcome", "decline_code", "message"])
         _lock_ours(attempts, counts)
         blocked = []
         for attempt in attempts:
@@ -317,7 +316,10 @@ def _record_round(charged, results: list[ChargeResult], counts: Counter) -> None
                                                              | hard_declined[attempt.dunning.pk])
                 blocked.append(attempt.dunning)
         update_rows(blocked, ["hard_declined_cards"])
-        _finish([a for a in attempts if a.ended], counts, emit=effects.emit)
+        finished = _finish([a for a in attempts if a.ended], counts, emit=effects.emit)
+        # This round's outcomes and the ended attempts' next retry, in one write.
+        records = {id(r): r for r in [*(r for _, r, _ in charged), *finished]}
+        update_rows(list(records.values()), ["outcome", "decline_code", "message", "next_retry_at"])
 
     charging.record_results([(p.pk, r) for (p, _, _), r in zip(charged, results, strict=True)],
                             before_commit=record_outcomes)
@@ -344,16 +346,17 @@ def _finish_now(attempts: list[Attempt], counts: Counter) -> None:
     if attempts:
         with transaction.atomic():
             _lock_ours(attempts, counts)
-            _finish(attempts, counts, emit=_emit_now)
+            update_rows(_finish(attempts, counts, emit=_emit_now), ["next_retry_at"])
 
 
-def _finish(attempts: list[Attempt], counts: Counter, *, emit) -> None:
+def _finish(attempts: list[Attempt], counts: Counter, *, emit) -> list[RecoveryRecord]:
     """Ended attempts (schedules locked by the caller): schedule the next retry or exhaust, set the
-    records' next_retry_at, and emit dunning.retry_attempted / dunning.exhausted."""
+    records' next_retry_at, and emit dunning.retry_attempted / dunning.exhausted. Returns the saved
+    records whose next_retry_at was set, for the caller to write."""
     now = clock.now()
     attempts = [a for a in attempts if not a.lost]
     if not attempts:
-        return
+        return []
     configs = services.configs_for(a.dunning.organization_id for a in attempts)
     rows, records = [], []
     for attempt in attempts:
@@ -395,7 +398,7 @@ def _finish(attempts: list[Attempt], counts: Counter, *, emit) -> None:
     update_rows(rows, ["status", "attempts_made", "last_attempt_at", "next_attempt_number",
                                               "next_attempt_at", "next_methods", "closed_at", "lease_until",
                                               "lease_token", "updated_at", "error_count"])
-    update_rows([r for r in records if r.pk], ["next_retry_at"])
+    return [r for r in records if r.pk]
 
 
 # --- a newly saved payment method ---------------------------------------------------------------

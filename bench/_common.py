@@ -43,6 +43,14 @@ class BenchDatabase:
     workers: list["Worker"] = field(default_factory=list)
 
 
+def analyze_tables() -> None:
+    """ANALYZE (PostgreSQL) or PRAGMA optimize (SQLite) the bench database, after a bulk setup."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE" if connection.vendor == "postgresql" else "PRAGMA optimize")
+
+
 def _maintenance_url(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     name = parts.path.lstrip("/")

@@ -40,6 +40,7 @@ from cobrador.events.services import EventDraft, record_events
 from cobrador.gateways.base import ChargeResult
 from cobrador.gateways.registry import config_for_method
 from cobrador.invoicing.models import Invoice
+from cobrador.organizations.models import Organization
 from cobrador.payments import charging
 from cobrador.payments import services as payments
 from cobrador.payments.models import Payment
@@ -128,16 +129,23 @@ def run_attempts(ids: list[int], *, token: str, anchor: datetime, payment_method
     happened to the schedules."""
     counts: Counter = Counter()
     rows = list(DunningInvoice.objects.filter(pk__in=ids, status="running", lease_token=token)
-                .select_related("organization", "account", "invoice").order_by("pk"))
+                .select_related("account", "invoice").order_by("pk"))
+    organizations = Organization.objects.in_bulk({row.organization_id for row in rows})  # a few, loaded once
+    for row in rows:
+        row.organization = organizations[row.organization_id]
     attempts = [Attempt(dunning=row, number=row.next_attempt_number, anchor=anchor, token=token,
                         methods=[payment_method.type] if payment_method else list(row.next_methods),
                         payment_method=payment_method, was_exhausted=row.pk in was_exhausted) for row in rows]
     if not attempts:
         return counts
     # An attempt taken over after a crash resumes after the methods it already tried.
+    # (Sorted here: ordered by the primary key, PostgreSQL walked that whole index rather than probe
+    # the unique (invoice, attempt, method) one.)
     done = defaultdict(list)
-    for record in (RecoveryRecord.objects.filter(invoice_id__in=[a.dunning.invoice_id for a in attempts])
-                   .select_related("invoice", "account", "payment").order_by("pk")):
+    for record in sorted(RecoveryRecord.objects.filter(
+            invoice_id__in=[a.dunning.invoice_id for a in attempts],
+            attempt_number__in={a.number for a in attempts}).select_related("invoice", "account", "payment"),
+            key=lambda r: r.pk):
         done[(record.invoice_id, record.attempt_number)].append(record)
     for attempt in attempts:
         attempt.records = done.get((attempt.dunning.invoice_id, attempt.number), [])

@@ -17,7 +17,7 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 
 from cobrador.core import clock
-from cobrador.core.bulk import insert_objects
+from cobrador.core.bulk import insert_rows
 from cobrador.core.errors import NotFound, ValidationFailed
 from cobrador.core.ids import new_public_id
 from cobrador.core.outbox import wake_outbox_after_commit
@@ -407,6 +407,13 @@ class NoticeDraft:
     recipient: str = ""  # organization audience: the e-mail address
 
 
+# A notice row as enqueue_notices writes it (without model instances: a sweep writes thousands).
+NOTICE_ROW_FIELDS = ["public_id", "organization", "account", "type", "channel", "dedupe_key", "locale", "recipient",
+                     "context", "link", "next_attempt_at", "created_at", "is_test", "status", "attempts",
+                     "claim_token", "last_error", "subject", "body_text", "read_at", "sent_at"]
+NOTICE_ROW_DEFAULTS = (False, "pending", 0, "", "", "", "", None, None)
+
+
 def enqueue_notices(drafts: list[NoticeDraft]) -> int:
     """Write one outbox row per (draft, channel) the account takes; returns how many rows were offered
     (rows whose dedupe key exists already are skipped by the database)."""
@@ -424,6 +431,10 @@ def enqueue_notices(drafts: list[NoticeDraft]) -> int:
     def dedupe_key(draft, channel):
         return f"{draft.type}:{draft.key}:{channel}"
 
+    def new_row(draft, account_id, channel, locale, recipient, context) -> tuple:  # NOTICE_ROW_FIELDS
+        return (new_public_id("ntf"), draft.organization.pk, account_id, draft.type, channel,
+                dedupe_key(draft, channel), locale, recipient, context, draft.link, now, now, *NOTICE_ROW_DEFAULTS)
+
     existing = set(Notice.objects.filter(dedupe_key__in=[
         dedupe_key(d, channel) for d in drafts for channel in registry.TYPES[d.type].channels]
     ).values_list("dedupe_key", flat=True))
@@ -436,10 +447,8 @@ def enqueue_notices(drafts: list[NoticeDraft]) -> int:
         context = {"organization": {"name": draft.organization.name}, "link": draft.link, **draft.context}
         if kind.audience == registry.ORGANIZATION:
             if draft.recipient:
-                rows.append(Notice(organization=draft.organization, type=draft.type, channel="email",
-                                   dedupe_key=dedupe_key(draft, "email"), locale=config.organization_locale,
-                                   recipient=draft.recipient, context={**context, "locale": config.organization_locale},
-                                   link=draft.link, next_attempt_at=now, created_at=now))
+                rows.append(new_row(draft, None, "email", config.organization_locale, draft.recipient,
+                                    {**context, "locale": config.organization_locale}))
             continue
         account = draft.account
         context["account"] = {"id": account.public_id, "name": account.name, "email": account.email}
@@ -452,11 +461,9 @@ def enqueue_notices(drafts: list[NoticeDraft]) -> int:
             recipient = {"email": account.email, "webhook": webhook_urls.get(account.pk, ""), "in_app": None}[channel]
             if recipient == "":
                 continue
-            rows.append(Notice(organization=draft.organization, account=account, type=draft.type, channel=channel,
-                               dedupe_key=dedupe_key(draft, channel), locale=account.locale,
-                               recipient=recipient or "", context=context, link=draft.link, next_attempt_at=now,
-                               created_at=now))
-    insert_objects(rows, ignore_conflicts=True)  # a notice already sent under its dedupe key is not sent again
+            rows.append(new_row(draft, account.pk, channel, account.locale, recipient or "", context))
+    # A notice already sent under its dedupe key is not sent again.
+    insert_rows(Notice, NOTICE_ROW_FIELDS, rows, ignore_conflicts=True)
     if rows:
         wake_outbox_after_commit()
     return len(rows)

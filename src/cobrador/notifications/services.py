@@ -407,6 +407,22 @@ class NoticeDraft:
     recipient: str = ""  # organization audience: the e-mail address
 
 
+def notice_dedupe_key(type_name: str, key: str, channel: str) -> str:
+    return f"{type_name}:{key}:{channel}"
+
+
+def existing_notice_keys(type_name: str, keys: list[str]) -> set[str]:
+    """Those of `keys` (NoticeDraft keys of one type) whose notices were written already. A draft's
+    notices are written at once, on the channels the account took then: one of them is enough."""
+    channels = registry.TYPES[type_name].channels
+    if not keys:
+        return set()
+    written = set(Notice.objects.filter(dedupe_key__in=[
+        notice_dedupe_key(type_name, key, channel) for key in keys for channel in channels]
+    ).values_list("dedupe_key", flat=True))
+    return {key for key in keys if any(notice_dedupe_key(type_name, key, c) in written for c in channels)}
+
+
 # A notice row as enqueue_notices writes it (without model instances: a sweep writes thousands).
 NOTICE_ROW_FIELDS = ["public_id", "organization", "account", "type", "channel", "dedupe_key", "locale", "recipient",
                      "context", "link", "next_attempt_at", "created_at", "is_test", "status", "attempts",
@@ -429,7 +445,7 @@ def enqueue_notices(drafts: list[NoticeDraft]) -> int:
     # A notice already written under its key (by an earlier batch: a dunning attempt's card failure, then
     # its boleto) is not built again; the insert below still skips one written meanwhile.
     def dedupe_key(draft, channel):
-        return f"{draft.type}:{draft.key}:{channel}"
+        return notice_dedupe_key(draft.type, draft.key, channel)
 
     def new_row(draft, account_id, channel, locale, recipient, context) -> tuple:  # NOTICE_ROW_FIELDS
         return (new_public_id("ntf"), draft.organization.pk, account_id, draft.type, channel,

@@ -134,7 +134,7 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
         # payment.failed, invoice.payment_failed and dunning.retry_attempted can all describe one failure:
         # one notice per invoice and day. The retry date and the boleto / PIX to pay are looked up again
         # when it is sent (delivery._payment_failed_extras), whichever of the events came first.
-        draft.key = f"{invoice_data.get('id') or entity}:{day}"
+        draft.key = _payment_failed_key(event)
         is_payment = data.get("object") == "payment" or event.type.startswith("payment.")
         document = data.get("document") if isinstance(data.get("document"), dict) else {}
         payment = data if is_payment else {**document, "method": data.get("method")} if document else {}
@@ -170,9 +170,30 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
     return draft
 
 
+def _payment_failed_key(event) -> str:
+    """One payment_failed notice per invoice and day, whichever of its events comes first."""
+    entity = str(contexts.ref(event.data.get("id")) or event.public_id)
+    return f"{_invoice_ref(event) or entity}:{event.created_at.date().isoformat()}"
+
+
+def _first_of_each_failure(events) -> list:
+    """payment.failed, invoice.payment_failed and dunning.retry_attempted can all describe one failure,
+    within a batch or over several (a dunning attempt's card, then its boleto): only the first event
+    of each becomes a notice. The others are dropped here, before anything is looked up for them."""
+    kept, keys = [], {}
+    for event in events:
+        if EVENT_TO_NOTICE[event.type] != "payment_failed":
+            kept.append(event)
+        elif (key := _payment_failed_key(event)) not in keys:
+            keys[key] = event
+    written = services.existing_notice_keys("payment_failed", list(keys))
+    return kept + [event for key, event in keys.items() if key not in written]
+
+
 def notify_from_events(events) -> None:
-    relevant = [e for e in events if e.type in EVENT_TO_NOTICE
-                and not (e.type == "dunning.retry_attempted" and e.data.get("outcome") not in ("failed", "issued"))]
+    relevant = _first_of_each_failure([
+        e for e in events if e.type in EVENT_TO_NOTICE
+        and not (e.type == "dunning.retry_attempted" and e.data.get("outcome") not in ("failed", "issued"))])
     if not relevant:
         return
     lookups = _Lookups(relevant)

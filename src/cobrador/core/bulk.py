@@ -120,7 +120,8 @@ def insert_rows(model, fields: list[str], rows: list[tuple], *, returning_ids: b
 
     if connection.vendor == "postgresql":
         connection.ensure_connection()
-        with connection.connection.cursor() as cursor:
+        # The driver's own cursor (for COPY), with its errors raised as Django's (IntegrityError, ...).
+        with connection.wrap_database_errors, connection.connection.cursor() as cursor:
             if ignore_conflicts:
                 # COPY cannot skip conflicting rows: copy into a temporary table of the same columns,
                 # then move the rows over with ON CONFLICT DO NOTHING.

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from cobrador.core import clock
 from cobrador.core.bulk import insert_objects
@@ -112,9 +112,16 @@ class SandboxGateway:
                 answers[i] = exc
                 continue
             drafts.setdefault(request.idempotency_key, charge)
-        with transaction.atomic():  # a concurrent request with the same key wins; we answer with its charge
-            insert_objects(list(drafts.values()), ignore_conflicts=True)
-            stored = SandboxCharge.objects.in_bulk(list(drafts), field_name="idempotency_key")
+        with transaction.atomic():
+            stored = SandboxCharge.objects.in_bulk(list(drafts), field_name="idempotency_key")  # earlier calls
+            new = [charge for key, charge in drafts.items() if key not in stored]
+            try:
+                with transaction.atomic():
+                    insert_objects(new)
+                stored.update((charge.idempotency_key, charge) for charge in new)
+            except IntegrityError:  # a concurrent call with one of these keys won: answer with its charge
+                insert_objects(new, ignore_conflicts=True)
+                stored = SandboxCharge.objects.in_bulk(list(drafts), field_name="idempotency_key")
         made = set()
         for i, request in enumerate(requests):
             if answers[i] is not None:

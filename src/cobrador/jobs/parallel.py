@@ -9,6 +9,7 @@ The children are spawned (never forked: the worker that runs sweeps has threads)
 the parent's database and, when frozen, the parent's clock.
 """
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -42,3 +43,4 @@ def _set_up_child(database_name: str, frozen_at) -> None:
     # A test database (test_<name>) is named only in the parent's settings.
     connections["default"].settings_dict["NAME"] = database_name
     clock.set(frozen_at)
+    gc.freeze()  # as the worker does: what setup loaded is not walked by every full collection

@@ -40,6 +40,17 @@ def update_rows(objs: list, fields: list[str]) -> None:
             cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {pk} = %s", rows)
 
 
+class JSONText(str):
+    """A value for a JSON column, serialized already (events are serialized once, to check them): written
+    as it is."""
+
+
+def _json_adapter(field, connection):
+    def adapt(value):
+        return value if type(value) is JSONText else field.get_db_prep_save(value, connection)
+    return adapt
+
+
 def _own_field_type(field) -> bool:
     """Our own field types (encrypted text and JSON) prepare their values themselves."""
     return type(field).__module__.startswith("cobrador.")
@@ -55,13 +66,17 @@ def _sqlite_adapter(field, connection):
         return lambda value: str(value.astimezone(zone).replace(tzinfo=None))
     if kind == "DateField":
         return connection.ops.adapt_datefield_value
-    if kind in ("DecimalField", "JSONField"):
+    if kind == "JSONField":
+        return _json_adapter(field, connection)
+    if kind == "DecimalField":
         return lambda value: field.get_db_prep_save(value, connection)
     return None
 
 
 def _postgresql_adapter(field, connection):
-    if field.get_internal_type() == "JSONField" or _own_field_type(field):
+    if field.get_internal_type() == "JSONField":
+        return _json_adapter(field, connection)
+    if _own_field_type(field):
         return lambda value: field.get_db_prep_save(value, connection)
     return None  # psycopg adapts ints, strings, dates and aware datetimes itself
 

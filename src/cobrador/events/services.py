@@ -9,7 +9,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from cobrador.core import clock
-from cobrador.core.bulk import insert_objects
+from cobrador.core.bulk import JSONText, insert_objects
 from cobrador.core.ids import new_public_id
 from cobrador.core.outbox import wake_outbox_after_commit
 from cobrador.events.models import Event
@@ -31,10 +31,6 @@ class EventDraft:
     data: dict
 
 
-def _jsonable(data: dict) -> dict:
-    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
-
-
 def record_events(drafts: Iterable[EventDraft]) -> list[Event]:
     """Write many events and their outbox rows with a few bulk inserts (sweeps use this)."""
     now = clock.now()
@@ -42,11 +38,14 @@ def record_events(drafts: Iterable[EventDraft]) -> list[Event]:
     for draft in drafts:
         if draft.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {draft.type!r}")
-        events.append(Event(public_id=new_public_id("evt"), organization=draft.organization,
-                            type=draft.type, data=_jsonable(draft.data), created_at=now))
+        # Serialized once: written as this text, and read back so that sinks see what a reader will.
+        events.append(Event(public_id=new_public_id("evt"), organization=draft.organization, type=draft.type,
+                            data=JSONText(json.dumps(draft.data, cls=DjangoJSONEncoder)), created_at=now))
     if not events:
         return []
     insert_objects(events, returning_ids=True)
+    for event in events:
+        event.data = json.loads(event.data)
     for sink in _sinks:
         sink(events)
     wake_outbox_after_commit()

@@ -242,3 +242,18 @@ def test_a_worker_that_died_mid_batch_leaves_rows_the_sweep_takes_after_the_leas
     assert run_job("callback-retry").counts == {"processed": 1}
     callback = GatewayCallback.objects.get()
     assert (callback.status, callback.attempts) == ("processed", 2)
+
+
+def test_a_deactivated_configuration_stops_taking_callbacks_within_the_cache_time(org, clock, monkeypatch):
+    from cobrador.callbacks import receiving
+
+    payment = issued(org)
+    url, headers, body = build_sandbox_payment_callback(payment)
+    seconds = [1000.0]
+    monkeypatch.setattr(receiving.time, "monotonic", lambda: seconds[0])
+    assert post(url, headers, body).status_code == 200  # the configuration is now kept for CONFIG_SECONDS
+    payment.gateway.__class__.objects.filter(pk=payment.gateway_id).update(active=False)
+    assert post(url, headers, body).status_code == 200  # a duplicate, answered from the kept configuration
+    seconds[0] += receiving.CONFIG_SECONDS
+    assert post(url, headers, body).status_code == 404
+    assert GatewayCallback.objects.count() == 1

@@ -18,13 +18,16 @@ sweep picks up anything left waiting longer.
 
 import json
 import logging
+import threading
+import time
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.core import clock
 from cobrador.core.errors import ApiError, NotFound
+from cobrador.core.outbox import write_with_eager_sqlite_lock
 from cobrador.gateways.models import GatewayConfig
 from cobrador.gateways.registry import PROVIDERS, gateway_for
 
@@ -52,23 +55,66 @@ def _event_type_hint(headers: dict[str, str], body: bytes) -> str:
     return ""
 
 
+# On SQLite, this process's request threads take the database's single write lock one at a time, in
+# order, and wait for it in write_with_eager_sqlite_lock rather than in SQLite's busy handler, whose
+# growing sleeps kept a waiting writer losing to newer ones (throughput fell as concurrency rose).
+_sqlite_writer = threading.Lock()
+
+
+def _write(function, /, *args, **kwargs):
+    if connection.vendor != "sqlite":
+        return function(*args, **kwargs)
+    with _sqlite_writer:
+        return write_with_eager_sqlite_lock(function, *args, **kwargs)
+
+
 def _store(**fields) -> GatewayCallback:
+    def store():
+        with transaction.atomic():
+            return GatewayCallback.objects.create(**fields)
+    return _write(store)
+
+
+def _store_received(row: dict, event) -> GatewayCallback:
     with transaction.atomic():
-        return GatewayCallback.objects.create(**fields)
+        callback = GatewayCallback.objects.create(**row, status="received", event_id=event.event_id[:200],
+                                                  event_type=event.event_type[:100])
+        _wake_processing(callback)
+    return callback
+
+
+# A provider posts to one URL many times a second: its configuration (credentials decrypted) is kept
+# this long per process, so a deactivated or re-keyed configuration takes effect within it.
+CONFIG_SECONDS = 5.0
+_configs: dict[tuple[str, str], tuple[float, GatewayConfig, object]] = {}
+
+
+def _configuration(provider: str, token: str):
+    """(config, gateway adapter) of the active configuration this callback URL names, or (None, None)."""
+    key = (provider, token)
+    cached = _configs.get(key)
+    if cached is not None and time.monotonic() - cached[0] < CONFIG_SECONDS:
+        return cached[1], cached[2]
+    config = GatewayConfig.objects.filter(provider=provider, callback_token=token, active=True).first() \
+        if provider in PROVIDERS else None
+    if config is None:  # not cached: a configuration created a moment later is found at once
+        _configs.pop(key, None)
+        return None, None
+    if len(_configs) > 10_000:
+        _configs.clear()
+    _configs[key] = (time.monotonic(), config, gateway_for(config))
+    return config, _configs[key][2]
 
 
 def receive_callback(*, provider: str, token: str, headers: dict[str, str], body: bytes) -> GatewayCallback:
     """Store one inbound callback; returns the row (a new one, or the stored original of a duplicate,
     marked `duplicate = True`). Raises CallbackRejected (401/400, after storing) or NotFound."""
-    config = None
-    if provider in PROVIDERS:
-        config = GatewayConfig.objects.filter(provider=provider, callback_token=token, active=True).first()
+    config, gateway = _configuration(provider, token)
     if config is None:
         raise NotFound("no gateway configuration for this callback URL")
     now = clock.now()
     row = {"organization_id": config.organization_id, "gateway": config, "provider": provider,
            "headers": headers, "body": body, "received_at": now}
-    gateway = gateway_for(config)
     try:
         verified = len(body) <= MAX_BODY_BYTES and gateway.verify_callback(headers=headers, body=body)
     except Exception as exc:  # noqa: BLE001 - an error verifying is a failed verification
@@ -92,10 +138,7 @@ def receive_callback(*, provider: str, token: str, headers: dict[str, str], body
         return _store(**row, status="ignored", event_type=_event_type_hint(headers, body),
                       error="event type not handled", processed_at=now)
     try:
-        with transaction.atomic():
-            callback = GatewayCallback.objects.create(**row, status="received", event_id=event.event_id[:200],
-                                                      event_type=event.event_type[:100])
-            _wake_processing(callback)
+        callback = _write(_store_received, row, event)
     except IntegrityError:
         original = GatewayCallback.objects.filter(provider=provider, event_id=event.event_id[:200]).first()
         if original is None:  # not a duplicate after all: let the provider retry

@@ -144,9 +144,10 @@ def process_callbacks(ids: list[int]) -> dict:
 
     On PostgreSQL a slice is MAX_SLICE callbacks. On SQLite the callback view and this share one write
     lock, and SQLite's busy handler is not fair (a writer that backs off keeps finding the lock taken
-    again), so there each transaction is kept near TRANSACTION_BUDGET by sizing the next slice from the
-    last one's duration (never under FIRST_SLICE), and the worker then pauses as long as it held the
-    lock: inbound callbacks get at least half of it."""
+    again), so there, while callbacks keep arriving, each transaction is kept near TRANSACTION_BUDGET by
+    sizing the next slice from the last one's duration (never under FIRST_SLICE), and the worker then
+    pauses as long as it held the lock: inbound callbacks get at least half of it. When none arrived
+    during the last slice, nobody is waiting: the next slice is MAX_SLICE, without a pause."""
     callbacks = list(GatewayCallback.objects.filter(pk__in=ids, status="processing")
                      .select_related("gateway").order_by("pk"))
     gateways: dict = {}
@@ -157,7 +158,7 @@ def process_callbacks(ids: list[int]) -> dict:
     while position < len(callbacks):
         piece = callbacks[position:position + size]
         position += len(piece)
-        started = time.monotonic()
+        started, slice_at = time.monotonic(), clock.now()
         try:
             _apply(piece, events)
         except Exception:  # noqa: BLE001 - one of them is broken: find which, alone
@@ -172,11 +173,13 @@ def process_callbacks(ids: list[int]) -> dict:
                         update_rows([callback], CALLBACK_STATE_FIELDS)
         for callback in piece:
             counts[callback.status] = counts.get(callback.status, 0) + 1
-        if sqlite:
+        if sqlite and position < len(callbacks):
             held = time.monotonic() - started
-            size = max(FIRST_SLICE, min(MAX_SLICE, int(len(piece) * TRANSACTION_BUDGET / max(held, 0.001))))
-            if position < len(callbacks):
+            if GatewayCallback.objects.filter(status="received", received_at__gte=slice_at).exists():
+                size = max(FIRST_SLICE, min(MAX_SLICE, int(len(piece) * TRANSACTION_BUDGET / max(held, 0.001))))
                 time.sleep(min(held, TRANSACTION_BUDGET * 2))
+            else:
+                size = MAX_SLICE
     return counts
 
 

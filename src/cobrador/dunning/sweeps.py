@@ -3,9 +3,10 @@
 `payment-retry` (0 */6 * * *): marks invoices in dunning that passed their due date overdue, then runs
 every due attempt in batches (see retries.py), each batch claimed before anything is charged, in
 SWEEP_THREADS threads; a large sweep on PostgreSQL runs in SWEEP_PROCESSES processes instead, each
-claiming its own batches as separate workers would. The gateway calls happen outside transactions, so this sweep runs its own
-batches instead of JobRunContext.process; a batch that raises is retried attempt by attempt, and an
-attempt that keeps failing is parked (`failed`, with its error) after DunningInvoice.MAX_ERRORS tries.
+claiming its own batches as separate workers would. The gateway calls happen outside transactions, so
+this sweep runs its own batches instead of JobRunContext.process; a batch that raises is retried attempt
+by attempt, and an attempt that keeps failing is parked (`failed`, with its error) after
+DunningInvoice.MAX_ERRORS tries.
 
 `suspension-check` (0 2 * * *): suspends the accounts whose retries are exhausted and whose grace
 period has passed (services.suspendable_cases), in batches of one transaction each.

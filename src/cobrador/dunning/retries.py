@@ -40,7 +40,7 @@ from cobrador.events.services import EventDraft, record_events
 from cobrador.gateways.base import ChargeResult
 from cobrador.gateways.registry import config_for_method
 from cobrador.invoicing.models import Invoice
-from cobrador.organizations.models import Organization
+from cobrador.organizations.services import attach_organizations
 from cobrador.payments import charging
 from cobrador.payments import services as payments
 from cobrador.payments.models import Payment
@@ -130,9 +130,7 @@ def run_attempts(ids: list[int], *, token: str, anchor: datetime, payment_method
     counts: Counter = Counter()
     rows = list(DunningInvoice.objects.filter(pk__in=ids, status="running", lease_token=token)
                 .select_related("account", "invoice").order_by("pk"))
-    organizations = Organization.objects.in_bulk({row.organization_id for row in rows})  # a few, loaded once
-    for row in rows:
-        row.organization = organizations[row.organization_id]
+    attach_organizations(rows)
     attempts = [Attempt(dunning=row, number=row.next_attempt_number, anchor=anchor, token=token,
                         methods=[payment_method.type] if payment_method else list(row.next_methods),
                         payment_method=payment_method, was_exhausted=row.pk in was_exhausted) for row in rows]

@@ -7,6 +7,14 @@ from cobrador.events.services import record_event
 from cobrador.organizations.models import ApiKey, DunningConfig, Organization
 
 
+def attach_organizations(objs: list) -> None:
+    """Give each of `objs` (rows with an `organization_id`) its Organization, loaded once per batch:
+    a batch has few organizations, and a join would build one instance per row."""
+    organizations = Organization.objects.in_bulk({obj.organization_id for obj in objs})
+    for obj in objs:
+        obj.organization = organizations[obj.organization_id]
+
+
 def create_organization(*, name: str, mode: str = "test", billing_email: str = "",
                         timezone: str = "America/Sao_Paulo") -> Organization:
     if mode not in ("test", "live"):

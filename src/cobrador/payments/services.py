@@ -24,7 +24,7 @@ from cobrador.gateways.base import ChargeResult
 from cobrador.gateways.registry import config_for_method
 from cobrador.invoicing.models import Invoice
 from cobrador.invoicing.services import invoice_data
-from cobrador.organizations.models import Organization
+from cobrador.organizations.services import attach_organizations
 from cobrador.payments.models import Payment, PaymentRefund
 
 IN_FLIGHT = ("processing", "unknown")
@@ -335,15 +335,14 @@ def _settle_invoice(payment: Payment, effects: Effects) -> None:
 
 def lock_payments(ids) -> list[Payment]:
     """Lock payments and then their invoices (always in that order), with what events need loaded.
-    A batch has few organizations and each invoice the payment's account: those are loaded once."""
+    Each invoice gets its payment's account rather than a second copy."""
     payments = list(Payment.objects.select_for_update(of=("self",)).filter(pk__in=list(ids)).order_by("pk")
                     .select_related("account", "payment_method"))
-    organizations = Organization.objects.in_bulk({p.organization_id for p in payments})
+    attach_organizations(payments)
     invoices = {i.pk: i for i in Invoice.objects.select_for_update(of=("self",))
                 .filter(pk__in={p.invoice_id for p in payments}).order_by("pk")
                 .select_related("subscription", "coupon").prefetch_related("lines")}
     for payment in payments:
-        payment.organization = organizations[payment.organization_id]
         payment.invoice = invoice = invoices[payment.invoice_id]
         if invoice.account_id == payment.account_id:
             invoice.account = payment.account

@@ -26,7 +26,7 @@ from cobrador.core import clock
 from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.events.services import EventDraft, record_events
 from cobrador.invoicing.models import Invoice
-from cobrador.organizations.models import Organization
+from cobrador.organizations.services import attach_organizations
 from cobrador.core.bulk import update_rows
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.periods import add_months, period_end
@@ -51,9 +51,7 @@ def _load(ids, condition: Q) -> list[Subscription]:
         Subscription.objects.select_for_update(of=("self",))
         .select_related("account", "plan", "coupon", "payment_method", "pending_plan").defer(*_DEFERRED)
         .filter(condition, pk__in=ids).order_by("pk"))
-    organizations = Organization.objects.in_bulk({s.organization_id for s in subscriptions})
-    for subscription in subscriptions:
-        subscription.organization = organizations[subscription.organization_id]
+    attach_organizations(subscriptions)
     return subscriptions
 
 

@@ -18,11 +18,10 @@ sweep picks up anything left waiting longer.
 
 import json
 import logging
-import threading
 import time
 from datetime import timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.core import clock
@@ -55,24 +54,11 @@ def _event_type_hint(headers: dict[str, str], body: bytes) -> str:
     return ""
 
 
-# On SQLite, this process's request threads take the database's single write lock one at a time, in
-# order, and wait for it in write_with_eager_sqlite_lock rather than in SQLite's busy handler, whose
-# growing sleeps kept a waiting writer losing to newer ones (throughput fell as concurrency rose).
-_sqlite_writer = threading.Lock()
-
-
-def _write(function, /, *args, **kwargs):
-    if connection.vendor != "sqlite":
-        return function(*args, **kwargs)
-    with _sqlite_writer:
-        return write_with_eager_sqlite_lock(function, *args, **kwargs)
-
-
 def _store(**fields) -> GatewayCallback:
     def store():
         with transaction.atomic():
             return GatewayCallback.objects.create(**fields)
-    return _write(store)
+    return write_with_eager_sqlite_lock(store)
 
 
 def _store_received(row: dict, event) -> GatewayCallback:
@@ -102,8 +88,9 @@ def _configuration(provider: str, token: str):
         return None, None
     if len(_configs) > 10_000:
         _configs.clear()
-    _configs[key] = (time.monotonic(), config, gateway_for(config))
-    return config, _configs[key][2]
+    gateway = gateway_for(config)
+    _configs[key] = (time.monotonic(), config, gateway)
+    return config, gateway
 
 
 def receive_callback(*, provider: str, token: str, headers: dict[str, str], body: bytes) -> GatewayCallback:
@@ -138,7 +125,7 @@ def receive_callback(*, provider: str, token: str, headers: dict[str, str], body
         return _store(**row, status="ignored", event_type=_event_type_hint(headers, body),
                       error="event type not handled", processed_at=now)
     try:
-        callback = _write(_store_received, row, event)
+        callback = write_with_eager_sqlite_lock(_store_received, row, event)
     except IntegrityError:
         original = GatewayCallback.objects.filter(provider=provider, event_id=event.event_id[:200]).first()
         if original is None:  # not a duplicate after all: let the provider retry

@@ -31,17 +31,28 @@ def wake_outbox_after_commit() -> None:
     transaction.on_commit(_notify)
 
 
+# This process's threads take SQLite's single write lock one at a time, in order, rather than race for it.
+_sqlite_writer = threading.RLock()
+
+
 def write_with_eager_sqlite_lock(write, /, *args, **kwargs):
-    """Run `write` (one statement or a transaction) and return its result; on SQLite, wait for the
-    database's write lock by retrying it every 2 ms instead of in SQLite's busy handler.
+    """Run `write` (one statement or a transaction) and return its result; on SQLite, one thread of this
+    process at a time, waiting for the database's write lock by retrying it every 2 ms instead of in
+    SQLite's busy handler.
 
     That handler sleeps longer and longer while it waits (up to 100 ms a time), so a writer that has
     waited a while keeps losing the single write lock to newer ones: with a web process committing
-    many times a second, a drainer waited seconds to claim or record a batch. Only for work that is
-    safe to run again after "database is locked" (the failed attempt changed nothing).
+    many times a second, a drainer waited seconds to claim or record a batch, and the callback view's
+    throughput fell as its threads multiplied. Only for work that is safe to run again after "database
+    is locked" (the failed attempt changed nothing).
     """
     if connection.vendor != "sqlite" or connection.in_atomic_block:
         return write(*args, **kwargs)
+    with _sqlite_writer:
+        return _retry_while_locked(write, *args, **kwargs)
+
+
+def _retry_while_locked(write, /, *args, **kwargs):
     with connection.cursor() as cursor:
         busy_timeout_ms = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
         cursor.execute("PRAGMA busy_timeout = 2")

@@ -442,23 +442,14 @@ def enqueue_notices(drafts: list[NoticeDraft]) -> int:
     webhook_urls = dict(AccountNotificationSettings.objects.filter(account_id__in=account_ids)
                         .exclude(webhook_url="").values_list("account_id", "webhook_url")) if account_ids else {}
     configs = settings_for_organizations({d.organization.pk for d in drafts})
-    # A notice already written under its key (by an earlier batch: a dunning attempt's card failure, then
-    # its boleto) is not built again; the insert below still skips one written meanwhile.
-    def dedupe_key(draft, channel):
-        return notice_dedupe_key(draft.type, draft.key, channel)
-
     def new_row(draft, account_id, channel, locale, recipient, context) -> tuple:  # NOTICE_ROW_FIELDS
         return (new_public_id("ntf"), draft.organization.pk, account_id, draft.type, channel,
-                dedupe_key(draft, channel), locale, recipient, context, draft.link, now, now, *NOTICE_ROW_DEFAULTS)
+                notice_dedupe_key(draft.type, draft.key, channel), locale, recipient, context, draft.link, now, now,
+                *NOTICE_ROW_DEFAULTS)
 
-    existing = set(Notice.objects.filter(dedupe_key__in=[
-        dedupe_key(d, channel) for d in drafts for channel in registry.TYPES[d.type].channels]
-    ).values_list("dedupe_key", flat=True))
     rows = []
     for draft in drafts:
         kind = registry.TYPES[draft.type]
-        if all(dedupe_key(draft, channel) in existing for channel in kind.channels):
-            continue
         config = configs[draft.organization.pk]
         context = {"organization": {"name": draft.organization.name}, "link": draft.link, **draft.context}
         if kind.audience == registry.ORGANIZATION:
@@ -471,8 +462,7 @@ def enqueue_notices(drafts: list[NoticeDraft]) -> int:
         context["locale"] = account.locale
         mandatory = draft.type in config.mandatory_types
         for channel in kind.channels:
-            if dedupe_key(draft, channel) in existing or (
-                    not mandatory and (account.pk, draft.type, channel) in opted_out):
+            if not mandatory and (account.pk, draft.type, channel) in opted_out:
                 continue
             recipient = {"email": account.email, "webhook": webhook_urls.get(account.pk, ""), "in_app": None}[channel]
             if recipient == "":

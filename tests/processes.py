@@ -158,13 +158,16 @@ def _remove_heartbeat(proc: subprocess.Popen) -> None:
         Path(path).unlink(missing_ok=True)
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.05, message: str = ""):
-    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout` seconds."""
+def wait_until(predicate, timeout: float, interval: float = 0.05, message=""):
+    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout` seconds.
+    `message` may be a callable, called only on failure (to show state as it was then)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() >= deadline:
+            if callable(message):
+                message = message()
             raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
         time.sleep(interval)

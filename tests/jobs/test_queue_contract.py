@@ -70,8 +70,10 @@ def test_a_failing_task_is_retried(tmp_path):
 
     worker = start_worker("--interval", "0.1")
     try:
-        wait_until(lambda: OxTask.objects.filter(status__in=["SUCCESSFUL", "FAILED"]).count() == 2, timeout=20,
-                   interval=0.1, message="both tasks to finish")
+        # About 3 s on an idle machine (backoff 0.5 s, then 1 s); the margin is for a loaded CI machine.
+        wait_until(lambda: OxTask.objects.filter(status__in=["SUCCESSFUL", "FAILED"]).count() == 2, timeout=60,
+                   interval=0.1, message=lambda: "both tasks to finish: "
+                   f"{list(OxTask.objects.values_list('status', 'attempts', 'run_after'))}\n{output(worker)}")
     finally:
         stop(worker)
 
@@ -96,7 +98,8 @@ def test_the_task_of_a_killed_worker_is_run_by_another_worker(tmp_path):
         assert not ran(log), "the task finished before the worker was killed; nothing was tested"
         second = start_worker("--interval", "0.1")
         # LOCK_TIMEOUT is 3 s in tests/queue_settings.py: the lease expires and the task is reclaimed.
-        wait_until(lambda: ran(log), timeout=20, message=f"the second worker to finish the task\n{output(second)}")
+        wait_until(lambda: ran(log), timeout=20,
+                   message=lambda: f"the second worker to finish the task\n{output(second)}")
         wait_until(lambda: OxTask.objects.get(id=result.id).status == "SUCCESSFUL", timeout=5)
     finally:
         stop(first)
@@ -115,7 +118,7 @@ def test_a_schedule_fires_once_per_tick_with_two_workers(tmp_path):
     workers = [start_worker("--concurrency", "2", "--interval", "0.1", env=env) for _ in range(2)]
     try:
         wait_until(lambda: len(read_lines(log)) >= 4, timeout=20, interval=0.1,
-                   message=f"four ticks\n{output(workers[0])}")
+                   message=lambda: f"four ticks\n{output(workers[0])}")
     finally:
         for worker in workers:
             stop(worker)

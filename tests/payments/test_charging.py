@@ -288,3 +288,24 @@ def test_money_beyond_the_amount_due_becomes_credit(org, clock):
     grant = CreditGrant.objects.get(account=account)
     assert (grant.amount, grant.remaining) == (2000, 2000)
     assert event_types(org, "payment.") == ["payment.succeeded", "payment.overpaid"]
+
+
+def test_an_answer_recorded_on_the_callers_instances_sees_what_changed_on_the_rows_meanwhile(org, clock):
+    """record_results(known=...) reuses the batch's own instances: the state they hold may be stale (here
+    the same answer was recorded meanwhile), and what is on the locked rows must win."""
+    account = make_account(org)
+    add_card(account)
+    invoice = make_invoice(account, amount=5000)
+    with transaction.atomic():
+        payment = services.start_charge(organization=org, invoice=invoice)
+    result = charging.send_charge(payment)
+    charging.record_results([(payment.pk, result)])
+    assert (payment.status, payment.invoice.status) == ("processing", "open")  # the instance is stale
+
+    charging.record_results([(payment.pk, result)], known={payment.pk: payment})
+
+    assert (payment.status, payment.invoice.status, payment.invoice.amount_due) == ("succeeded", "paid", 0)
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == ("paid", 5000)
+    assert not CreditGrant.objects.filter(account=account).exists()
+    assert event_types(org, "payment.") + event_types(org, "invoice.") == ["payment.succeeded", "invoice.paid"]

@@ -128,8 +128,10 @@ def run_attempts(ids: list[int], *, token: str, anchor: datetime, payment_method
     """Run the claimed attempts `ids` to their end. Returns counts by record outcome and by what
     happened to the schedules."""
     counts: Counter = Counter()
+    # The invoices with what their events carry: each round's payments are recorded on these instances.
     rows = list(DunningInvoice.objects.filter(pk__in=ids, status="running", lease_token=token)
-                .select_related("account", "invoice").order_by("pk"))
+                .select_related("account", "invoice__subscription", "invoice__coupon").prefetch_related("invoice__lines")
+                .order_by("pk"))
     attach_organizations(rows)
     attempts = [Attempt(dunning=row, number=row.next_attempt_number, anchor=anchor, token=token,
                         methods=[payment_method.type] if payment_method else list(row.next_methods),
@@ -328,7 +330,7 @@ def _record_round(charged, results: list[ChargeResult], counts: Counter) -> None
         update_rows(list(records.values()), ["outcome", "decline_code", "message", "next_retry_at"])
 
     charging.record_results([(p.pk, r) for (p, _, _), r in zip(charged, results, strict=True)],
-                            before_commit=record_outcomes)
+                            before_commit=record_outcomes, known={p.pk: p for p, _, _ in charged})
     if issued:
         _cancel_older_documents(issued)
 

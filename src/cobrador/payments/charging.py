@@ -172,14 +172,16 @@ def call_concurrently(function: Callable, items: list) -> list:
 
 
 def record_results(results: Iterable[tuple[int, ChargeResult]], *, via: str = "charge",
-                   before_commit: Callable[[services.Effects], None] | None = None) -> services.Effects:
+                   before_commit: Callable[[services.Effects], None] | None = None,
+                   known: dict[int, Payment] | None = None) -> services.Effects:
     """Record provider answers for payments (by pk) in one transaction, then cancel what paid invoices
     no longer need. `before_commit(effects)` runs in that transaction after the answers are applied
-    and before the events are written (dunning records its attempts' outcomes there)."""
+    and before the events are written (dunning records its attempts' outcomes there). `known`: the
+    caller's instances of the payments, as services.lock_payments takes them."""
     results = list(results)
     effects = services.Effects(bulk=True)
     with transaction.atomic():
-        by_pk = {p.pk: p for p in services.lock_payments(pk for pk, _ in results)}
+        by_pk = {p.pk: p for p in services.lock_payments((pk for pk, _ in results), known=known)}
         for pk, result in results:
             services.apply_result(payment=by_pk[pk], result=result, effects=effects, via=via)
         effects.write()

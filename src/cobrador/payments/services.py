@@ -125,6 +125,8 @@ PAYMENT_STATE_FIELDS = ["status", "updated_at", "amount_paid", "amount_refunded"
                         "next_reconcile_at", "provider_charge_id", "provider_order_id", "boleto_url",
                         "boleto_barcode", "boleto_line", "pix_copy_paste", "pix_qr_code_url", "expires_at"]
 INVOICE_STATE_FIELDS = ["amount_paid", "amount_due", "status", "paid_at"]
+# What may change on an invoice's row once it is open (lock_payments reads them onto held instances).
+INVOICE_CHANGING_FIELDS = [*INVOICE_STATE_FIELDS, "voided_at", "coupon_id"]
 
 
 @dataclass
@@ -333,15 +335,43 @@ def _settle_invoice(payment: Payment, effects: Effects) -> None:
                      {**payment_data(payment), "overpaid_amount": excess, "credit_grant": grant.public_id})
 
 
-def lock_payments(ids) -> list[Payment]:
-    """Lock payments and then their invoices (always in that order), with what events need loaded.
-    Each invoice gets its payment's account rather than a second copy."""
-    payments = list(Payment.objects.select_for_update(of=("self",)).filter(pk__in=list(ids)).order_by("pk")
-                    .select_related("account", "payment_method"))
+def lock_payments(ids, known: dict[int, Payment] | None = None) -> list[Payment]:
+    """Lock payments and then their invoices (always in that order, by primary key), with what events need
+    loaded. Each invoice gets its payment's account rather than a second copy.
+
+    `known` holds the caller's own instances of some of the payments (a batch that just created them),
+    each with its invoice (lines prefetched, subscription and coupon loaded), account and payment method
+    attached: those are not loaded again; what may have changed on their rows since (their state, and
+    an open invoice's) is read onto them as the rows are locked."""
+    ids = sorted(set(ids))
+    if not known:
+        payments = list(Payment.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
+                        .select_related("account", "payment_method"))
+    else:
+        state = {pk: values for pk, *values in Payment.objects.select_for_update(of=("self",))
+                 .filter(pk__in=ids).order_by("pk").values_list("pk", *PAYMENT_STATE_FIELDS)}
+        others = {p.pk: p for p in Payment.objects.filter(pk__in=[pk for pk in state if pk not in known])
+                  .select_related("account", "payment_method")}
+        payments = []
+        for pk, values in state.items():
+            payment = known.get(pk) or others[pk]
+            if pk in known:
+                for name, value in zip(PAYMENT_STATE_FIELDS, values, strict=True):
+                    setattr(payment, name, value)
+            payments.append(payment)
     attach_organizations(payments)
-    invoices = {i.pk: i for i in Invoice.objects.select_for_update(of=("self",))
-                .filter(pk__in={p.invoice_id for p in payments}).order_by("pk")
-                .select_related("subscription", "coupon").prefetch_related("lines")}
+    invoice_ids = sorted({p.invoice_id for p in payments})
+    held = {} if not known else {p.invoice_id: p.invoice for p in payments if p.pk in known}
+    if held:
+        state = {pk: values for pk, *values in Invoice.objects.select_for_update(of=("self",))
+                 .filter(pk__in=invoice_ids).order_by("pk").values_list("pk", *INVOICE_CHANGING_FIELDS)}
+        for pk, invoice in held.items():
+            for name, value in zip(INVOICE_CHANGING_FIELDS, state[pk], strict=True):
+                setattr(invoice, name, value)  # a coupon_id that changed drops the cached coupon
+    loaded = Invoice.objects.filter(pk__in=[pk for pk in invoice_ids if pk not in held])
+    if not held:
+        loaded = loaded.select_for_update(of=("self",)).order_by("pk")
+    invoices = {**held, **{i.pk: i for i in loaded.select_related("subscription", "coupon").prefetch_related("lines")}}
     for payment in payments:
         payment.invoice = invoice = invoices[payment.invoice_id]
         if invoice.account_id == payment.account_id:

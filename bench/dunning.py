@@ -25,8 +25,14 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from _common import (add_database_argument, analyze_tables, fresh_database, machine_cpu_seconds, own_peak_rss_bytes,
-                     print_json)
+from _common import (
+    add_database_argument,
+    analyze_tables,
+    fresh_database,
+    machine_cpu_seconds,
+    own_peak_rss_bytes,
+    print_json,
+)
 
 TARGET_SECONDS = {"postgresql": 60.0}
 TARGET_RATIO = 0.3

@@ -80,6 +80,39 @@ def test_update_rows_writes_only_the_given_fields(api):
         assert (event.data, event.created_at, event.type) == ({"v": "changed"}, later, "invoice.created")
 
 
+def test_update_rows_twice_in_one_transaction_with_nulls_and_encrypted_values(api):
+    endpoints = [WebhookEndpoint(organization=api.organization, url=f"https://hooks.example.com/{i}",
+                                 enabled_events=["*"], secret=f"whsec_{i}", created_at=AT, updated_at=AT)
+                 for i in range(3)]
+    with transaction.atomic():
+        insert_objects(endpoints, returning_ids=True)
+    with transaction.atomic():
+        for endpoint in endpoints:
+            endpoint.secret, endpoint.disabled_at = f"whsec_new_{endpoint.pk}", AT
+        update_rows(endpoints[:2], ["secret", "disabled_at"])
+        endpoints[0].disabled_at, endpoints[2].secret = None, "whsec_third"
+        # The same columns again in this transaction (PostgreSQL reuses its staging table, emptied).
+        update_rows([endpoints[0], endpoints[2]], ["secret", "disabled_at"])
+    stored = {e.pk: (e.secret, e.disabled_at) for e in WebhookEndpoint.objects.all()}
+    assert stored == {endpoints[0].pk: (f"whsec_new_{endpoints[0].pk}", None),
+                      endpoints[1].pk: (f"whsec_new_{endpoints[1].pk}", AT),
+                      endpoints[2].pk: ("whsec_third", AT)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_bulk_writers_write_outside_a_transaction_too():
+    """PostgreSQL's staging tables are emptied at each commit: in autocommit, COPY committing alone
+    would leave the UPDATE (or INSERT ... SELECT) nothing to read."""
+    from tests.conftest import make_org
+
+    org = make_org("Acme", "live").organization
+    insert_objects([_notice(org, "a", "a@example.com")], ignore_conflicts=True)
+    notice = Notice.objects.get(dedupe_key="a")
+    notice.recipient = "changed@example.com"
+    update_rows([notice], ["recipient"])
+    assert Notice.objects.get(pk=notice.pk).recipient == "changed@example.com"
+
+
 def test_ids_cannot_be_returned_for_rows_that_may_be_skipped(api):
     with pytest.raises(ValueError, match="cannot return ids"):
         insert_rows(Event, ["type"], [("x",)], returning_ids=True, ignore_conflicts=True)

@@ -2,6 +2,7 @@
 
 import os
 import re
+from collections import Counter
 
 from cobrador.core.ids import new_public_id, random_token
 
@@ -11,6 +12,13 @@ def test_ids_have_their_prefix_and_22_base62_characters_and_do_not_repeat():
     assert all(re.fullmatch(r"evt_[0-9A-Za-z]{22}", i) for i in ids)
     assert len(set(ids)) == len(ids)
     assert re.fullmatch(r"[0-9A-Za-z]{16}", random_token(16))
+
+
+def test_every_character_is_equally_likely():
+    counts = Counter("".join(random_token() for _ in range(50_000)))  # 1.1M characters, about 17,700 each
+    assert len(counts) == 62
+    mean = sum(counts.values()) / 62
+    assert all(abs(n - mean) < 0.05 * mean for n in counts.values()), counts  # ~7 standard deviations
 
 
 def test_a_forked_child_does_not_reuse_the_parents_buffered_random_bytes():

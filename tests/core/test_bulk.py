@@ -116,3 +116,18 @@ def test_the_bulk_writers_write_outside_a_transaction_too():
 def test_ids_cannot_be_returned_for_rows_that_may_be_skipped(api):
     with pytest.raises(ValueError, match="cannot return ids"):
         insert_rows(Event, ["type"], [("x",)], returning_ids=True, ignore_conflicts=True)
+
+
+def test_build_makes_what_the_constructor_makes(api):
+    from cobrador.core.bulk import build
+
+    org = api.organization
+    built = build(Event, organization=org, type="invoice.created", data={"a": 1}, created_at=AT)
+    made = Event(organization=org, type="invoice.created", data={"a": 1}, created_at=AT)
+    fields = [f.attname for f in Event._meta.concrete_fields if f.attname != "public_id"]
+    assert [getattr(built, f) for f in fields] == [getattr(made, f) for f in fields]
+    assert built.public_id.startswith("evt_") and built.public_id != build(Event).public_id  # made per instance
+    assert built.organization is org and built._state.adding  # the relation is cached, the row unsaved
+    assert build(Event, organization_id=org.pk).organization == org
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        build(Event, colour="red")

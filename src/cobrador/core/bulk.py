@@ -120,6 +120,54 @@ def _adapted(connection, columns: list, rows: list) -> list:
     return rows
 
 
+def build(model, **values):
+    """A new, unsaved `model` instance, as `model(**values)` makes it, for the sweeps that make thousands:
+    the constructor's positional path, at about half the cost. `values` are by field name or attname;
+    a relation given by name takes the related instance, cached on the new one. Every other field gets
+    its default."""
+    plan = _plans.get(model) or _plans.setdefault(model, _BuildPlan(model))
+    args = plan.defaults.copy()
+    related = []
+    for key, value in values.items():
+        try:
+            i, relation = plan.positions[key]
+        except KeyError:
+            raise TypeError(f"{model.__name__} has no field {key!r}") from None
+        if relation is not None:
+            related.append((relation, value))
+            value = None if value is None else getattr(value, relation.target_field.attname)
+        args[i] = value
+    for i, make_default in plan.made_defaults:
+        if args[i] is _UNSET:
+            args[i] = make_default()
+    instance = model(*args)
+    for relation, value in related:
+        relation.set_cached_value(instance, value)
+    return instance
+
+
+_UNSET = object()
+
+
+class _BuildPlan:
+    """A model's concrete fields for `build`: each one's position, and its default (made per instance
+    when it is a callable, such as a public id)."""
+
+    def __init__(self, model):
+        self.positions, self.defaults, self.made_defaults = {}, [], []
+        for i, field in enumerate(model._meta.concrete_fields):
+            self.positions[field.attname] = (i, None)
+            self.positions[field.name] = (i, field if field.is_relation else None)
+            if field.has_default() and callable(field.default):
+                self.defaults.append(_UNSET)
+                self.made_defaults.append((i, field.default))
+            else:
+                self.defaults.append(field.get_default())
+
+
+_plans: dict = {}
+
+
 def insert_objects(objs: list, *, returning_ids: bool = False, ignore_conflicts: bool = False) -> None:
     """Insert unsaved model instances (one model, defaults already filled in by their constructor) like
     bulk_create, at the cost of `insert_rows`. With `returning_ids` each object gets its primary key."""

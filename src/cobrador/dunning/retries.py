@@ -31,7 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from cobrador.core import clock
-from cobrador.core.bulk import insert_objects, update_rows
+from cobrador.core.bulk import build, insert_objects, update_rows
 from cobrador.core.ids import random_token
 from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.dunning import services
@@ -130,8 +130,8 @@ def run_attempts(ids: list[int], *, token: str, anchor: datetime, payment_method
     counts: Counter = Counter()
     # The invoices with what their events carry: each round's payments are recorded on these instances.
     rows = list(DunningInvoice.objects.filter(pk__in=ids, status="running", lease_token=token)
-                .select_related("account", "invoice__subscription", "invoice__coupon").prefetch_related("invoice__lines")
-                .order_by("pk"))
+                .select_related("account", "invoice__subscription", "invoice__coupon")
+                .prefetch_related("invoice__lines").order_by("pk"))
     attach_organizations(rows)
     attempts = [Attempt(dunning=row, number=row.next_attempt_number, anchor=anchor, token=token,
                         methods=[payment_method.type] if payment_method else list(row.next_methods),
@@ -227,8 +227,8 @@ def _prepare_round(attempts: list[Attempt], on_file: _MethodsOnFile,
                 attempt.ended = attempt.deferred = True
                 continue
             while (method := attempt.next_method()) is not None:
-                record = RecoveryRecord(
-                    organization_id=invoice.organization_id, account=account, invoice=invoice,
+                record = build(
+                    RecoveryRecord, organization_id=invoice.organization_id, account=account, invoice=invoice,
                     attempt_number=attempt.number, method=method, outcome="skipped", amount=invoice.amount_due,
                     currency=invoice.currency, attempted_at=now, created_at=now)
                 attempt.records.append(record)

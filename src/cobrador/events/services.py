@@ -9,7 +9,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from cobrador.core import clock
-from cobrador.core.bulk import JSONText, insert_objects
+from cobrador.core.bulk import JSONText, build, insert_objects
 from cobrador.core.ids import new_public_id
 from cobrador.core.outbox import wake_outbox_after_commit
 from cobrador.events.models import Event
@@ -39,8 +39,9 @@ def record_events(drafts: Iterable[EventDraft]) -> list[Event]:
         if draft.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {draft.type!r}")
         # Serialized once: written as this text, and read back so that sinks see what a reader will.
-        events.append(Event(public_id=new_public_id("evt"), organization=draft.organization, type=draft.type,
-                            data=JSONText(json.dumps(draft.data, cls=DjangoJSONEncoder)), created_at=now))
+        events.append(build(Event, public_id=new_public_id("evt"), organization=draft.organization,
+                            type=draft.type, data=JSONText(json.dumps(draft.data, cls=DjangoJSONEncoder)),
+                            created_at=now))
     if not events:
         return []
     insert_objects(events, returning_ids=True)

@@ -35,7 +35,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from cobrador.core import clock
-from cobrador.core.bulk import insert_objects
+from cobrador.core.bulk import build, insert_objects
 from cobrador.core.crypto import constant_time_equals
 from cobrador.gateways.base import CallbackEvent, ChargeRequest, ChargeResult, GatewayError
 from cobrador.gateways.models import GatewayConfig, SandboxCharge
@@ -157,7 +157,7 @@ class SandboxGateway:
             fields["expires_at"] = request.expires_at or now + timedelta(days=1)
         else:
             raise GatewayError(f"the sandbox does not take method {request.method!r}")
-        return SandboxCharge(gateway=self.config, idempotency_key=request.idempotency_key,
+        return build(SandboxCharge, gateway=self.config, idempotency_key=request.idempotency_key,
                              reference=request.reference, method=request.method, amount=request.amount,
                              currency=request.currency, created_at=now, **fields)
 

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from django.db import IntegrityError, transaction
 
 from cobrador.core import clock
-from cobrador.core.bulk import update_rows
+from cobrador.core.bulk import build, update_rows
 from cobrador.core.errors import Conflict, ValidationFailed
 from cobrador.customers.credits import grant_credit
 from cobrador.customers.models import PaymentMethod
@@ -422,8 +422,8 @@ def new_payment(*, invoice: Invoice, payment_method: PaymentMethod | None, confi
                 now: datetime, method: str | None = None) -> Payment:
     """`payment_method` may be None for a boleto or PIX issued without a saved method (dunning does
     that for any account with a CPF/CNPJ): then `method` names it."""
-    payment = Payment(
-        organization_id=invoice.organization_id, invoice=invoice, account_id=invoice.account_id,
+    payment = build(
+        Payment, organization_id=invoice.organization_id, invoice=invoice, account_id=invoice.account_id,
         payment_method=payment_method, method=method or payment_method.type, provider=config.provider, gateway=config,
         amount=invoice.amount_due, currency=invoice.currency, status="processing", source=source,
         attempt_number=attempt_number, created_at=now, updated_at=now, next_reconcile_at=now + STUCK_AFTER)

@@ -6,6 +6,7 @@ from cobrador.customers.models import BillingAccount
 from cobrador.dunning.models import DunningInvoice, RecoveryRecord
 from cobrador.invoicing.models import Invoice
 from cobrador.jobs.runner import run_job
+from cobrador.notifications.models import Notice
 from cobrador.payments import charging
 from cobrador.payments.models import Payment
 from cobrador.subscriptions.models import Subscription
@@ -26,6 +27,21 @@ CARD_THEN_BOLETO = [("card", "failed"), ("bank_slip", "issued")]
 CURL_CONFIG = {"max_retries": 5, "retry_interval_days": [1, 3, 5, 7, 14], "suspend_after_retries": True,
                "grace_period_days": 45, "auto_retry_enabled": True,
                "retry_payment_methods": ["pix", "bank_slip", "card"]}
+
+
+def test_a_retry_that_issues_a_boleto_is_one_notice_drafted_with_that_boleto(org, clock):
+    """The card's failure and the boleto are one notice, drafted once the boleto exists: drafted from the
+    card failure, it could be sent before the boleto was issued, and the customer would never get it."""
+    account, _, invoice = failed_first_charge(org.organization)
+
+    run_jobs_until(day(1, 7))
+
+    assert attempts_by_day(invoice) == {1: CARD_THEN_BOLETO}
+    boleto = Payment.objects.get(invoice=invoice, method="bank_slip")
+    retry_notices = Notice.objects.filter(account=account, type="payment_failed",
+                                          dedupe_key__startswith=f"payment_failed:{invoice.public_id}:{day(1).date()}")
+    assert sorted(n.channel for n in retry_notices) == ["email", "in_app"]  # one notice per channel
+    assert boleto.boleto_line and all(n.context["boleto"]["line"] == boleto.boleto_line for n in retry_notices)
 
 
 def test_the_curl_config_issues_pix_documents_first(org, clock):

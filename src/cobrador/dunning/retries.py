@@ -24,7 +24,7 @@ settles; its record follows the payment's outcome (sink.py).
 import logging
 import os
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -328,11 +328,26 @@ def _record_round(charged, results: list[ChargeResult], counts: Counter) -> None
         # This round's outcomes and the ended attempts' next retry, in one write.
         records = {id(r): r for r in [*(r for _, r, _ in charged), *finished]}
         update_rows(list(records.values()), ["outcome", "decline_code", "message", "next_retry_at"])
+        _quiet_failures_of_ongoing_attempts(effects, charged)
 
     charging.record_results([(p.pk, r) for (p, _, _), r in zip(charged, results, strict=True)],
                             before_commit=record_outcomes, known={p.pk: p for p, _, _ in charged})
     if issued:
         _cancel_older_documents(issued)
+
+
+def _quiet_failures_of_ongoing_attempts(effects: payments.Effects, charged) -> None:
+    """A card failure whose attempt goes on (to a boleto or PIX) is told to the customer once the attempt
+    ends, by its dunning.retry_attempted with the document to pay: a notice drafted from the failure
+    itself could be sent before that document exists, and would stand for both."""
+    ongoing = {(p.invoice.public_id, p.public_id) for p, _, attempt in charged if not attempt.ended}
+    if not ongoing:
+        return
+    invoices, payment_ids = {i for i, _ in ongoing}, {p for _, p in ongoing}
+    effects.events = [
+        replace(draft, notify=False) if (draft.type == "payment.failed" and draft.data.get("id") in payment_ids)
+        or (draft.type == "invoice.payment_failed" and draft.data.get("id") in invoices) else draft
+        for draft in effects.events]
 
 
 def _cancel_older_documents(issued: dict[int, int]) -> None:

@@ -29,6 +29,9 @@ class EventDraft:
     organization: object
     type: str
     data: dict
+    # False: the customer hears of this fact with a later event of the same business step, so no notice
+    # is drafted from this one (a dunning card failure whose attempt goes on to issue a boleto or PIX).
+    notify: bool = True
 
 
 def record_events(drafts: Iterable[EventDraft]) -> list[Event]:
@@ -42,6 +45,7 @@ def record_events(drafts: Iterable[EventDraft]) -> list[Event]:
         events.append(build(Event, public_id=new_public_id("evt"), organization=draft.organization,
                             type=draft.type, data=JSONText(json.dumps(draft.data, cls=DjangoJSONEncoder)),
                             created_at=now))
+        events[-1].notify = draft.notify
     if not events:
         return []
     insert_objects(events, returning_ids=True)

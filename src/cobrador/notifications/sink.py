@@ -192,7 +192,7 @@ def _first_of_each_failure(events) -> list:
 
 def notify_from_events(events) -> None:
     relevant = _first_of_each_failure([
-        e for e in events if e.type in EVENT_TO_NOTICE
+        e for e in events if e.type in EVENT_TO_NOTICE and getattr(e, "notify", True)
         and not (e.type == "dunning.retry_attempted" and e.data.get("outcome") not in ("failed", "issued"))])
     if not relevant:
         return

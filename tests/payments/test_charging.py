@@ -309,3 +309,20 @@ def test_an_answer_recorded_on_the_callers_instances_sees_what_changed_on_the_ro
     assert (invoice.status, invoice.amount_paid) == ("paid", 5000)
     assert not CreditGrant.objects.filter(account=account).exists()
     assert event_types(org, "payment.") + event_types(org, "invoice.") == ["payment.succeeded", "invoice.paid"]
+
+
+def test_the_database_refuses_a_second_payment_in_flight_for_an_invoice(org, clock):
+    """Whoever writes it, with or without the service's checks: the partial unique index says no."""
+    from django.db import IntegrityError
+
+    account = make_account(org)
+    add_card(account)
+    invoice = make_invoice(account)
+    with transaction.atomic():
+        first = services.start_charge(organization=org, invoice=invoice)
+    second = Payment.objects.get(pk=first.pk)
+    second.pk, second.public_id, second.idempotency_key = None, "pay_second", "pay_second"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        second.save(force_insert=True)
+    second.status = "failed"  # one that is not in flight is fine
+    second.save(force_insert=True)

@@ -228,7 +228,9 @@ def _create_first_payments(invoice_ids: list[int], counts: dict) -> list[Payment
         locked = list(Invoice.objects.select_for_update().filter(pk__in=invoice_ids).order_by("pk")
                       .values_list("pk", flat=True))
         # A fresh query after the locks: on PostgreSQL it sees what other workers committed meanwhile.
-        invoices = list(uncharged_open_invoices().filter(pk__in=locked).select_related("organization", "account"))
+        # With what the payments' events carry: their answers are recorded on these instances.
+        invoices = list(uncharged_open_invoices().filter(pk__in=locked)
+                        .select_related("organization", "account", "subscription", "coupon").prefetch_related("lines"))
         methods = {pm.account_id: pm for pm in PaymentMethod.objects.filter(
             account_id__in={i.account_id for i in invoices}, is_default=True, status="active")}
         payments = []
@@ -251,6 +253,7 @@ def _create_first_payments(invoice_ids: list[int], counts: dict) -> list[Payment
         counts["skipped"] = counts.get("skipped", 0) + len(invoice_ids) - len(invoices)
     for payment in payments:
         payment.account = payment.invoice.account
+        payment.organization = payment.invoice.organization
     return payments
 
 
@@ -285,7 +288,8 @@ def charge_open_invoices(*, organization_id: int | None = None, batch_size: int 
 def _record_batch(payments: list[Payment], results_of: Callable[[], list], counts: dict) -> None:
     results = results_of()
     try:
-        record_results([(p.pk, r) for p, r in zip(payments, results, strict=True)])
+        record_results([(p.pk, r) for p, r in zip(payments, results, strict=True)],
+                       known={p.pk: p for p in payments})
     except Exception:
         # The payments stay `processing`; reconciliation asks the provider about them.
         logger.exception("recording %d charge results failed; reconciliation will settle them", len(payments))

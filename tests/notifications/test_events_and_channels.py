@@ -287,6 +287,23 @@ def test_the_retry_date_is_the_one_dunning_scheduled(api, clock, smtp):
     assert f"We will try again on {day(dunning.next_attempt_at, 'en', api.organization.timezone)}." in text
 
 
+def test_a_dunning_attempt_whose_card_failed_before_its_boleto_errored_is_still_told(api, clock):
+    """The card's own failure drafted no notice (the attempt went on): the attempt's event must."""
+    account = make_account(api.organization)
+    invoice = make_invoice(account, number=46, amount=7000)
+    records = [{"object": "recovery_record", "method": "card", "outcome": "failed"},
+               {"object": "recovery_record", "method": "bank_slip", "outcome": "error"}]
+    attempt = {"object": "dunning_attempt", "invoice": invoice.public_id, "account": account.public_id,
+               "attempt_number": 1, "method": "bank_slip", "outcome": "error", "document": None,
+               "next_retry_at": "2026-03-05T12:00:00Z", "records": records}
+    emit(api.organization, "dunning.retry_attempted", attempt)
+    other = make_invoice(account, number=47, amount=7000)  # an attempt that failed nothing: no news
+    emit(api.organization, "dunning.retry_attempted", {**attempt, "invoice": other.public_id, "records": records[1:]})
+
+    [notice] = notices(type="payment_failed", channel="email")
+    assert notice.context["invoice"]["id"] == invoice.public_id
+
+
 def test_a_dunning_attempt_that_issued_a_boleto_tells_the_customer_how_to_pay(api, clock, smtp):
     account = make_account(api.organization)
     invoice = make_invoice(account, number=45, amount=7000)

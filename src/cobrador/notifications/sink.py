@@ -190,10 +190,19 @@ def _first_of_each_failure(events) -> list:
     return kept + [event for key, event in keys.items() if key not in written]
 
 
+def _tells_of_a_failure(event) -> bool:
+    """A dunning attempt is news for the customer when a charge failed in it or it issued a document to
+    pay: its card may have failed before the boleto could not be issued (an attempt ending in `error`)."""
+    if event.type != "dunning.retry_attempted":
+        return True
+    data = event.data
+    return data.get("outcome") in ("failed", "issued") or any(
+        isinstance(r, dict) and r.get("outcome") == "failed" for r in data.get("records") or ())
+
+
 def notify_from_events(events) -> None:
     relevant = _first_of_each_failure([
-        e for e in events if e.type in EVENT_TO_NOTICE and getattr(e, "notify", True)
-        and not (e.type == "dunning.retry_attempted" and e.data.get("outcome") not in ("failed", "issued"))])
+        e for e in events if e.type in EVENT_TO_NOTICE and getattr(e, "notify", True) and _tells_of_a_failure(e)])
     if not relevant:
         return
     lookups = _Lookups(relevant)

@@ -35,13 +35,9 @@ def update_rows(objs: list, fields: list[str]) -> None:
         # Always in a transaction (a caller in autocommit gets one): the staging rows go at each commit.
         column_list = ", ".join(quote(field.column) for field in [*columns, meta.pk])
         assignments = ", ".join(f"{quote(field.column)} = s.{quote(field.column)}" for field in columns)
-        with transaction.atomic(using=alias, savepoint=False), _driver_cursor(connection) as cursor:
-            staging = _staging_table(cursor, meta.db_table, column_list)
-            with cursor.copy(f"COPY {staging} ({column_list}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        with (transaction.atomic(using=alias, savepoint=False), _driver_cursor(connection) as cursor,
+              _staged(cursor, meta.db_table, column_list, rows) as staging):
             cursor.execute(f"UPDATE {table} SET {assignments} FROM {staging} s WHERE {table}.{pk} = s.{pk}")
-            cursor.execute(f"DELETE FROM {staging}")  # for a further call in this transaction
         return
     with connection.cursor() as cursor:
         assignments = ", ".join(f"{quote(field.column)} = %s" for field in columns)
@@ -56,13 +52,23 @@ def _driver_cursor(connection):
         yield cursor
 
 
-def _staging_table(cursor, db_table: str, column_list: str) -> str:
-    """A temporary table with the columns `column_list` of `db_table`, emptied at commit (created once
-    per connection)."""
+@contextlib.contextmanager
+def _staged(cursor, db_table: str, column_list: str, rows: list):
+    """`rows` copied into a temporary table with the columns `column_list` of `db_table` (created once per
+    connection), for the statement that reads them; emptied afterwards, for a further call in this
+    transaction (and at commit, for the next one)."""
     staging = f'"staging_{db_table}_{zlib.crc32(column_list.encode()):08x}"'
     cursor.execute(f'CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS '
                    f'SELECT {column_list} FROM "{db_table}" WITH NO DATA')
-    return staging
+    _copy_rows(cursor, staging, column_list, rows)
+    yield staging
+    cursor.execute(f"DELETE FROM {staging}")
+
+
+def _copy_rows(cursor, table: str, column_list: str, rows: list) -> None:
+    with cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 class JSONText(str):
@@ -212,13 +218,9 @@ def insert_rows(model, fields: list[str], rows: list[tuple], *, returning_ids: b
             if ignore_conflicts:
                 # COPY cannot skip conflicting rows: copy into a temporary table of the same columns,
                 # then move the rows over with ON CONFLICT DO NOTHING.
-                staging = _staging_table(cursor, meta.db_table, column_list)
-                with cursor.copy(f"COPY {staging} ({column_list}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                cursor.execute(f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {staging} "
-                               f"ON CONFLICT DO NOTHING")
-                cursor.execute(f"DELETE FROM {staging}")  # for a further call in this transaction
+                with _staged(cursor, meta.db_table, column_list, rows) as staging:
+                    cursor.execute(f"INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {staging} "
+                                   f"ON CONFLICT DO NOTHING")
                 return None
             ids = None
             if returning_ids:
@@ -227,9 +229,7 @@ def insert_rows(model, fields: list[str], rows: list[tuple], *, returning_ids: b
                 ids = [row[0] for row in cursor.fetchall()]
                 column_list = f"{quote(meta.pk.column)}, {column_list}"
                 rows = [(pk, *row) for pk, row in zip(ids, rows)]
-            with cursor.copy(f"COPY {table} ({column_list}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            _copy_rows(cursor, table, column_list, rows)
             return ids
 
     with connection.cursor() as cursor:

@@ -253,7 +253,6 @@ def _create_first_payments(invoice_ids: list[int], counts: dict) -> list[Payment
         counts["skipped"] = counts.get("skipped", 0) + len(invoice_ids) - len(invoices)
     for payment in payments:
         payment.account = payment.invoice.account
-        payment.organization = payment.invoice.organization
     return payments
 
 

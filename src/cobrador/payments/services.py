@@ -347,29 +347,19 @@ def lock_payments(ids, known: dict[int, Payment] | None = None) -> list[Payment]
     if not known:
         payments = list(Payment.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
                         .select_related("account", "payment_method"))
+        held = {}
     else:
-        state = {pk: values for pk, *values in Payment.objects.select_for_update(of=("self",))
-                 .filter(pk__in=ids).order_by("pk").values_list("pk", *PAYMENT_STATE_FIELDS)}
-        others = {p.pk: p for p in Payment.objects.filter(pk__in=[pk for pk in state if pk not in known])
-                  .select_related("account", "payment_method")}
-        payments = []
-        for pk, values in state.items():
-            payment = known.get(pk) or others[pk]
-            if pk in known:
-                for name, value in zip(PAYMENT_STATE_FIELDS, values, strict=True):
-                    setattr(payment, name, value)
-            payments.append(payment)
+        locked = _lock_rows(Payment, ids, PAYMENT_STATE_FIELDS, known)
+        others = Payment.objects.select_related("account", "payment_method").in_bulk(
+            [pk for pk in locked if pk not in known])
+        payments = [known.get(pk) or others[pk] for pk in locked]
+        held = {p.invoice_id: p.invoice for p in payments if p.pk in known}
     attach_organizations(payments)
     invoice_ids = sorted({p.invoice_id for p in payments})
-    held = {} if not known else {p.invoice_id: p.invoice for p in payments if p.pk in known}
-    if held:
-        state = {pk: values for pk, *values in Invoice.objects.select_for_update(of=("self",))
-                 .filter(pk__in=invoice_ids).order_by("pk").values_list("pk", *INVOICE_CHANGING_FIELDS)}
-        for pk, invoice in held.items():
-            for name, value in zip(INVOICE_CHANGING_FIELDS, state[pk], strict=True):
-                setattr(invoice, name, value)  # a coupon_id that changed drops the cached coupon
     loaded = Invoice.objects.filter(pk__in=[pk for pk in invoice_ids if pk not in held])
-    if not held:
+    if held:
+        _lock_rows(Invoice, invoice_ids, INVOICE_CHANGING_FIELDS, held)
+    else:
         loaded = loaded.select_for_update(of=("self",)).order_by("pk")
     invoices = {**held, **{i.pk: i for i in loaded.select_related("subscription", "coupon").prefetch_related("lines")}}
     for payment in payments:
@@ -377,6 +367,19 @@ def lock_payments(ids, known: dict[int, Payment] | None = None) -> list[Payment]
         if invoice.account_id == payment.account_id:
             invoice.account = payment.account
     return payments
+
+
+def _lock_rows(model, ids: list[int], fields: list[str], held: dict) -> list[int]:
+    """Lock the rows `ids` of `model` in primary key order and read `fields` onto the `held` instances
+    (by pk); returns the ids found. Setting a changed foreign key id drops its cached object."""
+    locked = []
+    for pk, *values in (model.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
+                        .values_list("pk", *fields)):
+        locked.append(pk)
+        if pk in held:
+            for name, value in zip(fields, values, strict=True):
+                setattr(held[pk], name, value)
+    return locked
 
 
 # --- starting a charge --------------------------------------------------------------------------------

@@ -340,14 +340,11 @@ def _quiet_failures_of_ongoing_attempts(effects: payments.Effects, charged) -> N
     """A card failure whose attempt goes on (to a boleto or PIX) is told to the customer once the attempt
     ends, by its dunning.retry_attempted with the document to pay: a notice drafted from the failure
     itself could be sent before that document exists, and would stand for both."""
-    ongoing = {(p.invoice.public_id, p.public_id) for p, _, attempt in charged if not attempt.ended}
-    if not ongoing:
-        return
-    invoices, payment_ids = {i for i, _ in ongoing}, {p for _, p in ongoing}
-    effects.events = [
-        replace(draft, notify=False) if (draft.type == "payment.failed" and draft.data.get("id") in payment_ids)
-        or (draft.type == "invoice.payment_failed" and draft.data.get("id") in invoices) else draft
-        for draft in effects.events]
+    quiet = {("payment.failed", p.public_id) for p, _, attempt in charged if not attempt.ended}
+    quiet |= {("invoice.payment_failed", p.invoice.public_id) for p, _, attempt in charged if not attempt.ended}
+    if quiet:
+        effects.events = [replace(draft, notify=False) if (draft.type, draft.data.get("id")) in quiet else draft
+                          for draft in effects.events]
 
 
 def _cancel_older_documents(issued: dict[int, int]) -> None:

@@ -15,8 +15,9 @@ and an open invoice in dunning whose retry 1 is due, under the default policy (c
    in its batches.
 
 Prints one JSON object: absolute figures (wall time, and the CPU time the whole machine spent, database
-server included, which varies less on a shared host) and achieved / ceiling (retries per second). Targets: <= 60 s on
-PostgreSQL for 50,000 retries, ratio >= 0.3. A benchmark, not a timed test: reported, never asserted.
+server included, which varies less on a shared host) and achieved / ceiling (retries per second).
+Targets: <= 60 s on PostgreSQL for 50,000 retries, ratio >= 0.3. A benchmark, not a timed test: reported,
+never asserted.
 """
 
 import argparse
@@ -156,8 +157,9 @@ def measure_ceiling(organization, invoices: list, vendor: str) -> dict:
     seconds = time.perf_counter() - started
     cpu = _cpu_since(cpu_started)
     connection.close()
-    return {"seconds": round(seconds, 3), "machine_cpu_seconds": cpu, "gateway_seconds": round(called - started, 3),
-            "retries_per_second": round(len(invoices) / seconds, 1), "gateway_calls": 2 * len(invoices)}
+    return {"seconds": round(seconds, 3), "machine_cpu_seconds": cpu,
+            "gateway_seconds": round(called - started, 3), "retries_per_second": round(len(invoices) / seconds, 1),
+            "gateway_calls": 2 * len(invoices)}
 
 
 def _cpu_since(started: float | None) -> float | None:
@@ -175,8 +177,9 @@ def measure_achieved(n: int) -> dict:
     started, cpu_started = time.perf_counter(), machine_cpu_seconds()
     run = run_job("payment-retry", as_of=RETRY_AT)
     seconds = time.perf_counter() - started
-    return {"seconds": round(seconds, 3), "machine_cpu_seconds": _cpu_since(cpu_started), "retries_per_second": round(n / seconds, 1), "status": run.status,
-            "counts": run.counts, "recovery_records": RecoveryRecord.objects.count() - before_records,
+    return {"seconds": round(seconds, 3), "machine_cpu_seconds": _cpu_since(cpu_started),
+            "retries_per_second": round(n / seconds, 1), "status": run.status, "counts": run.counts,
+            "recovery_records": RecoveryRecord.objects.count() - before_records,
             "payments": Payment.objects.filter(source="dunning").count(),
             "scheduled_for_retry_2": DunningInvoice.objects.filter(next_attempt_number=2).count()}
 

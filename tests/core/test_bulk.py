@@ -5,10 +5,11 @@ from datetime import UTC, datetime
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from cobrador.core.bulk import insert_objects, insert_rows, update_rows
+from cobrador.core.bulk import build, insert_objects, insert_rows, update_rows
 from cobrador.events.models import Event
 from cobrador.notifications.models import Notice
 from cobrador.webhooks.models import WebhookEndpoint
+from tests.conftest import make_org
 
 AT = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
@@ -103,8 +104,6 @@ def test_update_rows_twice_in_one_transaction_with_nulls_and_encrypted_values(ap
 def test_the_bulk_writers_write_outside_a_transaction_too():
     """PostgreSQL's staging tables are emptied at each commit: in autocommit, COPY committing alone
     would leave the UPDATE (or INSERT ... SELECT) nothing to read."""
-    from tests.conftest import make_org
-
     org = make_org("Acme", "live").organization
     insert_objects([_notice(org, "a", "a@example.com")], ignore_conflicts=True)
     notice = Notice.objects.get(dedupe_key="a")
@@ -119,8 +118,6 @@ def test_ids_cannot_be_returned_for_rows_that_may_be_skipped(api):
 
 
 def test_build_makes_what_the_constructor_makes(api):
-    from cobrador.core.bulk import build
-
     org = api.organization
     built = build(Event, organization=org, type="invoice.created", data={"a": 1}, created_at=AT)
     made = Event(organization=org, type="invoice.created", data={"a": 1}, created_at=AT)

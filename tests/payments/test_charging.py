@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django_ox.testing import run_tasks
 
 from cobrador.customers.models import CreditGrant
@@ -19,6 +19,15 @@ from tests.payments.billing import add_card, add_method, event_types, make_accou
 @pytest.fixture
 def org(db):
     return make_org("Payco", "test").organization
+
+
+def _started_card_charge(org, amount=10000):
+    """An account with a card and an open invoice whose charge is written `processing`, not yet sent."""
+    account = make_account(org)
+    add_card(account)
+    invoice = make_invoice(account, amount=amount)
+    with transaction.atomic():
+        return account, invoice, services.start_charge(organization=org, invoice=invoice)
 
 
 def _charges_of(invoice):
@@ -133,11 +142,7 @@ def test_reconciliation_asks_5_minutes_then_1_hour_then_daily_while_the_provider
 
 
 def test_a_worker_that_died_before_sending_leaves_a_payment_that_fails_without_a_charge(org, clock):
-    account = make_account(org)
-    add_card(account)
-    invoice = make_invoice(account)
-    with transaction.atomic():
-        payment = services.start_charge(organization=org, invoice=invoice)
+    _, invoice, payment = _started_card_charge(org)
     # ...the worker dies here: nothing was sent.
 
     assert charging.charge_open_invoices() == {}
@@ -158,11 +163,7 @@ def test_a_worker_that_died_before_sending_leaves_a_payment_that_fails_without_a
 
 
 def test_a_worker_that_died_after_sending_leaves_a_payment_reconciliation_settles(org, clock):
-    account = make_account(org)
-    add_card(account)
-    invoice = make_invoice(account)
-    with transaction.atomic():
-        payment = services.start_charge(organization=org, invoice=invoice)
+    _, invoice, payment = _started_card_charge(org)
     charging.send_charge(payment)
     # ...the worker dies before recording the answer.
     assert Payment.objects.get(pk=payment.pk).status == "processing"
@@ -273,11 +274,7 @@ def test_a_live_organization_without_a_gateway_is_not_charged(db, clock):
 
 
 def test_money_beyond_the_amount_due_becomes_credit(org, clock):
-    account = make_account(org)
-    add_card(account)
-    invoice = make_invoice(account, amount=5000)
-    with transaction.atomic():
-        payment = services.start_charge(organization=org, invoice=invoice)
+    account, invoice, payment = _started_card_charge(org, amount=5000)
     result = charging.send_charge(payment)
     result.amount_paid = 7000  # the provider took more than asked (e.g. a boleto paid with a higher value)
 
@@ -293,11 +290,7 @@ def test_money_beyond_the_amount_due_becomes_credit(org, clock):
 def test_an_answer_recorded_on_the_callers_instances_sees_what_changed_on_the_rows_meanwhile(org, clock):
     """record_results(known=...) reuses the batch's own instances: the state they hold may be stale (here
     the same answer was recorded meanwhile), and what is on the locked rows must win."""
-    account = make_account(org)
-    add_card(account)
-    invoice = make_invoice(account, amount=5000)
-    with transaction.atomic():
-        payment = services.start_charge(organization=org, invoice=invoice)
+    account, invoice, payment = _started_card_charge(org, amount=5000)
     result = charging.send_charge(payment)
     charging.record_results([(payment.pk, result)])
     assert (payment.status, payment.invoice.status) == ("processing", "open")  # the instance is stale
@@ -313,13 +306,7 @@ def test_an_answer_recorded_on_the_callers_instances_sees_what_changed_on_the_ro
 
 def test_the_database_refuses_a_second_payment_in_flight_for_an_invoice(org, clock):
     """Whoever writes it, with or without the service's checks: the partial unique index says no."""
-    from django.db import IntegrityError
-
-    account = make_account(org)
-    add_card(account)
-    invoice = make_invoice(account)
-    with transaction.atomic():
-        first = services.start_charge(organization=org, invoice=invoice)
+    _, _, first = _started_card_charge(org)
     second = Payment.objects.get(pk=first.pk)
     second.pk, second.public_id, second.idempotency_key = None, "pay_second", "pay_second"
     with pytest.raises(IntegrityError), transaction.atomic():

@@ -8,7 +8,6 @@ from django.db import transaction
 from cobrador.core.models import IdempotencyRecord
 from cobrador.events.models import Event
 from cobrador.webhooks.models import WebhookDelivery, WebhookEndpoint
-from tests.webhooks.conftest import hook, second_receiver  # noqa: F401 - fixtures
 
 ENDPOINTS = "/v1/webhook_endpoints"
 

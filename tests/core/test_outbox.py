@@ -11,7 +11,7 @@ from cobrador.core.outbox import drain_forever, drain_until_idle
 from cobrador.events.models import Event
 from cobrador.events.services import record_event
 from cobrador.webhooks.models import WebhookDelivery
-from tests.webhooks.conftest import emit, hook  # noqa: F401 - fixture
+from tests.webhooks.conftest import emit
 
 
 class Drainer:

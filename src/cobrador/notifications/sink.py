@@ -103,7 +103,6 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
     entity = str(contexts.ref(data.get("id")) or event.public_id)  # never "None": that would dedupe unrelated events
     timezone = organization.timezone
     locale = account.locale if account is not None else config.organization_locale
-    day = event.created_at.date().isoformat()
     draft = services.NoticeDraft(organization=organization, type=type_name, account=account, key="")
 
     def update_card_link(payment_method_id=None):

@@ -415,9 +415,8 @@ def _finish(attempts: list[Attempt], counts: Counter, *, emit) -> list[RecoveryR
         if row.status == "exhausted" and not attempt.was_exhausted:
             counts["exhausted"] += 1
             emit(row.organization, "dunning.exhausted", services.exhausted_data(row))
-    update_rows(rows, ["status", "attempts_made", "last_attempt_at", "next_attempt_number",
-                                              "next_attempt_at", "next_methods", "closed_at", "lease_until",
-                                              "lease_token", "updated_at", "error_count"])
+    update_rows(rows, ["status", "attempts_made", "last_attempt_at", "next_attempt_number", "next_attempt_at",
+                       "next_methods", "closed_at", "lease_until", "lease_token", "updated_at", "error_count"])
     return [r for r in records if r.pk]
 
 

@@ -119,6 +119,30 @@ def test_a_request_still_in_progress_is_409(api, receiver, clock):
     assert not WebhookEndpoint.objects.exists()
 
 
+def test_a_claim_left_by_a_dead_process_is_taken_over_after_10_minutes(api, receiver, clock):
+    """A process that died mid-request never answered its claim: after ABANDONED_AFTER the key's next
+    request executes (once), instead of a 409 for the key's whole 24 hours."""
+    from cobrador.core.idempotency import _fingerprint
+    from django.test import RequestFactory
+
+    body = b'{"url": "%s"}' % receiver.url.encode()
+    request = RequestFactory().post(ENDPOINTS, data=body, content_type="application/json")
+    with transaction.atomic():
+        IdempotencyRecord.objects.create(organization=api.organization, key="orphan",
+                                         request_fingerprint=_fingerprint(request), created_at=clock.now())
+    clock.advance(timedelta(minutes=9))
+    assert api.post(ENDPOINTS, raw=body, headers=_key("orphan")).status_code == 409
+    clock.advance(timedelta(minutes=2))
+    taken_over = api.post(ENDPOINTS, raw=body, headers=_key("orphan"))
+    assert taken_over.status_code == 201 and "Idempotent-Replayed" not in taken_over.headers
+    replayed = api.post(ENDPOINTS, raw=body, headers=_key("orphan"))
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json()["id"] == taken_over.json()["id"]
+    assert WebhookEndpoint.objects.count() == 1
+    # Another body under the key is still a 422, abandoned or not.
+    assert api.post(ENDPOINTS, {"url": receiver.url + "?other"}, headers=_key("orphan")).status_code == 422
+
+
 def test_reads_ignore_the_key(api):
     assert api.get(ENDPOINTS, headers=_key("read")).status_code == 200
     assert not IdempotencyRecord.objects.exists()

@@ -13,7 +13,9 @@ cobrador's REST API. Authenticate with an organization's secret key:
 
 * Every id is a prefixed public id; an id of another organization answers 404.
 * Writes accept an `Idempotency-Key` header: the same key and body replays the stored response
-  for 24 h (header `Idempotent-Replayed: true`); the same key with another body is a 422.
+  for 24 h (header `Idempotent-Replayed: true`); the same key with another body is a 422; while the
+  key's first request is still running, a 409 (a request unanswered after 10 minutes was lost, and
+  the next one with the key runs).
 * Lists are cursor-paginated: `?limit=` (1-100) and `?cursor=` from `next_cursor`.
 * Every error has the shape `{"error": {"type", "message", "field", "errors": [{"field", "message"}]}}`;
   `field` names the input at fault.

@@ -3,6 +3,8 @@
 The same key with the same request replays the stored response for 24 h; the same key with
 another request is a 422. The key is claimed by inserting its row before the handler runs, so two
 concurrent requests with one key cannot both execute: the second gets a 409 until the first ends.
+A claim still unanswered after ABANDONED_AFTER was left by a process that died mid-request (its
+transaction rolled back): the next request with the key takes it over and executes.
 """
 
 import hashlib
@@ -17,6 +19,8 @@ from cobrador.core.errors import error_body
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 REPLAY_WINDOW = timedelta(hours=24)
+# Far longer than any request runs (gateway calls time out within a minute).
+ABANDONED_AFTER = timedelta(minutes=10)
 
 
 def _fingerprint(request) -> str:
@@ -67,15 +71,16 @@ class IdempotencyKeyMiddleware:
                     422, "idempotency_key_reused",
                     "this Idempotency-Key was used with a different request", field="Idempotency-Key"),
                     status=422)
-            if record.response_status is None:
+            if record.response_status is None and not _take_over(record, now):
                 return JsonResponse(error_body(
                     409, "idempotency_key_in_progress",
                     "a request with this Idempotency-Key is still being processed", field="Idempotency-Key"),
                     status=409)
-            response = HttpResponse(bytes(record.response_body), status=record.response_status,
-                                    content_type="application/json")
-            response["Idempotent-Replayed"] = "true"
-            return response
+            if record.response_status is not None:
+                response = HttpResponse(bytes(record.response_body), status=record.response_status,
+                                        content_type="application/json")
+                response["Idempotent-Replayed"] = "true"
+                return response
 
         try:
             response = self.get_response(request)
@@ -90,3 +95,13 @@ class IdempotencyKeyMiddleware:
                 response_status=response.status_code, response_body=response.content)
         return response
 
+
+def _take_over(record, now) -> bool:
+    """Claim an abandoned key for this request; False while its first request may still be running
+    (or when another request took it over first)."""
+    from cobrador.core.models import IdempotencyRecord
+
+    if record.created_at > now - ABANDONED_AFTER:
+        return False
+    return IdempotencyRecord.objects.filter(pk=record.pk, response_status__isnull=True,
+                                            created_at=record.created_at).update(created_at=now) == 1

@@ -6,6 +6,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from cobrador.catalog.services import create_plan
+from cobrador.events.models import Event
 from cobrador.jobs.catalog import JOBS
 from cobrador.jobs.runner import run_job
 from cobrador.notifications.models import Notice
@@ -151,6 +152,13 @@ def test_trials_ending_within_the_window_stress_a_missing_payment_method(api, cl
 
     run = run_job("trial-ending", as_of=at(2026, 3, 1, 8 + 1))
     run_job("trial-ending", as_of=at(2026, 3, 2, 8))
+    run_job("trial-ending", as_of=at(2026, 3, 2, 8))  # a rerun
+
+    # One subscription.trial_will_end per trial (the webhook), however many runs saw it within the window.
+    events = Event.objects.filter(type="subscription.trial_will_end").order_by("pk")
+    assert [(e.data["account"], e.data["status"]) for e in events] == [
+        (without.public_id, "trialing"), (with_card.public_id, "trialing")]
+    assert all(e.data["object"] == "subscription" and e.data["trial_end"] for e in events)
 
     emails = notices(type="trial_ending", channel="email")
     assert sorted(n.recipient for n in emails) == ["com@example.com", "sem@example.com"]
@@ -167,6 +175,7 @@ def test_trials_ending_within_the_window_stress_a_missing_payment_method(api, cl
 
     run_job("trial-ending", as_of=at(2026, 3, 8, 8))  # the 10-day trial is now 3 days out
     assert len(notices(type="trial_ending", channel="email")) == 3
+    assert Event.objects.filter(type="subscription.trial_will_end").count() == 3
 
 
 def test_invoice_reminders_due_soon_then_overdue_once_per_offset(api, clock, smtp):

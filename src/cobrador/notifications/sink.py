@@ -154,9 +154,10 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
             draft.link = services.build_link(config.confirm_renewal_url, account_id=account.public_id,
                                              subscription_id=str(data.get("id") or ""))
         else:
-            trial_end = formatting.local_date(data.get("trial_end"))
+            trial_end = formatting.local_date(data.get("trial_end"), timezone)
             draft.key = f"{entity}:{trial_end}"
-            draft.context["days_left"] = max(0, (trial_end - event.created_at.date()).days) if trial_end else 0
+            today = formatting.local_date(event.created_at, timezone)
+            draft.context["days_left"] = max(0, (trial_end - today).days) if trial_end else 0
             draft.context["has_payment_method"] = bool(data.get("payment_method")) or \
                 account.pk in lookups.with_default_method
             draft.link = update_card_link()

@@ -5,7 +5,8 @@ run or two concurrent runs change nothing: every notice has a dedupe key (entity
   organization's card_expiring_days; a card already replaced by a newer default card is skipped. One
   alert per (card, expiry month, offset); when several offsets are reached, only the nearest one.
 - trial-ending (0 8 * * *): trials ending within trial_ending_days (calendar days in the organization's
-  time zone), noting a missing payment method.
+  time zone) emit subscription.trial_will_end once per trial_end (marked on the subscription in the
+  same transaction); its notice, noting a missing payment method, is drafted from the event.
 - invoice-reminders (0 9 * * *): open invoices due within invoice_due_soon_days (one reminder per due
   date) and overdue by one of invoice_overdue_days (the largest offset reached, if reached within
   CATCH_UP_DAYS, so a long-overdue invoice is not told every offset at once).
@@ -15,8 +16,10 @@ import math
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db.models import Q
+from django.db import connection
+from django.db.models import F, Q
 
+from cobrador.core.bulk import update_rows
 from cobrador.notifications import contexts, services
 from cobrador.notifications.models import NotificationSettings
 
@@ -103,46 +106,46 @@ def card_expiring_sweep(run) -> None:
 # --- trial-ending ---------------------------------------------------------------------------------------
 
 def trial_ending_sweep(run) -> None:
+    """subscription.trial_will_end for each trial ending within its organization's trial_ending_days,
+    once per trial_end; the trial_ending notice is drafted from that event like any other."""
     from cobrador.customers.models import PaymentMethod
+    from cobrador.events.services import EventDraft, record_events
     from cobrador.subscriptions.models import Subscription
+    from cobrador.subscriptions.services import subscription_data
 
     as_of = run.as_of
-    ids = Subscription.objects.filter(  # a day of margin: days are counted in each organization's time zone
+    # Not yet warned for this trial_end; a day of margin: days are counted in each organization's time zone.
+    due = Subscription.objects.filter(
+        Q(trial_will_end_sent_for__isnull=True) | ~Q(trial_will_end_sent_for=F("trial_end")),
         status="trialing", trial_end__gt=as_of,
-        trial_end__lte=as_of + timedelta(days=_widest("trial_ending_days") + 2),
-    ).order_by("pk").values_list("pk", flat=True)
+        trial_end__lte=as_of + timedelta(days=_widest("trial_ending_days") + 2))
+    ids = due.order_by("pk").values_list("pk", flat=True)
 
     def handle(batch):
-        subscriptions = list(Subscription.objects.filter(pk__in=batch).select_related(
-            "account", "organization", "plan", "payment_method"))
+        rows = due.filter(pk__in=batch).select_related(
+            "account", "organization", "plan", "coupon", "payment_method", "pending_plan").order_by("pk")
+        if connection.vendor == "postgresql":  # a concurrent run waits, then finds them warned
+            rows = rows.select_for_update(of=("self",))
+        subscriptions = list(rows)
         with_default = set(PaymentMethod.objects.filter(
             account_id__in={s.account_id for s in subscriptions}, is_default=True, status="active",
         ).values_list("account_id", flat=True))
         configs = services.settings_for_organizations({s.organization_id for s in subscriptions})
-        drafts = []
+        warned = []
         for subscription in subscriptions:
-            config = configs[subscription.organization_id]
-            account, organization = subscription.account, subscription.organization
-            days_left = (_local_day(subscription.trial_end, organization.timezone)
-                         - _local_day(as_of, organization.timezone)).days
-            if days_left > config.trial_ending_days:
+            timezone = subscription.organization.timezone
+            days_left = (_local_day(subscription.trial_end, timezone) - _local_day(as_of, timezone)).days
+            if days_left > configs[subscription.organization_id].trial_ending_days:
                 continue
-            has_method = account.pk in with_default or (
-                subscription.payment_method is not None and subscription.payment_method.status == "active")
-            data = {"id": subscription.public_id, "trial_end": subscription.trial_end,
-                    "current_period_start": subscription.current_period_start,
-                    "current_period_end": subscription.current_period_end}
-            drafts.append(services.NoticeDraft(
-                organization=organization, type="trial_ending", account=account,
-                key=f"{subscription.public_id}:{subscription.trial_end.date().isoformat()}",
-                context={"subscription": contexts.subscription_context(data, account.locale, organization.timezone,
-                                                                       subscription.plan.name),
-                         "days_left": days_left, "has_payment_method": has_method},
-                link=services.build_link(config.update_card_url, account_id=account.public_id)))
-            if not has_method:
+            subscription.trial_will_end_sent_for = subscription.trial_end
+            warned.append(subscription)
+            if not (subscription.account_id in with_default or (
+                    subscription.payment_method is not None and subscription.payment_method.status == "active")):
                 run.count("without_payment_method")
-        run.count("alerts", len(drafts))
-        services.enqueue_notices(drafts)
+        update_rows(warned, ["trial_will_end_sent_for"])
+        record_events([EventDraft(s.organization, "subscription.trial_will_end", subscription_data(s))
+                       for s in warned])
+        run.count("alerts", len(warned))
 
     run.process(list(ids), handle, batch_size=BATCH)
 

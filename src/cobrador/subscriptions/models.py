@@ -36,6 +36,8 @@ class Subscription(models.Model):
     renewal_mode = models.CharField(max_length=6, choices=RENEWAL_MODES, default="auto")
     renewal_confirmed_at = models.DateTimeField(null=True, blank=True)  # prompt mode, for the current term
     renewal_prompted_at = models.DateTimeField(null=True, blank=True)  # prompt sent for the current term
+    # The trial_end that subscription.trial_will_end went out for (a trial moved later is warned again).
+    trial_will_end_sent_for = models.DateTimeField(null=True, blank=True)
     cancel_at_period_end = models.BooleanField(default=False)
     cancel_at = models.DateTimeField(null=True, blank=True)
     cancellation_reason = models.CharField(max_length=500, blank=True, default="")

@@ -1,7 +1,7 @@
 from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
-from ninja import Router
+from ninja import Router, Status
 
 from cobrador.core.pagination import paginate
 from cobrador.webhooks import services
@@ -49,7 +49,7 @@ def create_webhook_endpoint(request, payload: WebhookEndpointCreate):
     """The answer carries the `whsec_` signing secret; it is shown again only by rotate_secret."""
     with transaction.atomic():
         endpoint = services.create_endpoint(organization=request.auth, **payload.model_dump())
-    return 201, services.endpoint_data(endpoint, with_secret=True)
+    return Status(201, services.endpoint_data(endpoint, with_secret=True))
 
 
 @router.get("/webhook_endpoints", response=WebhookEndpointPage, summary="List webhook endpoints")
@@ -74,7 +74,7 @@ def update_webhook_endpoint(request, endpoint_id: str, payload: WebhookEndpointU
 @router.delete("/webhook_endpoints/{endpoint_id}", response={204: None}, summary="Delete a webhook endpoint")
 def delete_webhook_endpoint(request, endpoint_id: str):
     _endpoint(request, endpoint_id).delete()
-    return 204, None
+    return Status(204, None)
 
 
 @router.post("/webhook_endpoints/{endpoint_id}/rotate_secret", response=WebhookEndpointOut,
@@ -91,7 +91,7 @@ def rotate_webhook_secret(request, endpoint_id: str):
 def send_webhook_test(request, endpoint_id: str):
     with transaction.atomic():
         delivery = services.send_test_ping(endpoint=_endpoint(request, endpoint_id))
-    return 202, delivery_data(delivery)
+    return Status(202, delivery_data(delivery))
 
 
 @router.get("/webhook_endpoints/{endpoint_id}/deliveries", response=WebhookDeliveryPage,
@@ -113,4 +113,4 @@ def replay_webhook_delivery(request, delivery_id: str):
         delivery = get_object_or_404(WebhookDelivery.objects.select_related("event", "endpoint"),
                                      organization=request.auth, public_id=delivery_id)
         services.replay_delivery(delivery=delivery)
-    return 202, delivery_data(delivery)
+    return Status(202, delivery_data(delivery))

@@ -1,6 +1,5 @@
 """payment-retry under concurrency and crashes, against a committed database: every attempt exactly once."""
 
-import threading
 import time
 from collections import Counter
 from datetime import timedelta
@@ -20,6 +19,7 @@ from cobrador.jobs.runner import run_job
 from cobrador.payments import charging
 from cobrador.payments.models import Payment
 from tests import processes
+from tests.concurrency import run_job_in_two_threads
 from tests.conftest import make_org
 from tests.dunning.conftest import day
 
@@ -87,25 +87,7 @@ def test_two_workers_running_payment_retry_at_once_make_each_attempt_exactly_onc
 
     monkeypatch.setattr(SandboxGateway, "charge_many", answer_after_a_while)
     clock.set(RETRY_AT)
-    barrier = threading.Barrier(2)
-    runs, errors = [], []
-
-    def worker():
-        try:
-            barrier.wait()
-            runs.append(run_job("payment-retry", as_of=RETRY_AT))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(300)
-    assert not errors
-    assert [run.status for run in runs] == ["succeeded", "succeeded"]
+    runs = run_job_in_two_threads("payment-retry", as_of=RETRY_AT, timeout=300)
     assert sum(run.counts.get("attempts", 0) for run in runs) == n
     assert all(run.counts.get("attempts", 0) > 0 for run in runs), "one worker did all the work"
     assert_each_attempt_once(organization, n)

@@ -1,16 +1,16 @@
 """invoice-generation under concurrency and crashes, against a committed database."""
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from cobrador.core import clock
 from cobrador.invoicing.models import Invoice, InvoiceNumberSequence
 from cobrador.jobs.runner import run_job
 from cobrador.subscriptions.models import Subscription
 from tests import processes
+from tests.concurrency import run_job_in_two_threads
 from tests.conftest import make_org
 from tests.subscriptions.conftest import make_account, make_plan, utc
 
@@ -46,25 +46,7 @@ def test_two_workers_running_invoice_generation_at_once_make_one_invoice_per_per
         other = make_org("Other", "live").organization
         bulk_subscriptions(organization, 1200)
         bulk_subscriptions(other, 300)
-        barrier = threading.Barrier(2)
-        runs, errors = [], []
-
-        def worker():
-            try:
-                barrier.wait()
-                runs.append(run_job("invoice-generation", as_of=AS_OF))
-            except Exception as exc:  # pragma: no cover - reported below
-                errors.append(exc)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=worker) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
-        assert not errors
-        assert [run.status for run in runs] == ["succeeded", "succeeded"]
+        runs = run_job_in_two_threads("invoice-generation", as_of=AS_OF, timeout=120)
         assert sum(run.counts.get("invoices_created", 0) for run in runs) == 1500
         assert_one_invoice_per_period_and_gapless(organization, 1200)
         assert_one_invoice_per_period_and_gapless(other, 300)

@@ -10,13 +10,10 @@ from django_ox.testing import run_tasks
 
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.customers.models import CreditGrant
-from cobrador.gateways.pagarme import JWKS_CACHE
 from cobrador.payments import charging
 from cobrador.payments.models import Payment
 from tests.conftest import make_org
 from tests.gateways.conftest import make_config
-from tests.fakes.kobana import FakeKobana
-from tests.fakes.pagarme import FakePagarme
 from tests.payments.billing import add_method, event_types, make_account, make_invoice
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,19 +22,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def org(transactional_db):
     return make_org("Payco", "test").organization
-
-
-@pytest.fixture
-def pagarme():
-    with FakePagarme(fault_delay=1.5) as fake:
-        yield fake
-    JWKS_CACHE.clear()
-
-
-@pytest.fixture
-def kobana():
-    with FakeKobana(fault_delay=1.5) as fake:
-        yield fake
 
 
 @pytest.fixture

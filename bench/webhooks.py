@@ -65,17 +65,20 @@ def setup_endpoint(receiver_url: str):
 
 def ceiling_messages(count: int) -> list[tuple[str, bytes]]:
     """(webhook-id, body) pairs built exactly as the delivery path builds them from events."""
+    import json
+
+    from django.core.serializers.json import DjangoJSONEncoder
+
     from cobrador.core import clock
     from cobrador.core.ids import new_public_id
     from cobrador.events.models import Event
-    from cobrador.events.services import _jsonable
     from cobrador.webhooks.delivery import payload_bytes
 
     now = clock.now()
     messages = []
     for n in range(count):
-        event = Event(public_id=new_public_id("evt"), type=EVENT_TYPE, data=_jsonable(event_payload(n)),
-                      created_at=now)
+        data = json.loads(json.dumps(event_payload(n), cls=DjangoJSONEncoder))  # as record_events stores it
+        event = Event(public_id=new_public_id("evt"), type=EVENT_TYPE, data=data, created_at=now)
         messages.append((event.public_id, payload_bytes(event)))
     return messages
 

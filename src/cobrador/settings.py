@@ -139,6 +139,7 @@ WHITENOISE_USE_FINDERS = True
 
 # Webhooks: targets on loopback/private networks are refused unless this is set (tests, local dev).
 WEBHOOK_ALLOW_PRIVATE = os.environ.get("COBRADOR_WEBHOOK_ALLOW_PRIVATE") == "1"
+# A whole webhook request (connect, send, status, the first 1 KB of the answer) ends within this.
 WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("COBRADOR_WEBHOOK_TIMEOUT", "15"))
 WEBHOOK_CONCURRENCY = int(os.environ.get("COBRADOR_WEBHOOK_CONCURRENCY", "16"))
 # How long a claimed delivery belongs to one worker before another may take it over.

@@ -27,7 +27,7 @@ from standardwebhooks.webhooks import Webhook
 
 from cobrador.core import clock
 from cobrador.core.outbox import write_with_eager_sqlite_lock
-from cobrador.webhooks import services
+from cobrador.webhooks import deadline, services
 from cobrador.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from cobrador.webhooks.ssrf import BlockedTarget, resolve_target
 
@@ -92,14 +92,15 @@ _client: httpx.Client | None = None
 
 
 def http_client() -> httpx.Client:
-    """One pooled client per process. Never follows redirects; explicit timeouts."""
+    """One pooled client per process. Never follows redirects; explicit timeouts, and a deadline for the
+    whole request (deadline.py)."""
     global _client
     with _client_lock:
         if _client is None:
             limits = httpx.Limits(max_connections=settings.WEBHOOK_CONCURRENCY * 2,
                                   max_keepalive_connections=settings.WEBHOOK_CONCURRENCY * 2)
             timeout = httpx.Timeout(settings.WEBHOOK_TIMEOUT_SECONDS, connect=5.0)
-            _client = httpx.Client(limits=limits, timeout=timeout, follow_redirects=False)
+            _client = deadline.client(limits=limits, timeout=timeout, follow_redirects=False)
         return _client
 
 
@@ -126,9 +127,9 @@ def post_signed(url: str, body: bytes, headers: dict[str, str]) -> Outcome:
     # Per request, so a changed setting applies even though the client is built once per process.
     timeout = httpx.Timeout(settings.WEBHOOK_TIMEOUT_SECONDS, connect=min(5.0, settings.WEBHOOK_TIMEOUT_SECONDS))
     try:
-        with http_client().stream("POST", target.url, content=body,
-                                  headers={**headers, "host": target.host_header},
-                                  extensions=extensions, timeout=timeout) as response:
+        with deadline.within(settings.WEBHOOK_TIMEOUT_SECONDS), http_client().stream(
+                "POST", target.url, content=body, headers={**headers, "host": target.host_header},
+                extensions=extensions, timeout=timeout) as response:
             response_start = _read_start(response)
     except httpx.TimeoutException:
         return Outcome(error="timeout", duration_ms=int((time.monotonic() - started) * 1000))

@@ -71,16 +71,16 @@ class IdempotencyKeyMiddleware:
                     422, "idempotency_key_reused",
                     "this Idempotency-Key was used with a different request", field="Idempotency-Key"),
                     status=422)
-            if record.response_status is None and not _take_over(record, now):
-                return JsonResponse(error_body(
-                    409, "idempotency_key_in_progress",
-                    "a request with this Idempotency-Key is still being processed", field="Idempotency-Key"),
-                    status=409)
             if record.response_status is not None:
                 response = HttpResponse(bytes(record.response_body), status=record.response_status,
                                         content_type="application/json")
                 response["Idempotent-Replayed"] = "true"
                 return response
+            if not _take_over(record, now):
+                return JsonResponse(error_body(
+                    409, "idempotency_key_in_progress",
+                    "a request with this Idempotency-Key is still being processed", field="Idempotency-Key"),
+                    status=409)
 
         try:
             response = self.get_response(request)

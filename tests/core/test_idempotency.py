@@ -103,16 +103,24 @@ def test_a_key_is_replayed_for_24_hours_then_forgotten(api, receiver, clock):
     assert later.json()["id"] != first.json()["id"]
 
 
-def test_a_request_still_in_progress_is_409(api, receiver, clock):
-    """The key's row is claimed before the handler runs; a second request meanwhile must wait."""
-    from cobrador.core.idempotency import _fingerprint
+def _claimed_and_unanswered(api, key: str, receiver, clock) -> bytes:
+    """The key's row as a request creating an endpoint leaves it while it runs (or after its process
+    died): claimed now, no response yet. Returns that request's body."""
     from django.test import RequestFactory
+
+    from cobrador.core.idempotency import _fingerprint
 
     body = b'{"url": "%s"}' % receiver.url.encode()
     request = RequestFactory().post(ENDPOINTS, data=body, content_type="application/json")
     with transaction.atomic():
-        IdempotencyRecord.objects.create(organization=api.organization, key="busy",
+        IdempotencyRecord.objects.create(organization=api.organization, key=key,
                                          request_fingerprint=_fingerprint(request), created_at=clock.now())
+    return body
+
+
+def test_a_request_still_in_progress_is_409(api, receiver, clock):
+    """The key's row is claimed before the handler runs; a second request meanwhile must wait."""
+    body = _claimed_and_unanswered(api, "busy", receiver, clock)
     response = api.post(ENDPOINTS, raw=body, headers=_key("busy"))
     assert response.status_code == 409
     assert response.json()["error"]["field"] == "Idempotency-Key"
@@ -122,14 +130,7 @@ def test_a_request_still_in_progress_is_409(api, receiver, clock):
 def test_a_claim_left_by_a_dead_process_is_taken_over_after_10_minutes(api, receiver, clock):
     """A process that died mid-request never answered its claim: after ABANDONED_AFTER the key's next
     request executes (once), instead of a 409 for the key's whole 24 hours."""
-    from cobrador.core.idempotency import _fingerprint
-    from django.test import RequestFactory
-
-    body = b'{"url": "%s"}' % receiver.url.encode()
-    request = RequestFactory().post(ENDPOINTS, data=body, content_type="application/json")
-    with transaction.atomic():
-        IdempotencyRecord.objects.create(organization=api.organization, key="orphan",
-                                         request_fingerprint=_fingerprint(request), created_at=clock.now())
+    body = _claimed_and_unanswered(api, "orphan", receiver, clock)
     clock.advance(timedelta(minutes=9))
     assert api.post(ENDPOINTS, raw=body, headers=_key("orphan")).status_code == 409
     clock.advance(timedelta(minutes=2))

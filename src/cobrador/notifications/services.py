@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from cobrador.core import clock
 from cobrador.core.bulk import insert_rows
@@ -500,3 +501,23 @@ def mark_read(*, notice: Notice) -> Notice:
 def mark_all_read(*, account) -> int:
     return Notice.objects.filter(account=account, channel="in_app", status="sent", read_at__isnull=True).update(
         read_at=clock.now())
+
+
+# --- what notices say -----------------------------------------------------------------------------------
+
+def trials_with_payment_method(trials) -> set[tuple[int, str | None]]:
+    """Of `trials`, (account id, the subscription's payment method public id or None) pairs, those that
+    can be charged when the trial ends: the subscription's own method is still active, or the account
+    has an active default one. One query."""
+    from cobrador.customers.models import PaymentMethod
+
+    trials = set(trials)
+    if not trials:
+        return set()
+    active = list(PaymentMethod.objects.filter(
+        Q(account_id__in={account for account, _ in trials}, is_default=True)
+        | Q(public_id__in={method for _, method in trials if method}), status="active",
+    ).values_list("account_id", "public_id", "is_default"))
+    with_default = {account for account, _, is_default in active if is_default}
+    active_ids = {public_id for _, public_id, _ in active}
+    return {(account, method) for account, method in trials if account in with_default or method in active_ids}

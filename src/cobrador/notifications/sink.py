@@ -46,12 +46,17 @@ def _subscription_ref(event) -> str | None:
     return contexts.first_ref(data, "subscription", "subscription_id")
 
 
+def _trial(account, event) -> tuple[int, str | None]:
+    """A subscription.trial_will_end as services.trials_with_payment_method takes it."""
+    return account.pk, contexts.ref(event.data.get("payment_method"))
+
+
 class _Lookups:
     """Everything the batch of events refers to, fetched with a few queries."""
 
     def __init__(self, events):
         from cobrador.catalog.models import Plan
-        from cobrador.customers.models import BillingAccount, PaymentMethod
+        from cobrador.customers.models import BillingAccount
         from cobrador.invoicing.models import Invoice
         from cobrador.subscriptions.models import Subscription
 
@@ -73,11 +78,9 @@ class _Lookups:
         plan_refs.discard(None)
         self.plan_names = dict(Plan.objects.filter(organization_id__in=org_ids, public_id__in=plan_refs)
                                .values_list("public_id", "name")) if plan_refs else {}
-        trial_accounts = [a.pk for e in events if e.type == "subscription.trial_will_end"
-                          if (a := self.account_for(e)) is not None]
-        self.with_default_method = set(PaymentMethod.objects.filter(
-            account_id__in=trial_accounts, is_default=True, status="active").values_list("account_id", flat=True)) \
-            if trial_accounts else set()
+        self.trials_with_payment_method = services.trials_with_payment_method(
+            _trial(account, e) for e in events if e.type == "subscription.trial_will_end"
+            if (account := self.account_for(e)) is not None)
 
     @staticmethod
     def _direct_account_ref(event) -> str | None:
@@ -158,8 +161,7 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
             draft.key = f"{entity}:{trial_end}"
             today = formatting.local_date(event.created_at, timezone)
             draft.context["days_left"] = max(0, (trial_end - today).days) if trial_end else 0
-            draft.context["has_payment_method"] = bool(data.get("payment_method")) or \
-                account.pk in lookups.with_default_method
+            draft.context["has_payment_method"] = _trial(account, event) in lookups.trials_with_payment_method
             draft.link = update_card_link()
     elif type_name == "account_suspended":
         draft.key = f"{account.public_id}:{data.get('suspended_at') or event.created_at.isoformat()}"

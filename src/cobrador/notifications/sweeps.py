@@ -108,7 +108,6 @@ def card_expiring_sweep(run) -> None:
 def trial_ending_sweep(run) -> None:
     """subscription.trial_will_end for each trial ending within its organization's trial_ending_days,
     once per trial_end; the trial_ending notice is drafted from that event like any other."""
-    from cobrador.customers.models import PaymentMethod
     from cobrador.events.services import EventDraft, record_events
     from cobrador.subscriptions.models import Subscription
     from cobrador.subscriptions.services import subscription_data
@@ -127,9 +126,6 @@ def trial_ending_sweep(run) -> None:
         if connection.vendor == "postgresql":  # a concurrent run waits, then finds them warned
             rows = rows.select_for_update(of=("self",))
         subscriptions = list(rows)
-        with_default = set(PaymentMethod.objects.filter(
-            account_id__in={s.account_id for s in subscriptions}, is_default=True, status="active",
-        ).values_list("account_id", flat=True))
         configs = services.settings_for_organizations({s.organization_id for s in subscriptions})
         warned = []
         for subscription in subscriptions:
@@ -139,8 +135,10 @@ def trial_ending_sweep(run) -> None:
                 continue
             subscription.trial_will_end_sent_for = subscription.trial_end
             warned.append(subscription)
-            if not (subscription.account_id in with_default or (
-                    subscription.payment_method is not None and subscription.payment_method.status == "active")):
+        trials = [(s.account_id, s.payment_method.public_id if s.payment_method else None) for s in warned]
+        chargeable = services.trials_with_payment_method(trials)
+        for trial in trials:
+            if trial not in chargeable:
                 run.count("without_payment_method")
         update_rows(warned, ["trial_will_end_sent_for"])
         record_events([EventDraft(s.organization, "subscription.trial_will_end", subscription_data(s))

@@ -1,6 +1,6 @@
 """A webhook receiver on loopback that verifies every request with the `standardwebhooks` package.
 
-Tests script its answers (status, headers, delay) and read what it received and whether each
+Tests script its answers (status, headers, delay, a byte at a time) and read what it received and whether each
 signature verified against the secrets it was given.
 """
 
@@ -43,6 +43,10 @@ class Answer:
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
     body: bytes = b'{"ok":true}'
+    # Seconds between bytes: the answer goes out a byte at a time, from its status line on (or, with
+    # trickle_body_only, after its headers), each byte well within a read timeout.
+    trickle: float = 0.0
+    trickle_body_only: bool = False
 
 
 class WebhookReceiver:
@@ -110,6 +114,9 @@ class WebhookReceiver:
                                                       receiver._verify(body, headers)))
                 if answer.delay:
                     time.sleep(answer.delay)
+                if answer.trickle:
+                    self._trickle(answer)
+                    return
                 try:
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():
@@ -119,5 +126,21 @@ class WebhookReceiver:
                     self.wfile.write(answer.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+            def _trickle(self, answer: Answer):
+                head = "".join([f"HTTP/1.1 {answer.status} Answer\r\n",
+                                *(f"{name}: {value}\r\n" for name, value in answer.headers.items()),
+                                f"content-length: {len(answer.body)}\r\n\r\n"]).encode()
+                rest = head + answer.body
+                if answer.trickle_body_only:
+                    self.wfile.write(head)
+                    rest = answer.body
+                for byte in rest:  # until the client gives up and closes
+                    time.sleep(answer.trickle)
+                    try:
+                        self.wfile.write(bytes([byte]))
+                    except OSError:
+                        return
+                self.close_connection = True
 
         return Handler

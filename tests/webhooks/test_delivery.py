@@ -512,54 +512,15 @@ def test_payload_bytes_are_compact_json_of_the_event(api):
     assert payload["data"] == {"amount": 100, "when": "2026-03-01"}
 
 
-class _Trickler:
-    """A receiver on loopback that answers one byte at a time, each well within the read timeout:
-    `head` trickles the status line itself, `body` sends the headers then trickles the body."""
-
-    def __init__(self, mode: str, every: float = 0.1):
-        import socket
-        import threading
-
-        self.mode, self.every, self.stopped = mode, every, threading.Event()
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hook"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        conn, _ = self.server.accept()
-        with conn:
-            conn.recv(65536)
-            answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000
-            if self.mode == "body":
-                conn.sendall(answer[:answer.index(b"\r\n\r\n") + 4])
-                answer = answer[answer.index(b"\r\n\r\n") + 4:]
-            for byte in answer:
-                if self.stopped.wait(self.every):
-                    return
-                try:
-                    conn.sendall(bytes([byte]))
-                except OSError:
-                    return
-
-    def close(self):
-        self.stopped.set()
-        self.server.close()
-        self.thread.join(5)
-
-
 @pytest.mark.parametrize("mode", ["head", "body"])
-def test_a_receiver_trickling_its_answer_times_out_at_the_timeout_not_per_byte(settings, mode):
+def test_a_receiver_trickling_its_answer_times_out_at_the_timeout_not_per_byte(receiver, settings, mode):
     """The timeout bounds the whole request: a byte every 0.1 s would otherwise keep a send going
     for hours, past the delivery's lease, and another worker would send the delivery again."""
     settings.WEBHOOK_TIMEOUT_SECONDS = 1.0
-    trickler = _Trickler(mode)
-    try:
-        started = time.monotonic()
-        outcome = delivery_module.post_signed(trickler.url, b"{}", {"content-type": "application/json"})
-        elapsed = time.monotonic() - started
-    finally:
-        trickler.close()
+    receiver.script(Answer(body=b"x" * 100000, trickle=0.1, trickle_body_only=mode == "body"))
+    started = time.monotonic()
+    outcome = delivery_module.post_signed(receiver.url, b"{}", {"content-type": "application/json"})
+    elapsed = time.monotonic() - started
     assert outcome.error == "timeout" and outcome.status_code is None
     assert 0.9 <= elapsed < 2.0
     # The next request on the same (pooled) client has its own deadline again.

@@ -5,9 +5,11 @@ import argparse
 import gc
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import datetime
@@ -73,6 +75,18 @@ def _granian_command(host: str, port: int, workers: int) -> list[str]:
             "cobrador.wsgi:application"]
 
 
+def _run_web_children(commands: list[list[str]]) -> int:
+    """`_run_children` for a set that includes granian: its worker processes keep their Prometheus counters
+    in files of one directory, summed at scrape time (prometheus-client's multi-process mode); a new
+    directory per start, so no counter of a previous run is added in."""
+    directory = tempfile.mkdtemp(prefix="cobrador-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        return _run_children(commands)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _collectstatic() -> None:
     from django.core.management import call_command
 
@@ -132,7 +146,7 @@ def cmd_up(args) -> int:
         print(line)
     print("Stop with Ctrl-C.", flush=True)
     worker = [sys.executable, "-m", "cobrador.cli", "worker", "--concurrency", str(args.concurrency)]
-    return _run_children([_granian_command(args.host, args.port, args.web_workers), worker])
+    return _run_web_children([_granian_command(args.host, args.port, args.web_workers), worker])
 
 
 def cmd_web(args) -> int:
@@ -140,7 +154,7 @@ def cmd_web(args) -> int:
     _check_database()
     _collectstatic()
     print(f"cobrador web on http://{args.host}:{args.port}", flush=True)
-    return _run_children([_granian_command(args.host, args.port, args.workers)])
+    return _run_web_children([_granian_command(args.host, args.port, args.workers)])
 
 
 def cmd_worker(args) -> int:

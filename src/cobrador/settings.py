@@ -6,6 +6,7 @@ from pathlib import Path
 import dj_database_url
 
 from cobrador.core.keys import load_or_create_key
+from cobrador.core.logs import logging_setting
 from cobrador.jobs.catalog import ox_schedules
 from cobrador.notifications.email_config import mailers_setting
 
@@ -49,6 +50,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every request's log lines carry its request id, and its answer is counted for /metrics.
+    "cobrador.ops.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -173,15 +176,12 @@ RETENTION_DAYS = {
 
 NINJA_PAGINATION_MAX_LIMIT = 100
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("COBRADOR_LOG_LEVEL", "INFO")},
-    "loggers": {
-        "django_ox": {"level": os.environ.get("COBRADOR_OX_LOG_LEVEL", "WARNING")},
-        "django.tasks": {"level": os.environ.get("COBRADOR_OX_LOG_LEVEL", "WARNING")},
-        "httpx": {"level": "WARNING"},
-    },
-}
+# COBRADOR_LOG_FORMAT=json: one JSON object a line with the request id, organization, job and run id.
+LOGGING = logging_setting(
+    log_format=os.environ.get("COBRADOR_LOG_FORMAT", "text").strip().lower() or "text",
+    level=os.environ.get("COBRADOR_LOG_LEVEL", "INFO"),
+    ox_level=os.environ.get("COBRADOR_OX_LOG_LEVEL", "WARNING"),
+)
+
+# /metrics answers a request bearing this token (Authorization: Bearer ...); unset, only loopback clients.
+METRICS_TOKEN = os.environ.get("COBRADOR_METRICS_TOKEN", "")

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from cobrador.callbacks.api import router as callbacks_router
 from cobrador.catalog.api import router as catalog_router
@@ -31,4 +31,5 @@ api.add_router("", dunning_router)
 urlpatterns = [
     path("v1/", api.urls),
     path("admin/", admin.site.urls),
+    path("", include("cobrador.ops.urls")),  # /healthz, /readyz, /metrics
 ]

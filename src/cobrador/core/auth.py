@@ -6,6 +6,7 @@ keys with that much entropy). The organization found by the key scopes every loo
 
 from ninja.security import HttpBearer
 
+from cobrador.core import logs
 from cobrador.core.crypto import sha256_hex
 from cobrador.core.errors import Unauthorized
 
@@ -33,4 +34,5 @@ class ApiKeyAuth(HttpBearer):
         if organization is None:
             raise Unauthorized("invalid, revoked or missing API key")
         request.organization = organization
+        logs.bind(organization=organization.public_id)
         return organization

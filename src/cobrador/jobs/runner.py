@@ -15,7 +15,7 @@ from importlib import import_module
 
 from django.db import transaction
 
-from cobrador.core import clock
+from cobrador.core import clock, logs
 from cobrador.jobs.catalog import JOBS
 from cobrador.jobs.models import FailedItem, JobRun
 
@@ -124,17 +124,23 @@ def run_job(name: str, *, as_of: datetime | None = None, trigger: str = "schedul
     sweep = _sweep_function(name)
     as_of = as_of or clock.now()
     run = JobRun.objects.create(job_name=name, as_of=as_of, trigger=trigger, started_at=clock.now())
-    context = JobRunContext(run)
-    try:
-        sweep(context)
-    except Exception:
-        run.status = "failed"
-        run.error = traceback.format_exc(limit=10)
-        logger.exception("job %s failed", name)
-    else:
-        run.status = "partial" if context.failed else "succeeded"
-    run.finished_at = clock.now()
-    run.items_done, run.items_failed, run.items_skipped = context.done, context.failed, context.skipped
-    run.counts = dict(context.counts)
-    run.save()
+    with logs.context(job=name, run_id=run.pk):
+        logger.info("job %s started as of %s (%s)", name, as_of.isoformat(), trigger)
+        context = JobRunContext(run)
+        try:
+            sweep(context)
+        except Exception:
+            run.status = "failed"
+            run.error = traceback.format_exc(limit=10)
+            logger.exception("job %s failed", name)
+        else:
+            run.status = "partial" if context.failed else "succeeded"
+        run.finished_at = clock.now()
+        run.items_done, run.items_failed, run.items_skipped = context.done, context.failed, context.skipped
+        run.counts = dict(context.counts)
+        run.save()
+        counts = "".join(f", {kind} {n}" for kind, n in sorted(run.counts.items()))
+        logger.info("job %s %s in %.3fs: %d done, %d failed, %d skipped%s", name, run.status,
+                    (run.finished_at - run.started_at).total_seconds(), run.items_done, run.items_failed,
+                    run.items_skipped, counts)
     return run

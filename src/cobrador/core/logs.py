@@ -29,9 +29,20 @@ def context(**values):
         _context.reset(token)
 
 
+def start_request(request_id: str) -> None:
+    """A new request on this thread: its context is its id alone, kept until `end_request` (when the
+    answer is closed), so the 4xx/5xx line Django logs after the middleware chain returned carries it."""
+    _context.set({"request_id": request_id})
+
+
+def end_request(**kwargs) -> None:
+    """Receiver of Django's request_finished: what follows on this thread belongs to no request."""
+    _context.set({})
+
+
 def bind(**values) -> None:
-    """Add `values` to the current context until the enclosing `context()` block ends (e.g. the
-    organization, known only once a request is authenticated)."""
+    """Add `values` to the current context (e.g. the organization, known once a request is authenticated),
+    until the enclosing `context()` block ends or the next request starts."""
     _context.set({**_context.get(), **{k: v for k, v in values.items() if v is not None}})
 
 

@@ -2,12 +2,17 @@ import re
 import time
 import uuid
 
+from django.core.signals import request_finished
+
 from cobrador.core import logs
 from cobrador.ops.metrics import http_request_duration, http_responses
 from cobrador.ops.queries import status_class
 
 # A request id a proxy or client sent is kept (so its logs and ours match) if it looks like one.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+request_finished.connect(logs.end_request, dispatch_uid="cobrador.ops.end_request_log_context")
 
 
 class RequestContextMiddleware:
@@ -21,8 +26,8 @@ class RequestContextMiddleware:
         sent = request.headers.get("X-Request-ID", "")
         request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         started = time.perf_counter()
-        with logs.context(request_id=request_id):
-            response = self.get_response(request)
+        logs.start_request(request_id)
+        response = self.get_response(request)
         http_request_duration.observe(time.perf_counter() - started)
         http_responses.labels(status_class(response.status_code)).inc()
         response["X-Request-ID"] = request_id

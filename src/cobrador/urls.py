@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from cobrador.api_intro import GETTING_STARTED
 from cobrador.callbacks.api import router as callbacks_router
 from cobrador.catalog.api import router as catalog_router
 from cobrador.core.api import api
@@ -14,6 +15,9 @@ from cobrador.organizations.api import router as organizations_router
 from cobrador.payments.api import router as payments_router
 from cobrador.subscriptions.api import router as subscriptions_router
 from cobrador.webhooks.api import router as webhooks_router
+
+# /v1/docs opens with the getting-started text (the API reference comes after it).
+api.description += GETTING_STARTED
 
 api.add_router("", organizations_router)
 api.add_router("", webhooks_router)

@@ -1,11 +1,14 @@
 import io
 import json
 import logging
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 
 from cobrador.core.logs import ClientErrorsAtInfo, ContextFilter, JsonFormatter, PlainFormatter, logging_setting
+from cobrador.jobs.catalog import JOBS
+from cobrador.jobs.models import JobRun
 from cobrador.jobs.runner import run_job
 from tests.conftest import make_org
 from tests.processes import run, worker_env
@@ -93,3 +96,16 @@ def test_a_command_logs_one_json_object_a_line():
     lines = [json.loads(line) for line in result.stderr.splitlines()]
     ends = [line for line in lines if line["message"].startswith("job retention-cleanup succeeded")]
     assert len(ends) == 1 and ends[0]["job"] == "retention-cleanup" and ends[0]["level"] == "INFO"
+
+
+def test_a_not_ready_answer_logs_its_reasons_once_at_warning(log_lines, clock):
+    for name in JOBS:  # every job ran just now, but webhook-delivery (every minute) not for 10 minutes
+        at = clock.now() - timedelta(minutes=10 if name == "webhook-delivery" else 0)
+        JobRun.objects.create(job_name=name, as_of=at, started_at=at, finished_at=at, status="succeeded")
+
+    assert Client().get("/readyz").status_code == 503
+
+    levels = {(entry["logger"], entry["level"]) for entry in log_lines()}
+    assert ("cobrador.ops.probes", "WARNING") in levels
+    assert ("django.request", "INFO") in levels
+    assert not any(entry["level"] == "ERROR" for entry in log_lines())

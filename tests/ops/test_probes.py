@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 from cryptography.fernet import Fernet
 from django.db import connection
+from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
 from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client
 
@@ -105,3 +106,18 @@ def test_readyz_lists_unapplied_migrations(every_job_ran_just_now, monkeypatch):
     assert response.status_code == 503
     assert response.json()["checks"]["migrations"] == (
         "migrations not applied: jobs.0001_initial; run `cobrador manage migrate`")
+
+
+
+def test_readyz_says_the_database_is_unreachable(monkeypatch, tmp_path):
+    # A real SQLite connection to a file in a directory that does not exist: opening it fails.
+    unreachable = SQLiteDatabaseWrapper({**connection.settings_dict, "NAME": str(tmp_path / "missing" / "db.sqlite3"),
+                                         "ENGINE": "django.db.backends.sqlite3", "OPTIONS": {}}, alias="unreachable")
+    monkeypatch.setattr(probes, "connection", unreachable)
+
+    response = Client().get("/readyz")
+
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks == {"database": "unreachable: unable to open database file"}
+    unreachable.close()

@@ -57,13 +57,21 @@ class ContextFilter(logging.Filter):
         return True
 
 
+# Paths whose 503 is an answer, not a failure: /readyz says "not ready" (and logs why at WARNING itself).
+PROBE_PATHS = {"/readyz"}
+
+
 class ClientErrorsAtInfo(logging.Filter):
     """For `django.request`: a 4xx answer (a probe's 404, a client's bad request) is the client's
-    business, logged at INFO; only 5xx stay WARNING/ERROR."""
+    business, and a readiness probe's 503 is its answer: both logged at INFO. Other 5xx stay ERROR."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         status = getattr(record, "status_code", None)
-        if status is not None and 400 <= status < 500 and record.levelno == logging.WARNING:
+        if status is None:
+            return True
+        client_error = 400 <= status < 500 and record.levelno == logging.WARNING
+        probe_answer = status == 503 and getattr(getattr(record, "request", None), "path", "") in PROBE_PATHS
+        if client_error or probe_answer:
             if not logging.getLogger(record.name).isEnabledFor(logging.INFO):
                 return False
             record.levelno, record.levelname = logging.INFO, "INFO"

@@ -2,6 +2,7 @@
 
 import functools
 import ipaddress
+import logging
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -16,8 +17,15 @@ from cobrador.core.startup import CANARY_TEXT
 from cobrador.ops.metrics import exposition
 from cobrador.ops.schedules import late_jobs
 
+logger = logging.getLogger(__name__)
+
 # Once every migration this code knows is applied, it stays so for the life of the process.
 _migrations_applied = False
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _get_only(view):
@@ -78,7 +86,7 @@ def readyz(request):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError as exc:
-        checks["database"] = f"unreachable: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"
+        checks["database"] = f"unreachable: {_first_line(exc)}"
     else:
         checks["database"] = "ok"
         for name, check in [("migrations", _check_migrations), ("encryption_key", _check_encryption_key),
@@ -86,10 +94,11 @@ def readyz(request):
             try:
                 checks[name] = check() or "ok"
             except DatabaseError as exc:
-                checks[name] = f"could not be checked: {str(exc).strip().splitlines()[0]}"
+                checks[name] = f"could not be checked: {_first_line(exc)}"
     failing = [{"field": name, "message": result} for name, result in checks.items() if result != "ok"]
     if not failing:
         return JsonResponse({"status": "ready", "checks": checks})
+    logger.warning("not ready: %s", "; ".join(f"{f['field']}: {f['message']}" for f in failing))
     body = error_body(503, "not_ready", "not ready: " + ", ".join(f["field"] for f in failing), errors=failing)
     return JsonResponse({**body, "status": "not_ready", "checks": checks}, status=503)
 

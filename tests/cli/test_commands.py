@@ -98,6 +98,18 @@ def test_org_create_refuses_what_the_database_would_not_hold(capsys):
 
 
 @pytest.mark.django_db
+def test_org_create_names_the_option_a_service_refusal_is_about(capsys):
+    # The checks live in organizations.services (ValidationFailed on a field); the CLI names the option.
+    code, out, err = cli(capsys, "org", "create", "\t")
+    assert (code, out) == (2, "")
+    assert err == "cobrador: error: NAME must not be empty\n"
+    code, out, err = cli(capsys, "org", "create", "Acme", "--billing-email", "acme@")
+    assert (code, out) == (2, "")
+    assert err == "cobrador: error: --billing-email 'acme@' is not an e-mail address\n"
+    assert not Organization.objects.exists()
+
+
+@pytest.mark.django_db
 def test_key_create_and_revoke(capsys):
     _, out, _ = cli(capsys, "org", "create", "Acme", "--mode", "test")
     org_id, first_key = created_org(out)

@@ -1,7 +1,11 @@
 """Organizations, their API keys and their dunning policy. Services never commit: callers do."""
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
 from cobrador.core import clock
 from cobrador.core.crypto import sha256_hex
+from cobrador.core.errors import ValidationFailed
 from cobrador.core.ids import random_token
 from cobrador.events.services import record_event
 from cobrador.organizations.models import ApiKey, DunningConfig, Organization
@@ -15,10 +19,26 @@ def attach_organizations(objs: list) -> None:
         obj.organization = organizations[obj.organization_id]
 
 
+NAME_MAX_LENGTH = Organization._meta.get_field("name").max_length
+
+
 def create_organization(*, name: str, mode: str = "test", billing_email: str = "",
                         timezone: str = "America/Sao_Paulo") -> Organization:
+    """A new organization with the default dunning policy. `name` is stripped; raises ValidationFailed
+    naming the field for an empty or too long name, an unknown mode or a malformed billing e-mail."""
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("name: must not be empty", field="name")
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValidationFailed(f"name: must be at most {NAME_MAX_LENGTH} characters", field="name")
     if mode not in ("test", "live"):
-        raise ValueError("mode must be test or live")
+        raise ValidationFailed(f"mode: must be test or live, not {mode!r}", field="mode")
+    if billing_email:
+        try:
+            validate_email(billing_email)
+        except ValidationError:
+            raise ValidationFailed(f"billing_email: {billing_email!r} is not an e-mail address",
+                                   field="billing_email") from None
     now = clock.now()
     organization = Organization.objects.create(
         name=name, mode=mode, billing_email=billing_email, timezone=timezone, created_at=now)

@@ -1,0 +1,51 @@
+"""`cobrador simulate`: checks the options, points a fresh process at the simulation's own directory and
+database, migrates it, runs the simulation and prints the report.
+
+Imported by `cobrador.cli` before Django is set up: the simulation's environment must be in place
+before settings are read, so what needs Django is imported once it is set up (see `simulate`).
+"""
+
+from datetime import timedelta
+
+from cobrador.core.commandline import CommandFailed, check_encryption_key, migrate, parse_at, setup_django
+from cobrador.simulation import environment
+
+
+def _between(option: str, value: int, most: int) -> None:
+    if not 1 <= value <= most:
+        raise CommandFailed(f"{option} must be between 1 and {most}")
+
+
+def simulate(args) -> int:
+    _between("--days", args.days, 3650)
+    _between("--accounts", args.accounts, 100_000)
+    _between("--resolution", args.resolution, 24 * 60)
+    start = parse_at(args.start, "--start") if args.start else None
+    # Deferred: django.apps reads no settings, but this module is imported before the environment is set.
+    from django.apps import apps
+
+    if apps.ready:  # called in a process that is already set up (tests): its database and data directory
+        if args.database or args.dir:
+            raise CommandFailed("--database and --dir only work in a fresh process (they are read at start-up)")
+    else:
+        environment.prepare(directory=args.dir, database=args.database)
+    setup_django()
+    # Deferred until Django is set up on the simulation's database (start-up order).
+    from cobrador.simulation import run_simulation
+    from cobrador.simulation.engine import Options, SimulationRefused
+    from cobrador.simulation.report import render_json, render_text
+
+    migrate()
+    check_encryption_key()
+    options = Options(days=args.days, accounts=args.accounts, seed=args.seed,
+                      resolution=timedelta(minutes=args.resolution), follow=args.follow)
+    if start is not None:
+        options.start = start
+    if not args.json and not args.quiet:
+        print(f"simulating {args.days} days of {args.accounts} accounts (seed {args.seed})...", flush=True)
+    try:
+        simulation, summary = run_simulation(options)
+    except SimulationRefused as exc:
+        raise CommandFailed(str(exc)) from None
+    print(render_json(simulation, summary) if args.json else render_text(simulation, summary, quiet=args.quiet))
+    return 1 if summary["errors"] else 0

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -169,3 +170,30 @@ def test_cobrador_simulate_runs_on_a_database_of_its_own_and_a_seed_tells_one_st
     bad = subprocess.run([sys.executable, "-m", "cobrador.cli", "simulate", "--days", "0"], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--days must be between 1 and 3650" in bad.stderr
+
+
+@pytest.mark.slow
+def test_the_default_run_tells_a_whole_dunning_case_and_took_is_the_whole_wall_time(tmp_path):
+    """`cobrador simulate` with its defaults (45 days, 100 accounts; about 25 s of CPU on two cores) still
+    shows the delinquent account from its declined card to its reactivation."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COBRADOR_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "cobrador.cli", "simulate", "--json", "--dir", str(tmp_path / "s")],
+                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    wall = time.monotonic() - started
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["errors"] == []
+    assert report["timeline"]["sign-ups"] == 100
+    assert report["simulation"]["start"] == datetime(2026, 2, 2, tzinfo=UTC).isoformat()
+    assert report["dunning"]["suspended"] >= 1 and report["dunning"]["reactivated"] >= 1
+    padaria = _story(report, "suspended")
+    retried = _index(padaria, "retry 1:", _index(padaria, "card declined"))
+    suspended = _index(padaria, "ACCOUNT SUSPENDED", _index(padaria, "dunning exhausted", retried))
+    _index(padaria, "ACCOUNT REACTIVATED", _index(padaria, "CUSTOMER adds PIX as a way to pay", suspended))
+    # "took" counts from the command's start (Django's set-up and the migrations included); only the
+    # interpreter's own start-up comes before it.
+    assert wall * 0.9 - 1 <= report["elapsed_seconds"] <= wall

@@ -7,17 +7,18 @@ simulated days on a database of its own, told as a timeline and a summary.
 
 Modules: scenario (the catalog and the customers' seeded behaviour), engine (walking time: jobs,
 customers' actions, due tasks and outbox delivery), receiver (the demo webhook endpoint, verifying
-signatures), timeline (what happened, per day and per featured account), report (summary, text, JSON),
+signatures), progress (the command's progress bar), timeline (what happened, per day and per featured account), report (summary, text, JSON),
 environment (the simulation's own data directory and database, set before Django starts, so this
 package imports nothing of Django here).
 """
 
 
-def run_simulation(options):
+def run_simulation(options, progress=None):
     """Run the simulation described by `options` (an engine.Options) on the configured database;
-    returns (the Simulation, its summary dict)."""
+    returns (the Simulation, its summary dict). `progress` (a progress.SimulationProgress) is told
+    each simulated moment reached."""
     from cobrador.simulation.engine import Simulation
     from cobrador.simulation.report import summarize
 
-    simulation = Simulation(options).run()
+    simulation = Simulation(options, progress=progress).run()
     return simulation, summarize(simulation)

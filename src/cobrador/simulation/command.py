@@ -1,10 +1,11 @@
 """`cobrador simulate`: checks the options, points a fresh process at the simulation's own directory and
-database, migrates it, runs the simulation and prints the report.
+database, migrates it, runs the simulation with a progress bar and prints the report.
 
 Imported by `cobrador.cli` before Django is set up: the simulation's environment must be in place
 before settings are read, so what needs Django is imported once it is set up (see `simulate`).
 """
 
+import time
 from datetime import timedelta
 
 from cobrador.core.commandline import CommandFailed, check_encryption_key, migrate, parse_at, setup_django
@@ -17,6 +18,9 @@ def _between(option: str, value: int, most: int) -> None:
 
 
 def simulate(args) -> int:
+    # "took" is the whole wall time: from when the command line started (the CLI sets args.started),
+    # start-up and migrations included.
+    started = getattr(args, "started", None) or time.monotonic()
     _between("--days", args.days, 3650)
     _between("--accounts", args.accounts, 100_000)
     _between("--resolution", args.resolution, 24 * 60)
@@ -33,19 +37,25 @@ def simulate(args) -> int:
     # Deferred until Django is set up on the simulation's database (start-up order).
     from cobrador.simulation import run_simulation
     from cobrador.simulation.engine import Options, SimulationRefused
+    from cobrador.simulation.progress import progress_bar
     from cobrador.simulation.report import render_json, render_text
 
-    migrate()
-    check_encryption_key()
     options = Options(days=args.days, accounts=args.accounts, seed=args.seed,
                       resolution=timedelta(minutes=args.resolution), follow=args.follow)
     if start is not None:
         options.start = start
-    if not args.json and not args.quiet:
+    talk = not args.json and not args.quiet
+    if talk:
         print(f"simulating {args.days} days of {args.accounts} accounts (seed {args.seed})...", flush=True)
-    try:
-        simulation, summary = run_simulation(options)
-    except SimulationRefused as exc:
-        raise CommandFailed(str(exc)) from None
+    with progress_bar(start=options.start, days=options.days, show=talk) as progress:
+        progress.stage("migrating the database")
+        migrate()
+        check_encryption_key()
+        progress.stage("setting up the demo organization")
+        try:
+            simulation, summary = run_simulation(options, progress=progress)
+        except SimulationRefused as exc:
+            raise CommandFailed(str(exc)) from None
+    simulation.elapsed = summary["elapsed_seconds"] = round(time.monotonic() - started, 1)
     print(render_json(simulation, summary) if args.json else render_text(simulation, summary, quiet=args.quiet))
     return 1 if summary["errors"] else 0

@@ -32,6 +32,10 @@ api.add_router("", gateways_router)
 api.add_router("", notifications_router)
 api.add_router("", dunning_router)
 
+# The operators' console says whose it is ("Django administration" by default).
+admin.site.site_header = admin.site.site_title = "cobrador"
+admin.site.index_title = "Operations"
+
 urlpatterns = [
     path("v1/", api.urls),
     path("admin/", admin.site.urls),

@@ -9,8 +9,7 @@ from cobrador.callbacks.services import redacted_headers
 
 @admin.register(GatewayCallback)
 class GatewayCallbackAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "organization", "provider", "event_type", "status", "attempts", "received_at",
-                    "processed_at")
+    list_display = ("public_id", "provider", "event_type", "status", "attempts", "received_at")
     list_filter = ("status", "provider")
     search_fields = ("public_id", "event_id", "event_type")
     fields = ("public_id", "organization", "gateway", "provider", "event_id", "event_type", "status", "attempts",

@@ -6,8 +6,7 @@ from cobrador.core import clock
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "name", "organization", "amount", "currency", "interval", "interval_count",
-                    "trial_days", "active", "created_at")
+    list_display = ("public_id", "name", "organization", "amount", "interval", "trial_days", "active")
     list_filter = ("active", "interval", "currency")
     search_fields = ("public_id", "name")
     list_select_related = ("organization",)
@@ -27,8 +26,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 @admin.register(Coupon)
 class CouponAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "code", "name", "organization", "percent_off", "amount_off", "currency",
-                    "duration", "duration_in_periods", "expires_at", "times_redeemed", "max_redemptions", "active")
+    list_display = ("public_id", "code", "organization", "percent_off", "amount_off", "duration", "active")
     list_filter = ("active", "duration")
     search_fields = ("public_id", "code", "name")
     list_select_related = ("organization",)

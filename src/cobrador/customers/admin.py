@@ -50,8 +50,7 @@ class CreditGrantInline(admin.TabularInline):
 @admin.register(BillingAccount)
 class BillingAccountAdmin(admin.ModelAdmin):
     form = BillingAccountForm
-    list_display = ("public_id", "name", "email", "document", "document_type", "organization", "status", "locale",
-                    "created_at")
+    list_display = ("public_id", "name", "email", "organization", "status", "created_at")
     list_filter = ("status", "locale", "document_type")
     search_fields = ("public_id", "name", "email", "document")
     readonly_fields = ("public_id", "document_type", "created_at", "updated_at", "suspended_at")
@@ -68,8 +67,7 @@ class BillingAccountAdmin(admin.ModelAdmin):
 
 @admin.register(PaymentMethod)
 class PaymentMethodAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "account", "type", "card_brand", "card_last4", "exp_month", "exp_year",
-                    "is_default", "status", "created_at")
+    list_display = ("public_id", "account", "type", "card_brand", "card_last4", "is_default", "status")
     list_filter = ("type", "status", "is_default", "card_brand")
     search_fields = ("public_id", "account__public_id", "account__name", "account__email", "card_last4")
     # Defaults and detaching go through the API, which keeps one default per account and emits events.
@@ -88,7 +86,7 @@ class CreditUsageInline(admin.TabularInline):
 
 @admin.register(CreditGrant)
 class CreditGrantAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "account", "amount", "remaining", "currency", "reason", "expires_at", "created_at")
+    list_display = ("public_id", "account", "amount", "remaining", "expires_at", "created_at")
     list_filter = ("currency",)
     search_fields = ("public_id", "account__public_id", "account__name", "reason")
     # The ledger is append-only here: amounts change only by consumption.

@@ -18,8 +18,8 @@ class DunningInvoiceInline(admin.TabularInline):
 
 @admin.register(DelinquentAccount)
 class DelinquentAccountAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "account", "organization", "status", "opened_at", "overdue_invoice_count",
-                    "overdue_amount", "currency", "suspended_at", "closed_at")
+    list_display = ("public_id", "account", "status", "overdue_invoice_count", "overdue_amount", "opened_at",
+                    "suspended_at")
     list_filter = ("status",)
     search_fields = ("public_id", "account__public_id", "account__name", "account__email")
     readonly_fields = ("public_id", "organization", "account", "status", "opened_at", "overdue_invoice_count",
@@ -40,8 +40,7 @@ class DelinquentAccountAdmin(admin.ModelAdmin):
 
 @admin.register(DunningInvoice)
 class DunningInvoiceAdmin(admin.ModelAdmin):
-    list_display = ("invoice", "account", "organization", "status", "attempts_made", "next_attempt_number",
-                    "next_attempt_at", "error_count", "opened_at")
+    list_display = ("invoice", "account", "status", "attempts_made", "next_attempt_at", "error_count", "opened_at")
     list_filter = ("status",)
     search_fields = ("invoice__public_id", "account__public_id")
     readonly_fields = [f.name for f in DunningInvoice._meta.fields]
@@ -61,8 +60,7 @@ class DunningInvoiceAdmin(admin.ModelAdmin):
 
 @admin.register(RecoveryRecord)
 class RecoveryRecordAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "invoice", "account", "attempt_number", "method", "provider", "outcome",
-                    "decline_code", "amount", "currency", "attempted_at", "next_retry_at")
+    list_display = ("public_id", "invoice", "attempt_number", "method", "outcome", "decline_code", "attempted_at")
     list_filter = ("outcome", "method", "provider", "attempt_number")
     search_fields = ("public_id", "invoice__public_id", "account__public_id", "payment__public_id")
     readonly_fields = [f.name for f in RecoveryRecord._meta.fields]

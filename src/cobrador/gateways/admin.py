@@ -7,8 +7,7 @@ from cobrador.gateways.models import GatewayConfig, SandboxCharge
 class GatewayConfigAdmin(admin.ModelAdmin):
     """Credentials are never shown: the form leaves them out and the list names only which are set."""
 
-    list_display = ("public_id", "organization", "provider", "methods", "active", "is_fallback", "credentials_set",
-                    "created_at", "deleted_at")
+    list_display = ("public_id", "organization", "provider", "methods", "active", "is_fallback", "created_at")
     list_filter = ("provider", "active", "is_fallback")
     search_fields = ("public_id", "organization__public_id", "organization__name")
     exclude = ("credentials",)

@@ -16,8 +16,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     """Invoices are read-only here: amounts and numbers come from invoice generation; voiding goes
     through the API so the event is emitted."""
 
-    list_display = ("public_id", "organization", "number", "account", "status", "total", "amount_due", "currency",
-                    "period_start", "due_date")
+    list_display = ("public_id", "number", "account", "status", "total", "amount_due", "due_date")
     list_filter = ("status", "currency")
     search_fields = ("public_id", "account__public_id", "subscription__public_id")
     list_select_related = ("organization", "account")

@@ -5,8 +5,7 @@ from cobrador.jobs.models import FailedItem, JobRun
 
 @admin.register(JobRun)
 class JobRunAdmin(admin.ModelAdmin):
-    list_display = ("job_name", "as_of", "trigger", "status", "items_done", "items_failed", "items_skipped",
-                    "started_at", "finished_at")
+    list_display = ("job_name", "as_of", "trigger", "status", "items_done", "items_failed", "finished_at")
     list_filter = ("job_name", "status", "trigger")
     readonly_fields = [f.name for f in JobRun._meta.fields]
 

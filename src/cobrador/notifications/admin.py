@@ -13,8 +13,7 @@ from cobrador.notifications.models import (
 
 @admin.register(Notice)
 class NoticeAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "organization", "type", "channel", "recipient", "status", "attempts",
-                    "next_attempt_at", "created_at", "sent_at")
+    list_display = ("public_id", "type", "channel", "recipient", "status", "attempts", "created_at")
     list_filter = ("status", "channel", "type")
     search_fields = ("public_id", "dedupe_key", "recipient")
     readonly_fields = [f.name for f in Notice._meta.fields]
@@ -37,7 +36,7 @@ class NotificationTemplateAdmin(admin.ModelAdmin):
 
 @admin.register(NotificationSettings)
 class NotificationSettingsAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "organization", "invoice_due_soon_days", "invoice_overdue_days",
+    list_display = ("organization", "invoice_due_soon_days", "invoice_overdue_days",
                     "trial_ending_days", "card_expiring_days", "renewal_prompt_days", "updated_at")
     readonly_fields = ("public_id",)
 

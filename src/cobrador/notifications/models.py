@@ -34,6 +34,9 @@ class NotificationSettings(models.Model):
         "organization_locale": "pt-BR",
     }
 
+    class Meta:
+        verbose_name_plural = "notification settings"
+
     def __str__(self):
         return f"notification settings of {self.organization_id}"
 
@@ -69,6 +72,9 @@ class AccountNotificationSettings(models.Model):
     webhook_url = models.URLField(max_length=2048, blank=True, default="")
     webhook_secret = EncryptedTextField(blank=True, default="")
     updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "account notification settings"
 
     def __str__(self):
         return f"notification settings of {self.account_id}"

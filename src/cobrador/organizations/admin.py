@@ -30,6 +30,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(DunningConfig)
 class DunningConfigAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "organization", "max_retries", "retry_interval_days", "grace_period_days",
-                    "auto_retry_enabled", "retry_payment_methods", "updated_at")
+    list_display = ("organization", "max_retries", "retry_interval_days", "grace_period_days", "auto_retry_enabled",
+                    "updated_at")
     readonly_fields = ("public_id",)

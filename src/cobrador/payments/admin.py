@@ -15,8 +15,7 @@ class PaymentRefundInline(admin.TabularInline):
 class PaymentAdmin(admin.ModelAdmin):
     """Read-only: payments change only through the provider's answers (charges, callbacks, reconciliation)."""
 
-    list_display = ("public_id", "organization", "invoice", "method", "provider", "status", "amount", "amount_paid",
-                    "failure_code", "created_at")
+    list_display = ("public_id", "invoice", "method", "status", "amount", "failure_code", "created_at")
     list_filter = ("status", "method", "provider", "source")
     search_fields = ("public_id", "provider_charge_id", "idempotency_key", "invoice__public_id",
                      "account__public_id")

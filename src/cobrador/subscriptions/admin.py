@@ -5,8 +5,7 @@ from cobrador.subscriptions.models import Subscription
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "organization", "account", "plan", "quantity", "status", "current_period_start",
-                    "current_period_end", "commitment_end", "renewal_mode", "cancel_at")
+    list_display = ("public_id", "account", "plan", "status", "current_period_end", "renewal_mode", "cancel_at")
     list_filter = ("status", "renewal_mode", "cancel_at_period_end")
     search_fields = ("public_id", "account__public_id", "account__name", "account__email")
     list_select_related = ("organization", "account", "plan")

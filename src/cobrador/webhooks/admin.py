@@ -55,8 +55,8 @@ class WebhookAttemptInline(admin.TabularInline):
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "endpoint", "event", "status", "attempt_count", "last_status_code",
-                    "next_attempt_at", "created_at")
+    list_display = ("public_id", "endpoint", "status", "attempt_count", "last_status_code", "next_attempt_at",
+                    "created_at")
     list_filter = ("status",)
     search_fields = ("public_id", "event__public_id")
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]

@@ -68,6 +68,7 @@ class WebhookDelivery(models.Model):
         indexes = [models.Index(fields=["status", "next_attempt_at"]),
                    models.Index(fields=["endpoint", "-id"]),
                    models.Index(fields=["finished_at"])]
+        verbose_name_plural = "webhook deliveries"
 
     def __str__(self):
         return self.public_id

@@ -187,13 +187,13 @@ def measure_achieved(organization, count: int) -> dict:
     from django.db import transaction
     from django.db.models import Count
 
-    from cobrador.payments import services
+    from cobrador.payments import tasks
     from cobrador.payments.models import Payment
 
     payments = Payment.objects.filter(organization=organization)
     started = time.monotonic()
     with transaction.atomic():
-        services.enqueue_charging(organization_id=organization.pk)
+        tasks.enqueue_charging(organization_id=organization.pk)
     wait_until(lambda: payments.exclude(status="processing").count() >= count, timeout=1800, interval=0.25,
                what=f"{count} charges recorded")
     seconds = time.monotonic() - started

@@ -5,6 +5,8 @@ import hmac
 import json
 
 import pytest
+from django_ox.models import OxTask
+from django_ox.testing import run_tasks
 
 from cobrador.callbacks import processing, receiving
 from cobrador.callbacks.models import GatewayCallback
@@ -58,14 +60,15 @@ def test_one_broken_callback_fails_alone_and_the_rest_of_its_slice_is_applied(ko
     deliver(config, bad, paid_amount=1e20)
     deliver(config, good_after)
 
-    counts = processing.process_received()
+    processed = processing.process_received()
 
-    assert counts == {"processed": 2, "failed": 1}
+    assert processed.counts == {"processed": 2, "failed": 1}
     statuses = {c.event_id: (c.status, c.attempts) for c in GatewayCallback.objects.all()}
     assert statuses == {good_before.public_id: ("processed", 1), bad.public_id: ("failed", 1),
                         good_after.public_id: ("processed", 1)}
     failed = GatewayCallback.objects.get(event_id=bad.public_id)
     assert failed.error and failed.next_attempt_at is not None
+    assert processed.retry_at == failed.next_attempt_at  # the task enqueues the retry for then
     assert dict(Payment.objects.values_list("public_id", "status")) == {
         good_before.public_id: "succeeded", bad.public_id: "pending", good_after.public_id: "succeeded"}
 
@@ -76,7 +79,7 @@ def test_two_callbacks_of_one_payment_in_one_slice(kobana_org, clock):
     deliver(config, payment, delivery_id="first")
     deliver(config, payment, delivery_id="second")
 
-    assert processing.process_received() == {"processed": 2}
+    assert processing.process_received().counts == {"processed": 2}
 
     payment.refresh_from_db()
     assert (payment.status, payment.invoice.status, payment.invoice.amount_paid) == ("succeeded", "paid", 34990)
@@ -92,5 +95,19 @@ def test_a_big_backlog_is_processed_in_slices(kobana_org, clock):
     for payment in payments:
         deliver(config, payment)
 
-    assert processing.process_received() == {"processed": len(payments)}
+    assert processing.process_received().counts == {"processed": len(payments)}
     assert set(Payment.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_the_task_enqueues_the_retry_of_a_failed_callback_for_when_it_is_due(kobana_org, clock):
+    organization, config = kobana_org
+    payment = pending_boleto(organization, config, 0)
+    payment.provider_charge_id, payment.public_id = "999", "pay_unknown"  # not saved: a charge we do not know
+    deliver(config, payment, delivery_id="nobody")
+
+    run_tasks(raise_failures=True)
+
+    failed = GatewayCallback.objects.get(event_id="nobody")
+    assert failed.status == "failed" and failed.next_attempt_at is not None
+    retry = OxTask.objects.get(task_path="cobrador.callbacks.tasks.retry_failed_callbacks")
+    assert retry.run_after == failed.next_attempt_at

@@ -10,7 +10,7 @@ from cobrador.customers.models import CreditGrant
 from cobrador.gateways.models import SandboxCharge
 from cobrador.invoicing.models import Invoice
 from cobrador.jobs.runner import run_job
-from cobrador.payments import charging, services
+from cobrador.payments import charging, services, tasks
 from cobrador.payments.models import Payment
 from tests.conftest import make_org
 from tests.payments.billing import add_card, add_method, event_types, make_account, make_invoice
@@ -245,7 +245,7 @@ def test_enqueue_charging_runs_one_task_that_charges_every_open_invoice(org, clo
         add_card(account)
         make_invoice(account)
     with transaction.atomic():
-        services.enqueue_charging()
+        tasks.enqueue_charging()
 
     results = run_tasks(raise_failures=True)
 

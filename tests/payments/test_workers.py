@@ -8,7 +8,7 @@ from django.db import transaction
 
 from cobrador.core import clock
 from cobrador.invoicing.models import Invoice
-from cobrador.payments import reconciliation, services
+from cobrador.payments import reconciliation, tasks
 from cobrador.payments.models import Payment
 from tests.conftest import make_org
 from tests.fakes.pagarme import FakePagarme
@@ -49,8 +49,8 @@ def test_two_workers_charging_the_same_invoices_make_one_charge_each():
             for worker in workers:
                 wait_ready(worker)
             with transaction.atomic():
-                services.enqueue_charging()
-                services.enqueue_charging()
+                tasks.enqueue_charging()
+                tasks.enqueue_charging()
             wait_until(lambda: Payment.objects.count() == 60 and not Payment.objects.filter(
                 status="processing").exists(), timeout=60, interval=0.2, message="every invoice charged once")
         finally:
@@ -83,7 +83,7 @@ def test_a_worker_killed_mid_charge_leaves_a_payment_reconciliation_settles_with
         try:
             wait_ready(doomed)
             with transaction.atomic():
-                services.enqueue_charging()
+                tasks.enqueue_charging()
             wait_until(lambda: any(r.method == "POST" for r in fake.requests), timeout=30,
                        message="the worker to send the charge")
         finally:

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.db import transaction
 from django.utils.html import format_html
 
-from cobrador.callbacks import processing
+from cobrador.callbacks import receiving
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.callbacks.services import redacted_headers
 
@@ -33,6 +33,6 @@ class GatewayCallbackAdmin(admin.ModelAdmin):
         count = 0
         with transaction.atomic():
             for callback in queryset.select_for_update(of=("self",)).exclude(status="rejected"):
-                processing.reprocess(callback)
+                receiving.reprocess(callback)
                 count += 1
         self.message_user(request, f"{count} callback(s) queued for processing.")

@@ -3,7 +3,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from ninja import Router, Status
 
-from cobrador.callbacks import processing, receiving
+from cobrador.callbacks import receiving
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.callbacks.schemas import CallbackAck, CallbackDetailOut, CallbackPage, CallbackStatus
 from cobrador.callbacks.services import callback_data
@@ -47,7 +47,7 @@ def reprocess_callback(request, callback_id: str):
         callback = get_object_or_404(_callbacks(request).select_for_update(of=("self",)), public_id=callback_id)
         if callback.status == "rejected":
             raise Conflict("a rejected callback (bad signature or body) cannot be processed", field="status")
-        processing.reprocess(callback)
+        receiving.reprocess(callback)
     return Status(202, callback_data(callback, detail=True))
 
 

@@ -5,7 +5,8 @@ payments are found and locked together and its rows written in bulk. A callback 
 applied (its payment is not known yet, its body cannot be parsed) fails alone; any other error sends the
 slice through again one callback at a time, so only the broken one fails. A failed callback keeps its
 error and is retried with backoff (RETRY_DELAYS) by the callback-retry sweep, then left `failed` for an
-operator (admin or API: reprocess). The handler is the same for every provider: the adapter parses the
+operator (admin or API: reprocess). Processing enqueues nothing: it reports when the earliest failed
+callback is due again, and the task or sweep that ran it enqueues the retry (callbacks/tasks.py). The handler is the same for every provider: the adapter parses the
 body into a CallbackEvent and the payment moves by payments.services.apply_result, which never moves a
 payment backwards, so events that arrive out of order (paid before pending) end in the right state.
 
@@ -16,6 +17,7 @@ whose lease runs out, and the sweep takes them again.
 import logging
 import time
 import traceback
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
@@ -24,6 +26,7 @@ from django.db.models import F, Q
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.core import clock
 from cobrador.core.bulk import update_rows
+from cobrador.gateways import kobana
 from cobrador.gateways.base import ChargeResult
 from cobrador.gateways.registry import gateway_for
 from cobrador.payments import charging
@@ -44,6 +47,20 @@ STALE_RECEIVED = timedelta(minutes=2)
 RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1),
                 timedelta(hours=4), timedelta(hours=12))
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
+
+
+@dataclass
+class Processed:
+    """What a run did: callbacks counted by their new status, and when the earliest of those that failed
+    is due again (None: none will be retried)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    retry_at: datetime | None = None
+
+    def add(self, other: "Processed") -> None:
+        for key, n in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + n
+        self.retry_at = min((t for t in (self.retry_at, other.retry_at) if t is not None), default=None)
 
 
 class CallbackNotApplicable(Exception):
@@ -130,8 +147,6 @@ def _documents_in(callback: GatewayCallback, event) -> ChargeResult | None:
     a later callback's object. The payment's missing documents are filled from it."""
     if callback.provider != "kobana":
         return None
-    from cobrador.gateways import kobana
-
     obj = (event.raw or {}).get("object") or {}
     resource = (obj.get("bank_billet") or obj.get("pix") or obj) if "operation" in obj else obj
     if not isinstance(resource, dict) or not resource:
@@ -139,8 +154,8 @@ def _documents_in(callback: GatewayCallback, event) -> ChargeResult | None:
     return (kobana.billet_result if event.event_type.startswith("bank_billet.") else kobana.pix_result)(resource)
 
 
-def process_callbacks(ids: list[int]) -> dict:
-    """Process claimed callbacks in short transactions. Returns counts by status.
+def process_callbacks(ids: list[int]) -> Processed:
+    """Process claimed callbacks in short transactions. Returns counts by status and the earliest retry.
 
     On PostgreSQL a slice is MAX_SLICE callbacks. On SQLite the callback view and this share one write
     lock, and SQLite's busy handler is not fair (a writer that backs off keeps finding the lock taken
@@ -152,7 +167,7 @@ def process_callbacks(ids: list[int]) -> dict:
                      .select_related("gateway").order_by("pk"))
     gateways: dict = {}
     events = {callback.pk: _parse(callback, gateways) for callback in callbacks}
-    counts: dict[str, int] = {}
+    processed = Processed()
     sqlite = connection.vendor == "sqlite"
     size, position = (FIRST_SLICE if sqlite else MAX_SLICE), 0
     while position < len(callbacks):
@@ -172,7 +187,9 @@ def process_callbacks(ids: list[int]) -> dict:
                         _failed(callback, "".join(traceback.format_exception(exc, limit=6)), clock.now())
                         update_rows([callback], CALLBACK_STATE_FIELDS)
         for callback in piece:
-            counts[callback.status] = counts.get(callback.status, 0) + 1
+            processed.counts[callback.status] = processed.counts.get(callback.status, 0) + 1
+        processed.add(Processed(retry_at=min(
+            (c.next_attempt_at for c in piece if c.status == "failed" and c.next_attempt_at), default=None)))
         if sqlite and position < len(callbacks):
             held = time.monotonic() - started
             if GatewayCallback.objects.filter(status="received", received_at__gte=slice_at).exists():
@@ -180,7 +197,7 @@ def process_callbacks(ids: list[int]) -> dict:
                 time.sleep(min(held, TRANSACTION_BUDGET * 2))
             else:
                 size = MAX_SLICE
-    return counts
+    return processed
 
 
 CALLBACK_STATE_FIELDS = ["status", "error", "next_attempt_at", "processed_at", "changes"]
@@ -214,30 +231,19 @@ def _apply(callbacks: list[GatewayCallback], events: dict) -> None:
         effects.write()
         update_rows(list(callbacks), CALLBACK_STATE_FIELDS)
         effects.flush()
-        retry_at = min((c.next_attempt_at for c in callbacks if c.status == "failed" and c.next_attempt_at),
-                       default=None)
-        if retry_at is not None:
-            from cobrador.callbacks.tasks import retry_failed_callbacks
-
-            retry_failed_callbacks.using(run_after=retry_at).enqueue()
     if effects.paid_invoice_ids:
         charging.cancel_outstanding_payments(effects.paid_invoice_ids)
 
 
-def _add(counts: dict, more: dict) -> None:
-    for key, n in more.items():
-        counts[key] = counts.get(key, 0) + n
-
-
-def process_received(*, max_batches: int = 50) -> dict:
+def process_received(*, max_batches: int = 50) -> Processed:
     """Process `received` callbacks until none are left (or max_batches)."""
-    counts: dict[str, int] = {}
+    processed = Processed()
     for _ in range(max_batches):
         ids = _claim(Q(status="received"), now=clock.now())
         if not ids:
             break
-        _add(counts, process_callbacks(ids))
-    return counts
+        processed.add(process_callbacks(ids))
+    return processed
 
 
 def due_for_retry(as_of: datetime) -> Q:
@@ -246,22 +252,13 @@ def due_for_retry(as_of: datetime) -> Q:
             | Q(status="received", received_at__lte=as_of - STALE_RECEIVED))  # their wake-up was lost
 
 
-def retry_due(*, as_of: datetime | None = None) -> dict:
+def retry_due(*, as_of: datetime | None = None) -> Processed:
     """Rerun failed callbacks whose backoff has passed, and stuck ones."""
     as_of = as_of or clock.now()
-    counts: dict[str, int] = {}
+    processed = Processed()
     while True:
         ids = _claim(due_for_retry(as_of), now=as_of)
         if not ids:
-            return counts
-        _add(counts, process_callbacks(ids))
+            return processed
+        processed.add(process_callbacks(ids))
 
-
-def reprocess(callback: GatewayCallback) -> GatewayCallback:
-    """An operator asks for a callback to be processed again (inside the caller's transaction)."""
-    from cobrador.callbacks.tasks import process_received_callbacks
-
-    callback.status, callback.error, callback.next_attempt_at, callback.attempts = "received", "", None, 0
-    callback.save(update_fields=["status", "error", "next_attempt_at", "attempts"])
-    process_received_callbacks.enqueue()
-    return callback

@@ -24,6 +24,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 
 from cobrador.callbacks.models import GatewayCallback
+from cobrador.callbacks.tasks import process_received_callbacks
 from cobrador.core import clock
 from cobrador.core.errors import ApiError, NotFound
 from cobrador.core.outbox import write_with_eager_sqlite_lock
@@ -136,9 +137,15 @@ def receive_callback(*, provider: str, token: str, headers: dict[str, str], body
 
 
 def _wake_processing(callback: GatewayCallback) -> None:
-    from cobrador.callbacks.tasks import process_received_callbacks
-
     recent_waiting = GatewayCallback.objects.filter(
         status="received", received_at__gte=callback.received_at - WAKE_WINDOW).exclude(pk=callback.pk)
     if not recent_waiting.exists():
         process_received_callbacks.enqueue()
+
+
+def reprocess(callback: GatewayCallback) -> GatewayCallback:
+    """An operator asks for a callback to be processed again (inside the caller's transaction)."""
+    callback.status, callback.error, callback.next_attempt_at, callback.attempts = "received", "", None, 0
+    callback.save(update_fields=["status", "error", "next_attempt_at", "attempts"])
+    process_received_callbacks.enqueue()
+    return callback

@@ -138,7 +138,6 @@ class Effects:
     events: list[EventDraft] = field(default_factory=list)
     # Invoices just paid: their other outstanding boleto/PIX payments are canceled after commit.
     paid_invoice_ids: set[int] = field(default_factory=set)
-    reconcile_soon: bool = False  # an outcome became unknown: ask the provider in 5 minutes
     # Batch mode: rows changed are written by `write` in a few bulk updates instead of one UPDATE each.
     bulk: bool = False
     _payments: dict = field(default_factory=dict)
@@ -171,13 +170,8 @@ class Effects:
     def flush(self) -> None:
         """Call inside the transaction, after the last change."""
         self.write()
-        record_events(self.events)
+        record_events(self.events)  # payment.unknown among them: payments/sink.py asks again in 5 minutes
         self.events = []
-        if self.reconcile_soon:
-            from cobrador.payments.tasks import reconcile_payments
-
-            reconcile_payments.using(run_after=clock.now() + RECONCILE_DELAYS[0]).enqueue()
-            self.reconcile_soon = False
 
 
 def next_status(current: str, reported: str) -> str | None:
@@ -256,7 +250,6 @@ def apply_result(*, payment: Payment, result: ChargeResult, effects: Effects, vi
         payment.failure_message = result.failure_message[:500]
         payment.reconcile_attempts = 0
         payment.next_reconcile_at = now + RECONCILE_DELAYS[0]
-        effects.reconcile_soon = True
     elif target == "canceled":
         payment.canceled_at = now
         payment.next_reconcile_at = None
@@ -496,15 +489,3 @@ def apply_refund_result(*, refund: PaymentRefund, result: ChargeResult | None, e
     data = payment_data(payment)
     record_events([EventDraft(payment.organization, "payment.refunded", {**data, "refund": refund_data(refund)})])
     return refund
-
-
-# --- charging in batches ------------------------------------------------------------------------------
-
-
-def enqueue_charging(*, organization_id: int | None = None) -> None:
-    """Ask a worker to charge every open invoice that has not been charged yet (one task for all).
-    Transactional: called inside a transaction, the task exists only if it commits. The invoicing sweep
-    calls this after it generates invoices."""
-    from cobrador.payments.tasks import charge_open_invoices
-
-    charge_open_invoices.enqueue(organization_id=organization_id)

@@ -7,11 +7,18 @@ from cobrador.payments import charging, reconciliation
 
 @task
 def charge_open_invoices(organization_id: int | None = None) -> dict:
-    """Enqueued (by payments.services.enqueue_charging) after invoices are generated."""
+    """Enqueued by enqueue_charging."""
     return charging.charge_open_invoices(organization_id=organization_id)
 
 
 @task
 def reconcile_payments() -> dict:
-    """Enqueued 5 minutes after an outcome becomes unknown; the hourly sweep does the same work."""
+    """Enqueued (by payments/sink.py) 5 minutes after an outcome becomes unknown; the hourly sweep does the
+    same work."""
     return reconciliation.reconcile_due_payments()
+
+
+def enqueue_charging(*, organization_id: int | None = None) -> None:
+    """Ask a worker to charge every open invoice that has not been charged yet (one task for all).
+    Transactional: called inside a transaction, the task exists only if it commits."""
+    charge_open_invoices.enqueue(organization_id=organization_id)

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
+from django_ox.models import OxTask
 from django_ox.testing import run_tasks
 
 from cobrador.customers.models import CreditGrant
@@ -96,6 +97,9 @@ def test_an_unknown_outcome_blocks_new_charges_until_reconciliation_finds_the_ch
     assert payment.status == "unknown"
     assert payment.next_reconcile_at == clock.now() + timedelta(minutes=5)
     assert event_types(org, "payment.") == ["payment.unknown"]
+    # payments/sink.py answered payment.unknown: a reconcile_payments task asks the provider in 5 minutes.
+    asking = OxTask.objects.get(task_path="cobrador.payments.tasks.reconcile_payments")
+    assert asking.run_after == payment.next_reconcile_at
 
     # Nothing charges the invoice again while the outcome is unknown.
     assert charging.charge_open_invoices() == {}

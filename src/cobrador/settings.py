@@ -60,7 +60,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "cobrador.core.idempotency.IdempotencyKeyMiddleware",
+    "cobrador.organizations.idempotency.IdempotencyKeyMiddleware",
 ]
 
 ROOT_URLCONF = "cobrador.urls"

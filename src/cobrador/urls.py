@@ -1,10 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from cobrador.api import api
 from cobrador.api_intro import GETTING_STARTED
 from cobrador.callbacks.api import router as callbacks_router
 from cobrador.catalog.api import router as catalog_router
-from cobrador.core.api import api
 from cobrador.customers.api import router as customers_router
 from cobrador.dunning.api import router as dunning_router
 from cobrador.events.api import router as events_router

@@ -108,7 +108,7 @@ def _claimed_and_unanswered(api, key: str, receiver, clock) -> bytes:
     died): claimed now, no response yet. Returns that request's body."""
     from django.test import RequestFactory
 
-    from cobrador.core.idempotency import _fingerprint
+    from cobrador.organizations.idempotency import _fingerprint
 
     body = b'{"url": "%s"}' % receiver.url.encode()
     request = RequestFactory().post(ENDPOINTS, data=body, content_type="application/json")

@@ -103,7 +103,7 @@ def test_a_large_sweep_on_postgresql_runs_in_processes_and_makes_each_attempt_on
     if connection.vendor != "postgresql":
         pytest.skip("SQLite sweeps run in one process (one writer at a time)")
     from cobrador.dunning import sweeps
-    from cobrador.jobs import parallel
+    from cobrador.core import parallel
 
     # The spawned process reads its batch size from the environment; this one is given it directly.
     monkeypatch.setenv("COBRADOR_DUNNING_BATCH_SIZE", "25")

@@ -1,7 +1,13 @@
-"""The callbacks job (registered in jobs/catalog.py)."""
+"""The callbacks job (registered in jobs/catalog.py) and what retention-cleanup prunes of callbacks."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
 
 from cobrador.callbacks import processing
+from cobrador.callbacks.models import GatewayCallback
 from cobrador.callbacks.tasks import enqueue_retry
+from cobrador.jobs.retention import delete_in_batches
 
 
 def callback_retry_sweep(run) -> None:
@@ -15,3 +21,11 @@ def callback_retry_sweep(run) -> None:
             run.failed += n
         else:
             run.done += n
+
+
+def prune_settled_callbacks(as_of: datetime) -> int:
+    """retention-cleanup: processed, ignored and rejected callbacks older than COBRADOR_RETENTION_CALLBACK_DAYS
+    (failed ones stay for an operator)."""
+    return delete_in_batches(GatewayCallback.objects.filter(
+        status__in=["processed", "ignored", "rejected"],
+        received_at__lt=as_of - timedelta(days=settings.RETENTION_DAYS["callbacks"])))

@@ -24,7 +24,7 @@ from django.db.models import F
 from cobrador.core import clock
 from cobrador.dunning import retries, services
 from cobrador.dunning.models import DunningInvoice
-from cobrador.jobs import parallel
+from cobrador.core import parallel
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ SUSPENSION_BATCH_SIZE = 500
 # Batches of retries run in this many threads at once (each with its own database connection).
 SWEEP_THREADS = int(os.environ.get("COBRADOR_DUNNING_SWEEP_THREADS", "2"))
 # On PostgreSQL, a sweep with at least PROCESSES_FROM due attempts runs them in this many processes
-# (jobs/parallel.py): one process is bound by one core. SQLite has one writer at a time, so not there.
+# (core/parallel.py): one process is bound by one core. SQLite has one writer at a time, so not there.
 SWEEP_PROCESSES = int(os.environ.get("COBRADOR_DUNNING_SWEEP_PROCESSES", str(min(4, os.cpu_count() or 1))))
 PROCESSES_FROM = 4 * retries.BATCH_SIZE
 OVERDUE_BATCH_SIZE = 500

@@ -4,7 +4,9 @@
 from collections.abc import Callable, Iterable
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
@@ -14,6 +16,7 @@ from cobrador.core.ids import new_public_id
 from cobrador.core.outbox import wake_outbox_after_commit
 from cobrador.events.models import Event
 from cobrador.events.types import EVENT_TYPES
+from cobrador.jobs.retention import delete_in_batches
 
 # Each sink takes a list of freshly created events (all of one organization or several).
 _sinks: list[Callable[[list[Event]], None]] = []
@@ -71,3 +74,11 @@ def event_data(event: Event) -> dict:
         "created_at": event.created_at,
         "data": event.data,
     }
+
+
+def prune_old_events(as_of: datetime) -> int:
+    """retention-cleanup: events older than COBRADOR_RETENTION_EVENT_DAYS, once none of their webhook
+    deliveries is still pending."""
+    return delete_in_batches(Event.objects.filter(
+        created_at__lt=as_of - timedelta(days=settings.RETENTION_DAYS["events"])).exclude(
+        webhook_deliveries__status="pending"))

@@ -1,24 +1,33 @@
-"""The `retention-cleanup` job: prune what only matters for a while (COBRADOR_RETENTION_* days)."""
+"""The `retention-cleanup` job: prune what only matters for a while (COBRADOR_RETENTION_* days).
+
+Each app prunes its own rows: it registers a pruner in its AppConfig.ready() (as sinks register with
+register_sink), and the job runs every registered pruner, in the order the apps are installed. This
+module knows no domain: it prunes only the job runs of jobs/ itself and django-ox's finished tasks.
+"""
 
 import io
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
 
-from cobrador.callbacks.models import GatewayCallback
-from cobrador.core.models import IdempotencyRecord
-from cobrador.core.idempotency import REPLAY_WINDOW
-from cobrador.events.models import Event
 from cobrador.jobs.models import JobRun
-from cobrador.notifications.models import Notice
-from cobrador.webhooks.models import WebhookDelivery
 
 BATCH = 1000
 
+# count name -> pruner(as_of) returning how many rows it deleted.
+_pruners: dict[str, Callable[[datetime], int]] = {}
 
-def _delete_in_batches(queryset) -> int:
+
+def register_pruner(name: str, prune: Callable[[datetime], int]) -> None:
+    """`name` is the count the job's run reports (e.g. "events")."""
+    _pruners[name] = prune
+
+
+def delete_in_batches(queryset) -> int:
+    """Delete what `queryset` selects, BATCH rows per short transaction; returns how many."""
     deleted = 0
     while True:
         with transaction.atomic():
@@ -32,23 +41,9 @@ def _delete_in_batches(queryset) -> int:
 def retention_cleanup_sweep(run) -> None:
     days = settings.RETENTION_DAYS
     as_of = run.as_of
-    finished_deliveries = WebhookDelivery.objects.filter(
-        finished_at__lt=as_of - timedelta(days=days["webhook_deliveries"]))
-    run.count("webhook_deliveries", _delete_in_batches(finished_deliveries))
-    # Events go only once none of their deliveries is still pending.
-    old_events = Event.objects.filter(created_at__lt=as_of - timedelta(days=days["events"])).exclude(
-        webhook_deliveries__status="pending")
-    run.count("events", _delete_in_batches(old_events))
     old_runs = JobRun.objects.filter(started_at__lt=as_of - timedelta(days=days["job_runs"])).exclude(pk=run.run.pk)
-    run.count("job_runs", _delete_in_batches(old_runs))
-    run.count("idempotency_keys", _delete_in_batches(IdempotencyRecord.objects.filter(
-        created_at__lt=as_of - REPLAY_WINDOW)))
-    run.count("callbacks", _delete_in_batches(GatewayCallback.objects.filter(
-        status__in=["processed", "ignored", "rejected"],
-        received_at__lt=as_of - timedelta(days=days["callbacks"]))))
-    # In-app notices are the customer's inbox: kept. Sent or failed e-mails and webhooks are pruned.
-    run.count("notices", _delete_in_batches(Notice.objects.filter(
-        channel__in=["email", "webhook"], status__in=["sent", "failed"],
-        created_at__lt=as_of - timedelta(days=days["notices"]))))
+    run.count("job_runs", delete_in_batches(old_runs))
+    for name, prune in _pruners.items():
+        run.count(name, prune(as_of))
     call_command("ox_prune", older_than=f"{days['tasks']}d", stdout=io.StringIO())
     run.done += sum(run.counts.values())

@@ -16,12 +16,14 @@ import math
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import F, Q
 
 from cobrador.core.bulk import update_rows
+from cobrador.jobs.retention import delete_in_batches
 from cobrador.notifications import contexts, services
-from cobrador.notifications.models import NotificationSettings
+from cobrador.notifications.models import Notice, NotificationSettings
 
 CATCH_UP_DAYS = 7
 BATCH = 500
@@ -191,3 +193,11 @@ def invoice_reminders_sweep(run) -> None:
         services.enqueue_notices(drafts)
 
     run.process(list(ids), handle, batch_size=BATCH)
+
+
+def prune_sent_notices(as_of: datetime) -> int:
+    """retention-cleanup: sent or failed e-mails and webhooks older than COBRADOR_RETENTION_NOTICE_DAYS.
+    In-app notices are the customer's inbox: kept."""
+    return delete_in_batches(Notice.objects.filter(
+        channel__in=["email", "webhook"], status__in=["sent", "failed"],
+        created_at__lt=as_of - timedelta(days=settings.RETENTION_DAYS["notices"])))

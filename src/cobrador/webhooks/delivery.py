@@ -27,6 +27,7 @@ from standardwebhooks.webhooks import Webhook
 
 from cobrador.core import clock
 from cobrador.core.outbox import write_with_eager_sqlite_lock
+from cobrador.jobs.retention import delete_in_batches
 from cobrador.webhooks import deadline, services
 from cobrador.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from cobrador.webhooks.ssrf import BlockedTarget, resolve_target
@@ -316,3 +317,9 @@ def webhook_delivery_sweep(run) -> None:
     attempted = deliver_due()
     run.done += attempted
     run.count("attempts", attempted)
+
+
+def prune_finished_deliveries(as_of: datetime) -> int:
+    """retention-cleanup: finished deliveries (and their attempts) older than COBRADOR_RETENTION_WEBHOOK_DAYS."""
+    return delete_in_batches(WebhookDelivery.objects.filter(
+        finished_at__lt=as_of - timedelta(days=settings.RETENTION_DAYS["webhook_deliveries"])))

@@ -14,8 +14,10 @@ from django.db import IntegrityError, transaction
 from django.http import HttpResponse, JsonResponse
 
 from cobrador.core import clock
-from cobrador.core.auth import organization_for_key
 from cobrador.core.errors import error_body
+from cobrador.core.models import IdempotencyRecord
+from cobrador.jobs.retention import delete_in_batches
+from cobrador.organizations.auth import organization_for_key
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 REPLAY_WINDOW = timedelta(hours=24)
@@ -54,8 +56,6 @@ class IdempotencyKeyMiddleware:
         return self._handle(request, organization, key)
 
     def _handle(self, request, organization, key):
-        from cobrador.core.models import IdempotencyRecord
-
         fingerprint = _fingerprint(request)
         now = clock.now()
         IdempotencyRecord.objects.filter(organization=organization, key=key,
@@ -99,9 +99,12 @@ class IdempotencyKeyMiddleware:
 def _take_over(record, now) -> bool:
     """Claim an abandoned key for this request; False while its first request may still be running
     (or when another request took it over first)."""
-    from cobrador.core.models import IdempotencyRecord
-
     if record.created_at > now - ABANDONED_AFTER:
         return False
     return IdempotencyRecord.objects.filter(pk=record.pk, response_status__isnull=True,
                                             created_at=record.created_at).update(created_at=now) == 1
+
+
+def prune_idempotency_keys(as_of) -> int:
+    """retention-cleanup: keys past their replay window answer nothing any more."""
+    return delete_in_batches(IdempotencyRecord.objects.filter(created_at__lt=as_of - REPLAY_WINDOW))

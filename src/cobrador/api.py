@@ -4,8 +4,8 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from cobrador.core.auth import ApiKeyAuth
 from cobrador.core.errors import ApiError, error_body
+from cobrador.organizations.auth import ApiKeyAuth
 
 API_DESCRIPTION = """
 cobrador's REST API. Authenticate with an organization's secret key:

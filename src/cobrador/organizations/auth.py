@@ -9,11 +9,10 @@ from ninja.security import HttpBearer
 from cobrador.core import logs
 from cobrador.core.crypto import sha256_hex
 from cobrador.core.errors import Unauthorized
+from cobrador.organizations.models import ApiKey
 
 
 def organization_for_key(token: str):
-    from cobrador.organizations.models import ApiKey
-
     if not token or not (token.startswith("sk_test_") or token.startswith("sk_live_")):
         return None
     key = (

@@ -37,7 +37,7 @@ class NotificationTemplateAdmin(admin.ModelAdmin):
 @admin.register(NotificationSettings)
 class NotificationSettingsAdmin(admin.ModelAdmin):
     list_display = ("organization", "invoice_due_soon_days", "invoice_overdue_days",
-                    "trial_ending_days", "card_expiring_days", "renewal_prompt_days", "updated_at")
+                    "trial_ending_days", "card_expiring_days", "updated_at")
     readonly_fields = ("public_id",)
 
 

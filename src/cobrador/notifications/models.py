@@ -15,7 +15,6 @@ class NotificationSettings(models.Model):
     invoice_overdue_days = models.JSONField(default=list)
     trial_ending_days = models.PositiveSmallIntegerField(default=3)
     card_expiring_days = models.JSONField(default=list)
-    renewal_prompt_days = models.PositiveSmallIntegerField(default=15)
     update_card_url = models.CharField(max_length=2048, blank=True, default="")
     confirm_renewal_url = models.CharField(max_length=2048, blank=True, default="")
     mandatory_types = models.JSONField(default=list)  # types customers cannot opt out of
@@ -27,7 +26,6 @@ class NotificationSettings(models.Model):
         "invoice_overdue_days": [1, 7],
         "trial_ending_days": 3,
         "card_expiring_days": [30],
-        "renewal_prompt_days": 15,
         "update_card_url": "",
         "confirm_renewal_url": "",
         "mandatory_types": [],

@@ -32,6 +32,7 @@ from cobrador.notifications.models import (
     NotificationSettings,
     NotificationTemplate,
 )
+from cobrador.subscriptions import services as subscriptions
 from cobrador.notifications.rendering import RenderError, compile_errors, render, render_message
 from cobrador.webhooks.ssrf import BlockedTarget, validate_webhook_url
 
@@ -78,7 +79,8 @@ def settings_data(config: NotificationSettings) -> dict:
         "invoice_overdue_days": list(config.invoice_overdue_days),
         "trial_ending_days": config.trial_ending_days,
         "card_expiring_days": list(config.card_expiring_days),
-        "renewal_prompt_days": config.renewal_prompt_days,
+        # A subscription policy (subscriptions.SubscriptionSettings), served here where clients find it.
+        "renewal_prompt_days": subscriptions.renewal_prompt_days(config.organization_id),
         "update_card_url": config.update_card_url or None,
         "confirm_renewal_url": config.confirm_renewal_url or None,
         "mandatory_types": list(config.mandatory_types),
@@ -130,12 +132,16 @@ def update_notification_settings(*, organization, changes: dict) -> Notification
         if name in changes:
             changes[name] = sorted(set(changes[name]))
     config = notification_settings(organization, for_update=True)
+    days = changes.pop("renewal_prompt_days", None)
+    days_changed = days is not None and days != subscriptions.renewal_prompt_days(organization)
+    if days_changed:
+        subscriptions.set_renewal_prompt_days(organization=organization, days=days)
     changed = [name for name, value in changes.items() if getattr(config, name) != value]
     for name in changed:
         setattr(config, name, changes[name])
-    if changed:
+    if changed or days_changed:
         config.updated_at = clock.now()
-        config.save()
+        config.save(update_fields=[*changed, "updated_at"])
     return config
 
 

@@ -64,3 +64,18 @@ class Subscription(models.Model):
 
     def __str__(self):
         return self.public_id
+
+
+class SubscriptionSettings(models.Model):
+    """An organization's subscription policy. Read and changed through GET/PATCH
+    /v1/organizations/settings/notifications, where clients have always found `renewal_prompt_days`;
+    an organization without a row uses COBRADOR_RENEWAL_PROMPT_DAYS."""
+
+    organization = models.OneToOneField("organizations.Organization", on_delete=models.CASCADE,
+                                        related_name="subscription_settings")
+    # Days before a prompt-mode term ends that subscription.renewal_prompted goes out.
+    renewal_prompt_days = models.PositiveSmallIntegerField()
+    updated_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"subscription settings of {self.organization_id}"

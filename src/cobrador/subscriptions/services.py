@@ -5,6 +5,7 @@ Validation happens before any write, so a rejected request changes nothing.
 
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Q
 
 from cobrador.catalog.models import Coupon, Plan
@@ -13,13 +14,29 @@ from cobrador.core import clock
 from cobrador.core.errors import Conflict, ValidationFailed
 from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.events.services import record_event
-from cobrador.subscriptions.models import Subscription
+from cobrador.subscriptions.models import Subscription, SubscriptionSettings
 from cobrador.subscriptions.periods import add_months, period_end
 
 # Statuses in which a subscription still runs (renews, can be changed or canceled).
 LIVE_STATUSES = ("trialing", "active", "past_due", "paused")
 MAX_TRIAL_DAYS = 730
 MAX_COMMITMENT_MONTHS = 120
+
+
+# --- the organization's subscription policy --------------------------------------------------------------
+
+
+def renewal_prompt_days(organization) -> int:
+    """Days before a prompt-mode term ends that subscription.renewal_prompted goes out."""
+    found = SubscriptionSettings.objects.filter(organization=organization).values_list(
+        "renewal_prompt_days", flat=True).first()
+    return settings.RENEWAL_PROMPT_DAYS if found is None else found
+
+
+def set_renewal_prompt_days(*, organization, days: int) -> None:
+    """Inside the caller's transaction; the caller validated the range."""
+    SubscriptionSettings.objects.update_or_create(
+        organization=organization, defaults={"renewal_prompt_days": days, "updated_at": clock.now()})
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -28,7 +28,7 @@ from cobrador.events.services import EventDraft, record_events
 from cobrador.invoicing.models import Invoice
 from cobrador.organizations.services import attach_organizations
 from cobrador.core.bulk import update_rows
-from cobrador.subscriptions.models import Subscription
+from cobrador.subscriptions.models import Subscription, SubscriptionSettings
 from cobrador.subscriptions.periods import add_months, period_end
 from cobrador.subscriptions.services import LIVE_STATUSES, subscription_data
 
@@ -196,12 +196,10 @@ def advance_periods(subscriptions: list[Subscription], run) -> None:
 
 
 def _within_prompt_window(as_of) -> Q:
-    """Terms ending within their organization's renewal_prompt_days (the communication schedule in
+    """Terms ending within their organization's renewal_prompt_days (SubscriptionSettings, served in
     /v1/organizations/settings/notifications), or COBRADOR_RENEWAL_PROMPT_DAYS where it was never set."""
-    from cobrador.notifications.models import NotificationSettings
-
     orgs_by_days: dict[int, list[int]] = {}
-    for org_id, days in NotificationSettings.objects.values_list("organization_id", "renewal_prompt_days"):
+    for org_id, days in SubscriptionSettings.objects.values_list("organization_id", "renewal_prompt_days"):
         orgs_by_days.setdefault(days, []).append(org_id)
     configured = [org_id for org_ids in orgs_by_days.values() for org_id in org_ids]
     window = ~Q(organization_id__in=configured) & Q(

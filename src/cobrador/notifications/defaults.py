@@ -1,4 +1,7 @@
-"""The templates shipped with cobrador, one TOML file per locale in templates/defaults/."""
+"""The templates shipped with cobrador: one TOML file per locale in default_templates/.
+
+They are data read here, so they stay out of templates/ (Django's template loader shares one namespace
+across every app's templates/)."""
 
 import functools
 import tomllib
@@ -8,7 +11,7 @@ from pathlib import Path
 from cobrador.notifications import registry
 from cobrador.notifications.formatting import LOCALES
 
-DEFAULTS_DIR = Path(__file__).parent / "templates" / "defaults"
+DEFAULTS_DIR = Path(__file__).parent / "default_templates"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Every notification type, in one place: who hears it, over which channels, and the sample data its
 templates are previewed with. A new type is one entry here plus its default templates in
-templates/defaults/<locale>.toml.
+default_templates/<locale>.toml.
 
 Template context (plain data only, never model objects); every type gets
   organization {name}, account {id, name, email} (account types), link (the direct link, "" if none),

@@ -54,7 +54,7 @@ def serve_fake() -> None:
     fake.requests = _Discard()  # 20,000 requests: keep no log
     # The handler writes the headers and the body in two sends: without TCP_NODELAY, Nagle's algorithm
     # and the client's delayed ACK hold every answer ~40 ms.
-    fake._server.RequestHandlerClass.disable_nagle_algorithm = True
+    fake._server.RequestHandlerClass.disable_nagle_algorithm = True  # noqa: SLF001
     fake.start()
     print(fake.url, flush=True)
     stopping = threading.Event()

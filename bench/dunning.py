@@ -118,10 +118,10 @@ def measure_ceiling(organization, invoices: list, vendor: str) -> dict:
     for start in range(0, len(invoices), BATCH_SIZE):
         batch = invoices[start:start + BATCH_SIZE]
         card_keys = [new_public_id("pay") for _ in batch]
-        cards = gateway.charge_many([request(i, "card", k) for i, k in zip(batch, card_keys)])
+        cards = gateway.charge_many([request(i, "card", k) for i, k in zip(batch, card_keys, strict=True)])
         boleto_keys = [new_public_id("pay") for _ in batch]
-        boletos = gateway.charge_many([request(i, "bank_slip", k) for i, k in zip(batch, boleto_keys)])
-        answers += zip(card_keys, cards, boleto_keys, boletos)
+        boletos = gateway.charge_many([request(i, "bank_slip", k) for i, k in zip(batch, boleto_keys, strict=True)])
+        answers += zip(card_keys, cards, boleto_keys, boletos, strict=True)
     called = time.perf_counter()
     payments, records, events = [], [], []
     payload = {"object": "payment", "filler": "x" * 1200}

@@ -84,7 +84,8 @@ def setup(n: int) -> None:
         size = min(5000, n - first)
         with transaction.atomic():
             accounts = BillingAccount.objects.bulk_create([
-                BillingAccount(organization=organization, name=f"Cliente {first + i}", email=f"c{first + i}@example.test",
+                BillingAccount(organization=organization, name=f"Cliente {first + i}",
+                               email=f"c{first + i}@example.test",
                                document="52998224725", document_type="cpf", created_at=start, updated_at=start)
                 for i in range(size)], batch_size=1000)
             PaymentMethod.objects.bulk_create([
@@ -116,7 +117,8 @@ def setup(n: int) -> None:
                                         paid_at=start))
             Invoice.objects.bulk_create(invoices, batch_size=1000)
             InvoiceLine.objects.bulk_create([
-                InvoiceLine(invoice=invoice, plan=invoice.subscription.plan, description=f"{invoice.subscription.plan.name} (monthly)",
+                InvoiceLine(invoice=invoice, plan=invoice.subscription.plan,
+                            description=f"{invoice.subscription.plan.name} (monthly)",
                             quantity=invoice.subscription.quantity, unit_amount=invoice.subscription.plan.amount,
                             amount=invoice.subtotal, period_start=start, period_end=DAY) for invoice in invoices],
                 batch_size=1000)

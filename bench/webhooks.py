@@ -164,7 +164,8 @@ def measure_achieved(receiver: ReceiverProcess, workers: list, organization, cou
     return {"deliveries_per_second": round(count / seconds, 1), "seconds": round(seconds, 3),
             "worker_cpu_ms_per_delivery": round(worker_cpu / count * 1000, 3),
             "commit_seconds": round(committed - started, 3), "received": stats["unique"],
-            "duplicates": stats["count"] - stats["unique"], "recorded_succeeded": succeeded_deliveries() - already_succeeded}
+            "duplicates": stats["count"] - stats["unique"],
+            "recorded_succeeded": succeeded_deliveries() - already_succeeded}
 
 
 def measure_lag(receiver: ReceiverProcess, organization, seconds: float, rate: float, committers: int) -> dict:
@@ -298,7 +299,8 @@ def main() -> int:
                 "peak_rss_mb": {"worker": round(worker_rss / 2**20, 1),
                                 "receiver": round(receiver.peak_rss() / 2**20, 1),
                                 "bench": round(own_peak_rss_bytes() / 2**20, 1)},
-                "targets": {"ratio_to_ceiling": f">= {TARGET_RATIO} (aim 0.4)", "lag_p99_ms": f"<= {p99_target * 1000:.0f}"},
+                "targets": {"ratio_to_ceiling": f">= {TARGET_RATIO} (aim 0.4)",
+                            "lag_p99_ms": f"<= {p99_target * 1000:.0f}"},
                 "meets_targets": ratio >= TARGET_RATIO and lag["p99_ms"] <= p99_target * 1000 and not lag["missing"],
             })
     finally:

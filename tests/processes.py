@@ -85,20 +85,19 @@ def _cobrador_command() -> list[str]:
 
 def start(*args: str, env: dict | None = None) -> subprocess.Popen:
     """Start `cobrador ARGS` in the background; its stdout and stderr go to a temporary file."""
-    log = tempfile.NamedTemporaryFile(prefix="cobrador-", suffix=".log", delete=False)
-    proc = subprocess.Popen([*_cobrador_command(), *args], env=env if env is not None else worker_env(),
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+    with tempfile.NamedTemporaryFile(prefix="cobrador-", suffix=".log", delete=False) as log:
+        proc = subprocess.Popen([*_cobrador_command(), *args], env=env if env is not None else worker_env(),
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
     proc.log_path = log.name
-    log.close()
     return proc
 
 
 def start_worker(*args: str, env: dict | None = None) -> subprocess.Popen:
     """Start `cobrador worker ARGS` (tasks, schedules and the outbox drainer). It writes a heartbeat
     file at every poll, so `wait_ready(proc)` can tell when it is up."""
-    heartbeat = tempfile.NamedTemporaryFile(prefix="cobrador-heartbeat-", delete=False)
-    heartbeat.close()
+    with tempfile.NamedTemporaryFile(prefix="cobrador-heartbeat-", delete=False) as heartbeat:
+        pass
     os.unlink(heartbeat.name)  # the worker creates it at its first poll
     proc = start("worker", "--heartbeat-file", heartbeat.name, *args, env=env)
     proc.heartbeat_path = heartbeat.name

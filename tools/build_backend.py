@@ -7,7 +7,7 @@ that will run cobrador, so refusing here makes the real cause the first thing pr
 
 import sys
 
-if sys.version_info < (3, 12):
+if sys.version_info < (3, 12):  # noqa: UP036 - runs on whatever interpreter pip was started with
     sys.exit(
         f"cobrador needs Python 3.12 or newer; this is Python {sys.version.split()[0]} ({sys.executable}).\n"
         "Install Python 3.12+ (with pyenv: `pyenv install 3.13`, then run the command again in this folder;\n"

@@ -102,8 +102,8 @@ def test_two_workers_running_payment_retry_at_once_make_each_attempt_exactly_onc
 def test_a_large_sweep_on_postgresql_runs_in_processes_and_makes_each_attempt_once(committed, monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("SQLite sweeps run in one process (one writer at a time)")
-    from cobrador.dunning import sweeps
     from cobrador.core import parallel
+    from cobrador.dunning import sweeps
 
     # The spawned process reads its batch size from the environment; this one is given it directly.
     monkeypatch.setenv("COBRADOR_DUNNING_BATCH_SIZE", "25")

@@ -130,7 +130,8 @@ class HttpFake:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out in two sends; without this each answer waits ~40 ms
+            # Headers and body go out in two sends; without this each answer waits ~40 ms.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
@@ -146,7 +147,7 @@ class HttpFake:
                     fake.requests.append(request)
                 try:
                     answer = fake.route(request)
-                except Exception as exc:  # a bug in the fake must show up, not hang the client
+                except Exception as exc:  # noqa: BLE001 - a bug in the fake must show up, not hang the client
                     answer = Answer(500, {"message": f"fake crashed: {exc!r}"})
                 if answer.hang:
                     fake._stopping.wait(fake.fault_delay)

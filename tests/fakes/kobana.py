@@ -290,7 +290,8 @@ class FakeKobana(HttpFake):
             billet = {**body, "id": billet_id, "uid": uid, "status": "generating", "registration_status": "pending",
                       "paid_at": None, "paid_amount": None, "line": None, "barcode": None,
                       "our_number": str(secrets.randbelow(10**8)), "url": f"{self.origin}/boletos/{uid}",
-                      "shorten_url": f"{self.origin}/b/{uid[:8]}", "formats": {"pdf": f"{self.origin}/boletos/{uid}.pdf"},
+                      "shorten_url": f"{self.origin}/b/{uid[:8]}",
+                      "formats": {"pdf": f"{self.origin}/boletos/{uid}.pdf"},
                       "pix_enabled": False, "pix_qrcode": None, "created_at": now, "updated_at": now}
             self.billets[str(billet_id)] = billet
             return Answer(201, json.loads(json.dumps(billet)))
@@ -333,7 +334,8 @@ class FakeKobana(HttpFake):
         if not _reais_ok(body.get("amount")):
             errors.append({"code": "validation_error", "param": "amount", "detail": "Quantia não é válida"})
         if body.get("pix_account_uid") != self.pix_account_uid:
-            errors.append({"code": "validation_error", "param": "pix_account_uid", "detail": "Conta Pix não encontrada"})
+            errors.append({"code": "validation_error", "param": "pix_account_uid",
+                           "detail": "Conta Pix não encontrada"})
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?([+-]\d{2}:\d{2}|Z)", str(body.get("expire_at"))):
             errors.append({"code": "validation_error", "param": "expire_at",
                            "detail": "Data de expiração deve ser ISO-8601 com fuso"})

@@ -134,5 +134,5 @@ def test_a_schedule_fires_once_per_tick_with_two_workers(tmp_path):
     assert tick_tasks.count() == len(ticks)
     assert set(executed) <= {str(t.task_id) for t in ticks}
     assert len(ticks) >= 4
-    seconds = [(b.scheduled_for - a.scheduled_for).total_seconds() for a, b in zip(ticks, ticks[1:])]
+    seconds = [(b.scheduled_for - a.scheduled_for).total_seconds() for a, b in zip(ticks, ticks[1:], strict=False)]
     assert all(s >= 1 for s in seconds), seconds

@@ -47,7 +47,8 @@ def make_invoice(account, *, number: int = 1, amount: int = 19900, due_date: dat
     now = clock_module.now()
     return Invoice.objects.create(
         organization=account.organization, account=account, number=number, status=status, subtotal=amount,
-        total=amount, amount_due=amount if status == "open" else 0, due_date=due_date or (now.date() + timedelta(days=7)),
+        total=amount, amount_due=amount if status == "open" else 0,
+        due_date=due_date or (now.date() + timedelta(days=7)),
         created_at=now)
 
 

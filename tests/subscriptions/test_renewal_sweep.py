@@ -197,13 +197,13 @@ def test_catch_up_after_three_days_without_sweeps(org, plan, clock):
     # No sweeps on April 10, 11 and 12.
     run = renew(utc(2026, 4, 13))
     assert run.counts["periods_advanced"] == 3
-    for sub, day in zip(subs, (10, 11, 12)):
+    for sub, day in zip(subs, (10, 11, 12), strict=True):
         sub = refresh(sub)
         assert sub.current_period_start == utc(2026, 4, day, 6)
         assert len(events_of("subscription.renewed", sub)) == 1
     run = invoice(utc(2026, 4, 13, 1))
     assert run.counts["invoices_created"] == 3
-    for sub, day in zip(subs, (10, 11, 12)):
+    for sub, day in zip(subs, (10, 11, 12), strict=True):
         assert list(Invoice.objects.filter(subscription=sub).order_by("period_start")
                     .values_list("period_start", flat=True)) == [utc(2026, 3, day, 6), utc(2026, 4, day, 6)]
     events, invoices = Event.objects.count(), Invoice.objects.count()

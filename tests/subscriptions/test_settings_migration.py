@@ -20,8 +20,9 @@ def test_the_migration_copies_each_organizations_renewal_prompt_days():
     try:
         old = executor.loader.project_state(BEFORE).apps
         now = clock.now()
-        set_to_5 = old.get_model("organizations", "Organization").objects.create(name="Five", mode="test", created_at=now)
-        never_set = old.get_model("organizations", "Organization").objects.create(name="Never", mode="test", created_at=now)
+        organizations = old.get_model("organizations", "Organization").objects
+        set_to_5 = organizations.create(name="Five", mode="test", created_at=now)
+        never_set = organizations.create(name="Never", mode="test", created_at=now)
         old.get_model("notifications", "NotificationSettings").objects.create(
             organization_id=set_to_5.pk, renewal_prompt_days=5, updated_at=now, invoice_overdue_days=[1],
             card_expiring_days=[30], mandatory_types=[])

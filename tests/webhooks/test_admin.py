@@ -66,7 +66,8 @@ def test_the_replay_action_resends_with_the_same_webhook_id(admin_client, api, h
     event = emit(api.organization)
     deliver_due()
     delivery = WebhookDelivery.objects.get()
-    response = admin_client.post("/admin/webhooks/webhookdelivery/", {"action": "replay", "_selected_action": [delivery.pk]})
+    response = admin_client.post("/admin/webhooks/webhookdelivery/",
+                                 {"action": "replay", "_selected_action": [delivery.pk]})
     assert response.status_code == 302
     assert deliver_due() == 1
     assert [r.webhook_id for r in receiver.wait_for(2)] == [event.public_id] * 2

@@ -87,7 +87,7 @@ def test_concurrent_drainers_send_each_delivery_once(api, receiver, settings):
             barrier.wait()
             while deliver_due(max_batches=1):  # small batches so the drainers interleave
                 pass
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - reported below
             errors.append(exc)
         finally:
             connection.close()

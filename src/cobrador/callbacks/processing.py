@@ -6,9 +6,10 @@ applied (its payment is not known yet, its body cannot be parsed) fails alone; a
 slice through again one callback at a time, so only the broken one fails. A failed callback keeps its
 error and is retried with backoff (RETRY_DELAYS) by the callback-retry sweep, then left `failed` for an
 operator (admin or API: reprocess). Processing enqueues nothing: it reports when the earliest failed
-callback is due again, and the task or sweep that ran it enqueues the retry (callbacks/tasks.py). The handler is the same for every provider: the adapter parses the
-body into a CallbackEvent and the payment moves by payments.services.apply_result, which never moves a
-payment backwards, so events that arrive out of order (paid before pending) end in the right state.
+callback is due again, and the task or sweep that ran it enqueues the retry (callbacks/tasks.py). The
+handler is the same for every provider: the adapter parses the body into a CallbackEvent and the payment
+moves by payments.services.apply_result, which never moves a payment backwards, so events that arrive out
+of order (paid before pending) end in the right state.
 
 Claiming sets `processing` and a lease in `next_attempt_at`; a worker that dies mid-batch leaves rows
 whose lease runs out, and the sweep takes them again.

@@ -184,7 +184,7 @@ def insert_objects(objs: list, *, returning_ids: bool = False, ignore_conflicts:
     rows = [tuple(getattr(obj, field.attname) for field in fields) for obj in objs]
     ids = insert_rows(model, [field.name for field in fields], rows, returning_ids=returning_ids,
                       ignore_conflicts=ignore_conflicts)
-    for obj, pk in zip(objs, ids or ()):
+    for obj, pk in zip(objs, ids or (), strict=False):  # no ids unless returning_ids
         obj.pk = pk
         obj._state.adding = False
 
@@ -228,7 +228,7 @@ def insert_rows(model, fields: list[str], rows: list[tuple], *, returning_ids: b
                                (meta.db_table, meta.pk.column, len(rows)))
                 ids = [row[0] for row in cursor.fetchall()]
                 column_list = f"{quote(meta.pk.column)}, {column_list}"
-                rows = [(pk, *row) for pk, row in zip(ids, rows)]
+                rows = [(pk, *row) for pk, row in zip(ids, rows, strict=True)]
             _copy_rows(cursor, table, column_list, rows)
             return ids
 

@@ -11,7 +11,7 @@ T = TypeVar("T")
 MAX_LIMIT = 100
 
 
-class Page(Schema, Generic[T]):
+class Page(Schema, Generic[T]):  # noqa: UP046 - the form pydantic's and ninja's docs use for generic schemas
     data: list[T]
     has_more: bool
     next_cursor: str | None = None

@@ -21,10 +21,9 @@ from collections import Counter
 from django.db import connection, connections, transaction
 from django.db.models import F
 
-from cobrador.core import clock
+from cobrador.core import clock, parallel
 from cobrador.dunning import retries, services
 from cobrador.dunning.models import DunningInvoice
-from cobrador.core import parallel
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +133,7 @@ def _run_batch(tally: _Tally, as_of, ids: list[int], token: str) -> None:
     for pk in ids:
         try:
             tally.add(retries.run_attempts([pk], token=token, anchor=as_of), done=1)
-        except Exception:
+        except Exception:  # noqa: BLE001 - recorded for this retry alone; the others go on
             _record_failure(tally, pk)
 
 

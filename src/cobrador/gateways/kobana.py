@@ -334,7 +334,8 @@ def _error_message(response: httpx.Response) -> str:
         return response.text[:200]
     errors = body.get("errors") if isinstance(body, dict) else None
     if isinstance(errors, dict):  # v1 validation: {"field": ["message"]}
-        return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in errors.items())[:500]
+        return "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                         for k, v in errors.items())[:500]
     if isinstance(errors, list):
         return "; ".join(
             " ".join(str(e.get(k)) for k in ("param", "title", "detail", "code") if isinstance(e, dict) and e.get(k))

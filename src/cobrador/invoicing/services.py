@@ -175,7 +175,8 @@ class _NewInvoice:
     def line(self) -> dict:
         s = self.subscription
         return {"description": f"{'Trial of ' if self.trial else ''}{self.plan.name} × {s.quantity}"[:300],
-                "plan": self.plan.public_id, "quantity": s.quantity, "unit_amount": 0 if self.trial else self.plan.amount,
+                "plan": self.plan.public_id, "quantity": s.quantity,
+                "unit_amount": 0 if self.trial else self.plan.amount,
                 "amount": self.subtotal, "period_start": self.period_start, "period_end": self.period_end}
 
     def data(self) -> dict:
@@ -284,7 +285,7 @@ def generate_invoices(*, subscription_ids, as_of: datetime) -> dict[str, int]:
     for sequence in sequences.values():
         InvoiceNumberSequence.objects.filter(pk=sequence.pk).update(last_number=sequence.last_number)
     ids = insert_rows(Invoice, _INVOICE_COLUMNS, [new.row() for new in new_invoices], returning_ids=True)
-    for new, pk in zip(new_invoices, ids):
+    for new, pk in zip(new_invoices, ids, strict=True):
         new.pk = pk
     insert_rows(InvoiceLine, _LINE_COLUMNS, [new.line_row() for new in new_invoices])
 

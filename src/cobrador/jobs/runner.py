@@ -82,7 +82,7 @@ class JobRunContext:
         try:
             self._attempt(batch, handle_batch, key)
             return
-        except Exception:
+        except Exception:  # noqa: BLE001 - one item is broken: find which, alone
             if len(batch) == 1:
                 self._record_failure(batch[0], key)
                 return
@@ -90,7 +90,7 @@ class JobRunContext:
         for item in batch:
             try:
                 self._attempt([item], handle_batch, key)
-            except Exception:
+            except Exception:  # noqa: BLE001 - recorded on the run (parked if it persists); the rest go on
                 self._record_failure(item, key)
 
     def _record_failure(self, item, key) -> None:

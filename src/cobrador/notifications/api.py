@@ -189,7 +189,8 @@ def unsubscribe_page(request, token: str = ""):
     form = (f'<form method="post"><input type="hidden" name="token" value="{escape(token)}">'
             '<button type="submit" style="padding:10px 16px;">Cancelar / Unsubscribe</button></form>')
     return _page("Cancelar e-mails / Unsubscribe",
-                 f"Parar de receber e-mails <strong>{escape(type_name)}</strong> de {escape(account.organization.name)} "
+                 f"Parar de receber e-mails <strong>{escape(type_name)}</strong> "
+                 f"de {escape(account.organization.name)} "
                  f"em {escape(account.email)}? / Stop receiving <strong>{escape(type_name)}</strong> e-mails?", form)
 
 

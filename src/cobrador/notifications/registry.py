@@ -75,7 +75,8 @@ _TYPES = [
                                  "failure_message": "Cartão recusado" if loc == "pt-BR" else "Card declined"},
                      "invoice": _invoice(loc), "retry_date": formatting.day("2026-03-03", loc),
                      "boleto": {"url": "https://example.com/boleto/1042", "line": "23793.38128 60000.000003 "
-                                "00000.000400 1 84340000019900", "barcode": "23791843400000199003381260000000000000000040",
+                                "00000.000400 1 84340000019900",
+                                "barcode": "23791843400000199003381260000000000000000040",
                                 "expires_at": formatting.day("2026-03-06", loc)},
                      "pix": {"copy_paste": "00020126580014br.gov.bcb.pix0136sample5204000053039865802BR6304ABCD",
                              "qr_code_url": "https://example.com/pix/1042.png",

@@ -405,7 +405,7 @@ def render(source: str, context: dict, *, html: bool) -> str:
     except RenderError as exc:
         line = _template_line(exc)
         raise type(exc)(f"line {line}: {exc}" if line else str(exc)) from None
-    except Exception as exc:  # anything a template does wrong: undefined calls, bad types, sandbox refusals
+    except Exception as exc:  # noqa: BLE001 - anything a template does wrong: undefined calls, bad types, sandbox refusals
         line = _template_line(exc)
         message = f"{type(exc).__name__}: {exc}"[:500]
         raise RenderError(f"line {line}: {message}" if line else message) from None

@@ -228,7 +228,7 @@ def apply_result(*, payment: Payment, result: ChargeResult, effects: Effects, vi
     payment.status = target
     payment.updated_at = now
     if target == "succeeded":
-        payment._just_succeeded = True  # it was not succeeded before, so it has no refunds
+        payment._just_succeeded = True  # noqa: SLF001 - our own marker on this instance: it was not succeeded before, so it has no refunds
         payment.amount_paid = result.amount_paid or payment.amount
         payment.paid_at = result.paid_at or now
         payment.failure_code = payment.failure_message = payment.decline_class = ""

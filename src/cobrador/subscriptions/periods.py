@@ -47,7 +47,8 @@ def period_end(start: datetime, *, months: int, anchor_day: int) -> datetime:
     return add_months(start, months, anchor_day)
 
 
-def periods_between(start: datetime, until: datetime, *, months: int, anchor_day: int) -> list[tuple[datetime, datetime]]:
+def periods_between(start: datetime, until: datetime, *, months: int,
+                    anchor_day: int) -> list[tuple[datetime, datetime]]:
     """Consecutive periods from `start` whose start is before `until`."""
     periods = []
     while start < until:

@@ -89,7 +89,7 @@ def update_billing_account(*, account: BillingAccount, changes: dict) -> Billing
         setattr(account, field, values[field])
     if changed:
         account.updated_at = clock.now()
-        account.save()
+        account.save(update_fields=[*changed, "updated_at"])
         _account_updated(account, changed)
     return account
 

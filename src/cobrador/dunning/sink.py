@@ -13,8 +13,10 @@
 from collections import defaultdict
 
 from cobrador.core.bulk import update_rows
+from cobrador.customers.models import PaymentMethod
 from cobrador.dunning import services
 from cobrador.dunning.models import DunningInvoice, RecoveryRecord
+from cobrador.dunning.tasks import retry_with_payment_method
 from cobrador.events.services import register_sink
 from cobrador.invoicing.models import Invoice
 from cobrador.organizations.models import DunningConfig
@@ -64,9 +66,6 @@ def react_to_events(events) -> None:
 
 
 def _retry_with_new_methods(events) -> None:
-    from cobrador.customers.models import PaymentMethod
-    from cobrador.dunning.tasks import retry_with_payment_method
-
     refs = _refs(events, "payment_method.attached")
     retrying = set(DunningConfig.objects.filter(organization_id__in=list(refs), auto_retry_enabled=True)
                    .values_list("organization_id", flat=True))

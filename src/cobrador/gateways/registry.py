@@ -10,7 +10,10 @@ from cobrador.core import clock
 from cobrador.core.errors import Conflict
 from cobrador.core.ids import random_token
 from cobrador.gateways.base import Gateway
+from cobrador.gateways.kobana import KobanaGateway
 from cobrador.gateways.models import GatewayConfig
+from cobrador.gateways.pagarme import PagarmeGateway
+from cobrador.gateways.sandbox import SandboxGateway
 
 METHODS = ("card", "bank_slip", "pix")
 PROVIDERS = ("sandbox", "pagarme", "kobana")
@@ -21,13 +24,10 @@ PROVIDER_METHODS = {"sandbox": METHODS, "pagarme": METHODS, "kobana": ("bank_sli
 def gateway_for(config: GatewayConfig) -> Gateway:
     """The adapter for `config` (its decrypted credentials and options)."""
     if config.provider == "sandbox":
-        from cobrador.gateways.sandbox import SandboxGateway
         return SandboxGateway(config)
     if config.provider == "pagarme":
-        from cobrador.gateways.pagarme import PagarmeGateway
         return PagarmeGateway(config)
     if config.provider == "kobana":
-        from cobrador.gateways.kobana import KobanaGateway
         return KobanaGateway(config)
     raise ValueError(f"unknown provider {config.provider!r}")
 

@@ -180,7 +180,7 @@ class SandboxGateway:
                 charge.status, charge.amount_refunded, charge.canceled_at = "refunded", charge.amount, clock.now()
             elif charge.status == "failed":
                 raise GatewayError("a failed charge cannot be canceled")
-            charge.save()
+            charge.save(update_fields=["status", "amount_refunded", "canceled_at"])
         return charge_result(charge)
 
     def refund(self, *, method, provider_charge_id: str, amount: int, idempotency_key: str) -> ChargeResult:
@@ -198,7 +198,7 @@ class SandboxGateway:
             charge.refund_keys = [*charge.refund_keys, idempotency_key]
             if charge.amount_refunded == charge.amount:
                 charge.status, charge.canceled_at = "refunded", clock.now()
-            charge.save()
+            charge.save(update_fields=["status", "amount_refunded", "refund_keys", "canceled_at"])
         return charge_result(charge, status="refunded")
 
     def _charge(self, provider_charge_id: str, lock: bool = False) -> SandboxCharge:

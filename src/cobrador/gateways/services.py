@@ -92,7 +92,7 @@ def update_gateway(*, organization: Organization, config: GatewayConfig, changes
         _check_free(organization=organization, methods=methods, excluding=config)
     config.methods, config.credentials, config.options, config.active = list(methods), credentials, options, active
     config.updated_at = clock.now()
-    config.save()
+    config.save(update_fields=["methods", "credentials", "options", "active", "updated_at"])
     return config
 
 

@@ -107,7 +107,7 @@ class JobRunContext:
                 failure.last_error = error
                 failure.last_failed_at = now
             failure.parked = failure.attempts >= FailedItem.MAX_ATTEMPTS
-            failure.save()
+            failure.save(update_fields=["attempts", "last_error", "last_failed_at", "parked"])
 
 
 def _sweep_function(name: str):
@@ -138,7 +138,8 @@ def run_job(name: str, *, as_of: datetime | None = None, trigger: str = "schedul
         run.finished_at = clock.now()
         run.items_done, run.items_failed, run.items_skipped = context.done, context.failed, context.skipped
         run.counts = dict(context.counts)
-        run.save()
+        run.save(update_fields=["status", "error", "finished_at", "items_done", "items_failed", "items_skipped",
+                                "counts"])
         counts = "".join(f", {kind} {n}" for kind, n in sorted(run.counts.items()))
         logger.info("job %s %s in %.3fs: %d done, %d failed, %d skipped%s", name, run.status,
                     (run.finished_at - run.started_at).total_seconds(), run.items_done, run.items_failed,

@@ -34,12 +34,15 @@ from django.db.models import F
 from cobrador.core import clock
 from cobrador.core.bulk import update_rows
 from cobrador.core.outbox import write_with_eager_sqlite_lock
+from cobrador.dunning.models import DunningInvoice
 from cobrador.notifications import contexts, registry, services
 from cobrador.notifications.defaults import TemplateParts, default_template
 from cobrador.notifications.messages import NoticeEmail, address
 from cobrador.notifications.models import AccountNotificationSettings, Notice, NotificationTemplate
-from cobrador.notifications.rendering import RenderedMessage, RenderError, TemplateCompileError, render, \
-    render_message
+from cobrador.notifications.rendering import RenderedMessage, RenderError, TemplateCompileError, render, render_message
+from cobrador.payments.models import Payment
+from cobrador.webhooks.delivery import RETRY_DELAYS as WEBHOOK_RETRY_DELAYS
+from cobrador.webhooks.delivery import post_signed, signed_headers
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +111,6 @@ def _payment_failed_extras(notices: list[Notice]) -> dict[str, dict]:
     invoice_ids.discard("")
     if not invoice_ids:
         return {}
-    from cobrador.dunning.models import DunningInvoice
-    from cobrador.payments.models import Payment
 
     extras: dict[str, dict] = {}
     for invoice_id, next_attempt_at in DunningInvoice.objects.filter(
@@ -272,8 +273,6 @@ def webhook_body(notice: Notice, message: RenderedMessage) -> bytes:
 
 
 def send_webhooks(posts: list[tuple[Notice, RenderedMessage]]) -> dict[int, Outcome]:
-    from cobrador.webhooks.delivery import post_signed, signed_headers
-
     secrets_by_account = dict(AccountNotificationSettings.objects.filter(
         account_id__in={n.account_id for n, _ in posts}).values_list("account_id", "webhook_secret"))
 
@@ -295,10 +294,7 @@ def send_webhooks(posts: list[tuple[Notice, RenderedMessage]]) -> dict[int, Outc
 # --- the batch ------------------------------------------------------------------------------------------
 
 def _next_attempt(notice: Notice, now: datetime) -> datetime | None:
-    if notice.channel == "webhook":
-        from cobrador.webhooks.delivery import RETRY_DELAYS as delays
-    else:
-        delays = EMAIL_RETRY_DELAYS
+    delays = WEBHOOK_RETRY_DELAYS if notice.channel == "webhook" else EMAIL_RETRY_DELAYS
     if notice.attempts > len(delays):
         return None
     return now + delays[notice.attempts - 1] * (1 + random.uniform(-JITTER, JITTER))

@@ -22,6 +22,7 @@ from cobrador.core.bulk import insert_rows
 from cobrador.core.errors import NotFound, ValidationFailed
 from cobrador.core.ids import new_public_id
 from cobrador.core.outbox import wake_outbox_after_commit
+from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.notifications import registry
 from cobrador.notifications.defaults import TemplateParts, default_template
 from cobrador.notifications.formatting import LOCALES
@@ -32,8 +33,8 @@ from cobrador.notifications.models import (
     NotificationSettings,
     NotificationTemplate,
 )
-from cobrador.subscriptions import services as subscriptions
 from cobrador.notifications.rendering import RenderError, compile_errors, render, render_message
+from cobrador.subscriptions import services as subscriptions
 from cobrador.webhooks.ssrf import BlockedTarget, validate_webhook_url
 
 URL_PLACEHOLDERS = ("account_id", "subscription_id", "payment_method_id", "invoice_id")
@@ -230,7 +231,7 @@ def save_template(*, organization, type_name: str, locale: str, subject: str, ht
     if not created:
         template.subject, template.html_body, template.text_body, template.updated_at = \
             subject, html_body, text_body, now
-        template.save()
+        template.save(update_fields=["subject", "html_body", "text_body", "updated_at"])
     _requeue_parked(organization, type_name, locale)
     return template
 
@@ -341,7 +342,7 @@ def update_preferences(*, account, changes: list[dict], webhook_url=...) -> str 
             secret = hook.webhook_secret = new_webhook_secret()
         hook.webhook_url = webhook_url
     hook.updated_at = now
-    hook.save()
+    hook.save(update_fields=["webhook_url", "webhook_secret", "updated_at"])
     return secret
 
 
@@ -351,7 +352,7 @@ def rotate_account_webhook_secret(*, account) -> str:
         raise ValidationFailed("webhook_url: set a notification webhook URL first", field="webhook_url")
     hook.webhook_secret = new_webhook_secret()
     hook.updated_at = clock.now()
-    hook.save()
+    hook.save(update_fields=["webhook_secret", "updated_at"])
     return hook.webhook_secret
 
 
@@ -372,8 +373,6 @@ class UnsubscribeResult:
 
 
 def read_unsubscribe_token(token: str):
-    from cobrador.customers.models import BillingAccount
-
     try:
         account_id, type_name = signing.loads(token, salt=UNSUBSCRIBE_SALT)
         account = BillingAccount.objects.select_related("organization").get(public_id=account_id)
@@ -515,8 +514,6 @@ def trials_with_payment_method(trials) -> set[tuple[int, str | None]]:
     """Of `trials`, (account id, the subscription's payment method public id or None) pairs, those that
     can be charged when the trial ends: the subscription's own method is still active, or the account
     has an active default one. One query."""
-    from cobrador.customers.models import PaymentMethod
-
     trials = set(trials)
     if not trials:
         return set()

@@ -9,8 +9,12 @@ organization. An event whose account cannot be found is skipped and counted in `
 import logging
 from collections import Counter
 
+from cobrador.catalog.models import Plan
+from cobrador.customers.models import BillingAccount
 from cobrador.events.services import register_sink
+from cobrador.invoicing.models import Invoice
 from cobrador.notifications import contexts, formatting, services
+from cobrador.subscriptions.models import Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +59,6 @@ class _Lookups:
     """Everything the batch of events refers to, fetched with a few queries."""
 
     def __init__(self, events):
-        from cobrador.catalog.models import Plan
-        from cobrador.customers.models import BillingAccount
-        from cobrador.invoicing.models import Invoice
-        from cobrador.subscriptions.models import Subscription
-
         org_ids = {e.organization_id for e in events}
         # The invoice is needed to find the account when the event does not name it, and for payment events'
         # invoice number; the subscription only to find the account.

@@ -21,9 +21,14 @@ from django.db import connection
 from django.db.models import F, Q
 
 from cobrador.core.bulk import update_rows
+from cobrador.customers.models import PaymentMethod
+from cobrador.events.services import EventDraft, record_events
+from cobrador.invoicing.models import Invoice
 from cobrador.jobs.retention import delete_in_batches
 from cobrador.notifications import contexts, services
 from cobrador.notifications.models import Notice, NotificationSettings
+from cobrador.subscriptions.models import Subscription
+from cobrador.subscriptions.services import subscription_data
 
 CATCH_UP_DAYS = 7
 BATCH = 500
@@ -61,8 +66,6 @@ def _months_between(start: datetime, end: datetime) -> list[tuple[int, int]]:
 
 
 def card_expiring_sweep(run) -> None:
-    from cobrador.customers.models import PaymentMethod
-
     as_of = run.as_of
     months = _months_between(as_of, as_of + timedelta(days=_widest("card_expiring_days")))
     in_window = Q()
@@ -110,10 +113,6 @@ def card_expiring_sweep(run) -> None:
 def trial_ending_sweep(run) -> None:
     """subscription.trial_will_end for each trial ending within its organization's trial_ending_days,
     once per trial_end; the trial_ending notice is drafted from that event like any other."""
-    from cobrador.events.services import EventDraft, record_events
-    from cobrador.subscriptions.models import Subscription
-    from cobrador.subscriptions.services import subscription_data
-
     as_of = run.as_of
     # Not yet warned for this trial_end; a day of margin: days are counted in each organization's time zone.
     due = Subscription.objects.filter(
@@ -153,8 +152,6 @@ def trial_ending_sweep(run) -> None:
 # --- invoice-reminders ----------------------------------------------------------------------------------
 
 def invoice_reminders_sweep(run) -> None:
-    from cobrador.invoicing.models import Invoice
-
     as_of = run.as_of
     today = as_of.date()
     ahead = _widest("invoice_due_soon_days")

@@ -87,7 +87,7 @@ def update_dunning_config(*, organization: Organization, changes: dict) -> Dunni
         setattr(config, field, changes[field])
     if changed:
         config.updated_at = clock.now()
-        config.save()
+        config.save(update_fields=[*changed, "updated_at"])
         data = dunning_config_data(config)
         record_event(organization=organization, type="dunning_config.updated",
                      data={**data, "changed_fields": changed})

@@ -80,7 +80,7 @@ def _record_answer(payment: Payment, answer: ChargeResult | str, effects: servic
             effects.note(payment, via="reconciliation", status=["processing", "unknown"])
         payment.next_reconcile_at = now + services.reconcile_delay(payment.reconcile_attempts)
         payment.updated_at = now
-        payment.save()
+        payment.save(update_fields=["status", "reconcile_attempts", "next_reconcile_at", "updated_at"])
         return "not_found" if answer == NOT_FOUND else "still_unknown"
     before = payment.status
     services.apply_result(payment=payment, result=answer, effects=effects, via="reconciliation")

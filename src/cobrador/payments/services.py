@@ -470,15 +470,15 @@ def apply_refund_result(*, refund: PaymentRefund, result: ChargeResult | None, e
     refund.updated_at = now
     if result is None:
         refund.status, refund.failure_message, refund.next_attempt_at = "failed", error[:500], None
-        refund.save()
+        refund.save(update_fields=["status", "failure_message", "next_attempt_at", "updated_at"])
         return refund
     if result.status == "unknown":
         refund.status = "unknown"
         refund.next_attempt_at = now + reconcile_delay(refund.attempts - 1)
-        refund.save()
+        refund.save(update_fields=["status", "next_attempt_at", "updated_at"])
         return refund
     refund.status, refund.next_attempt_at = "succeeded", None
-    refund.save()
+    refund.save(update_fields=["status", "next_attempt_at", "updated_at"])
     payment = Payment.objects.select_for_update(of=("self",)).select_related(
         "organization", "invoice", "account", "payment_method").get(pk=refund.payment_id)
     payment.amount_refunded = min(payment.amount_paid, payment.amount_refunded + refund.amount)

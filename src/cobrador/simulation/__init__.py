@@ -17,6 +17,7 @@ def run_simulation(options, progress=None):
     """Run the simulation described by `options` (an engine.Options) on the configured database;
     returns (the Simulation, its summary dict). `progress` (a progress.SimulationProgress) is told
     each simulated moment reached."""
+    # Deferred for start-up order: the package is imported (for environment) before Django is set up.
     from cobrador.simulation.engine import Simulation
     from cobrador.simulation.report import summarize
 

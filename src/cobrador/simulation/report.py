@@ -8,9 +8,17 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import Count, Sum
 
+from cobrador.callbacks.models import GatewayCallback
 from cobrador.core.money import format_money
+from cobrador.customers.models import BillingAccount
+from cobrador.dunning.models import DelinquentAccount, DunningInvoice, RecoveryRecord
+from cobrador.invoicing.models import Invoice
+from cobrador.notifications.models import Notice
+from cobrador.payments.models import Payment
 from cobrador.simulation.scenario import COUPONS, PLANS
 from cobrador.simulation.timeline import LABELS
+from cobrador.subscriptions.models import Subscription
+from cobrador.webhooks.models import WebhookDelivery
 
 
 def count_mails(directory: Path) -> int:
@@ -19,12 +27,6 @@ def count_mails(directory: Path) -> int:
 
 def featured_accounts(simulation) -> list[dict]:
     """Where each featured account stands at the end, with the records and webhooks that match its story."""
-    from cobrador.customers.models import BillingAccount
-    from cobrador.dunning.models import DelinquentAccount, RecoveryRecord
-    from cobrador.invoicing.models import Invoice
-    from cobrador.notifications.models import Notice
-    from cobrador.subscriptions.models import Subscription
-
     method_names = {"card": "card", "bank_slip": "boleto", "pix": "PIX"}
     result = []
     for customer in simulation.customers:
@@ -52,14 +54,6 @@ def featured_accounts(simulation) -> list[dict]:
 
 
 def summarize(simulation) -> dict:
-    from cobrador.callbacks.models import GatewayCallback
-    from cobrador.dunning.models import DelinquentAccount, DunningInvoice, RecoveryRecord
-    from cobrador.invoicing.models import Invoice
-    from cobrador.notifications.models import Notice
-    from cobrador.payments.models import Payment
-    from cobrador.subscriptions.models import Subscription
-    from cobrador.webhooks.models import WebhookDelivery
-
     organization = simulation.organization
     options = simulation.options
 

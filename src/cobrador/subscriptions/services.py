@@ -21,6 +21,8 @@ from cobrador.subscriptions.periods import add_months, period_end
 LIVE_STATUSES = ("trialing", "active", "past_due", "paused")
 MAX_TRIAL_DAYS = 730
 MAX_COMMITMENT_MONTHS = 120
+# What scheduling or withdrawing a cancellation changes.
+CANCELLATION_FIELDS = ["cancellation_reason", "canceled_at", "cancel_at", "cancel_at_period_end", "updated_at"]
 
 
 # --- the organization's subscription policy --------------------------------------------------------------
@@ -222,7 +224,8 @@ def update_subscription(*, subscription: Subscription, changes: dict) -> Subscri
         subscription.metadata = changes["metadata"]
     if subscription_data(subscription) != before:
         subscription.updated_at = clock.now()
-        subscription.save()
+        subscription.save(update_fields=["pending_plan", "pending_quantity", "renewal_mode", "payment_method",
+                                         "metadata", "updated_at"])
         _emit(subscription, "subscription.updated")
     return subscription
 
@@ -260,12 +263,12 @@ def cancel_subscription(*, subscription: Subscription, immediately: bool = False
         subscription.ended_at = now
         subscription.cancel_at = now
         subscription.cancel_at_period_end = False
-        subscription.save()
+        subscription.save(update_fields=[*CANCELLATION_FIELDS, "status", "ended_at"])
         _emit(subscription, "subscription.canceled")
     else:
         subscription.cancel_at = cancel_at
         subscription.cancel_at_period_end = cancel_at == subscription.current_period_end
-        subscription.save()
+        subscription.save(update_fields=CANCELLATION_FIELDS)
         _emit(subscription, "subscription.updated")
     return subscription
 
@@ -317,7 +320,10 @@ def resume_subscription(*, subscription: Subscription, payment_method: str | Non
         subscription.cancel_at, subscription.cancel_at_period_end = None, False
         subscription.uninvoiced_since = None
         subscription.updated_at = now
-        subscription.save()
+        subscription.save(update_fields=[
+            "plan", "quantity", "pending_plan", "pending_quantity", "payment_method", "status", "billing_anchor_day",
+            "current_period_start", "current_period_end", "commitment_end", "renewal_confirmed_at",
+            "renewal_prompted_at", "cancel_at", "cancel_at_period_end", "uninvoiced_since", "updated_at"])
         _emit(subscription, "subscription.resumed")
         return subscription
     if subscription.status in ("trialing", "active", "past_due") and subscription.cancel_at is not None:
@@ -325,7 +331,7 @@ def resume_subscription(*, subscription: Subscription, payment_method: str | Non
         subscription.cancellation_reason = ""
         subscription.canceled_at = None
         subscription.updated_at = now
-        subscription.save()
+        subscription.save(update_fields=CANCELLATION_FIELDS)
         _emit(subscription, "subscription.resumed")
         return subscription
     raise Conflict(f"nothing to resume: the subscription is {subscription.status} with no scheduled "

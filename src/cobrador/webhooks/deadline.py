@@ -68,7 +68,8 @@ class DeadlineBackend(httpcore.SyncBackend):
 
 def client(**kwargs):
     """An httpx.Client whose connections are made by DeadlineBackend. httpx takes no network backend,
-    so it is set on its connection pool (checked here, so an httpx that changes this fails loudly)."""
+    so it is set on its connection pool (checked here, so an httpx that changes this fails loudly; httpx
+    is bounded in pyproject.toml and tests/webhooks/test_deadline.py checks the attribute)."""
     transport = httpx.HTTPTransport(limits=kwargs.pop("limits", httpx.Limits()))
     pool = transport._pool  # noqa: SLF001 - httpx offers no public way to pass a network backend
     if not isinstance(getattr(pool, "_network_backend", None), httpcore.SyncBackend):

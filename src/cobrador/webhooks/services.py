@@ -77,7 +77,7 @@ def update_endpoint(*, endpoint: WebhookEndpoint, changes: dict) -> WebhookEndpo
     for field, value in changes.items():
         setattr(endpoint, field, value)
     endpoint.updated_at = clock.now()
-    endpoint.save()
+    endpoint.save(update_fields=[*changes, "disabled_reason", "disabled_at", "failing_since", "updated_at"])
     return endpoint
 
 
@@ -88,7 +88,7 @@ def rotate_secret(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
     endpoint.previous_secret_expires_at = now + ROTATION_OVERLAP
     endpoint.secret = new_secret()
     endpoint.updated_at = now
-    endpoint.save()
+    endpoint.save(update_fields=["previous_secret", "previous_secret_expires_at", "secret", "updated_at"])
     return endpoint
 
 
@@ -126,7 +126,7 @@ def replay_delivery(*, delivery: WebhookDelivery) -> WebhookDelivery:
     delivery.schedule_position = 0
     delivery.claim_token = ""
     delivery.finished_at = None
-    delivery.save()
+    delivery.save(update_fields=["status", "next_attempt_at", "schedule_position", "claim_token", "finished_at"])
     wake_outbox_after_commit()
     return delivery
 

@@ -11,7 +11,7 @@ from cobrador.gateways.models import SandboxCharge
 from cobrador.gateways.sandbox import build_callback, build_sandbox_payment_callback
 from cobrador.payments import charging
 from cobrador.payments.models import Payment
-from tests.conftest import make_org
+from tests.factories import make_org
 from tests.payments.billing import add_method, make_account, make_invoice
 
 

@@ -11,7 +11,7 @@ from django_ox.testing import run_tasks
 from cobrador.callbacks import processing, receiving
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.payments.models import Payment
-from tests.conftest import make_org
+from tests.factories import make_org
 from tests.gateways.conftest import make_config
 from tests.payments.billing import add_method, make_account, make_invoice
 

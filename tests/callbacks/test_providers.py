@@ -12,7 +12,7 @@ from cobrador.callbacks.models import GatewayCallback
 from cobrador.customers.models import CreditGrant
 from cobrador.payments import charging
 from cobrador.payments.models import Payment
-from tests.conftest import make_org
+from tests.factories import make_org
 from tests.gateways.conftest import make_config
 from tests.payments.billing import add_method, event_types, make_account, make_invoice
 

@@ -14,7 +14,7 @@ from cobrador.gateways.sandbox import build_callback, build_sandbox_payment_call
 from cobrador.jobs.runner import run_job
 from cobrador.payments import charging
 from cobrador.payments.models import Payment
-from tests.conftest import make_org
+from tests.factories import make_org
 from tests.payments.billing import add_method, event_types, make_account, make_invoice
 
 

@@ -9,7 +9,7 @@ from cobrador.core.bulk import build, insert_objects, insert_rows, update_rows
 from cobrador.events.models import Event
 from cobrador.notifications.models import Notice
 from cobrador.webhooks.models import WebhookEndpoint
-from tests.conftest import make_org
+from tests.factories import make_org
 
 AT = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ from cobrador.jobs.catalog import JOBS
 from cobrador.jobs.runner import run_job
 from cobrador.organizations.models import DunningConfig
 from cobrador.payments.models import Payment
-from tests.conftest import make_org
+from tests.factories import make_org
 from tests.payments.billing import add_card, make_account
 from tests.subscriptions.conftest import make_plan, subscribe
 

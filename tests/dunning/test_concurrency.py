@@ -20,8 +20,8 @@ from cobrador.payments import charging
 from cobrador.payments.models import Payment
 from tests import processes
 from tests.concurrency import run_job_in_two_threads
-from tests.conftest import make_org
 from tests.dunning.conftest import day
+from tests.factories import make_org
 
 RETRY_AT = day(1, 6)
 

@@ -18,8 +18,8 @@ from cobrador.dunning.models import DelinquentAccount, DunningInvoice, RecoveryR
 from cobrador.dunning.preview import account_preview
 from cobrador.events.models import Event
 from cobrador.payments import charging
-from tests.conftest import make_org
 from tests.dunning.conftest import configure, day, run_jobs_until
+from tests.factories import make_org
 from tests.payments.billing import add_card, make_account, make_invoice
 
 methods = st.permutations(["card", "bank_slip", "pix"]).flatmap(

@@ -11,7 +11,7 @@ from django.db import connection
 from cobrador.core.errors import Conflict
 from cobrador.gateways.models import GatewayConfig
 from cobrador.gateways.registry import config_for_method, gateway_for
-from tests.conftest import make_org
+from tests.factories import make_org
 
 SECRET = "sk_test_Sup3rS3cretPagarmeKey"
 LIVE_SECRET = "sk_live_Sup3rS3cretLiveKey"

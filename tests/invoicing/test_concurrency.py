@@ -11,7 +11,7 @@ from cobrador.jobs.runner import run_job
 from cobrador.subscriptions.models import Subscription
 from tests import processes
 from tests.concurrency import run_job_in_two_threads
-from tests.conftest import make_org
+from tests.factories import make_org
 from tests.subscriptions.conftest import make_account, make_plan, utc
 
 START = utc(2026, 3, 1, 12)

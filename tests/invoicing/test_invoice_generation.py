@@ -12,7 +12,7 @@ from cobrador.invoicing.models import Invoice, InvoiceNumberSequence
 from cobrador.jobs.models import FailedItem
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.services import cancel_subscription, update_subscription
-from tests.conftest import make_org
+from tests.factories import make_org
 from tests.subscriptions.conftest import (
     events_of,
     invoice,

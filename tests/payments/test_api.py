@@ -9,7 +9,7 @@ from cobrador.gateways.models import SandboxCharge
 from cobrador.jobs.runner import run_job
 from cobrador.payments import charging, services
 from cobrador.payments.models import Payment, PaymentRefund
-from tests.conftest import make_org
+from tests.factories import make_org
 from tests.payments.billing import add_card, add_method, event_types, make_account, make_invoice
 
 

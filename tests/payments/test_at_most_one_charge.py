@@ -22,7 +22,7 @@ from cobrador.gateways.pagarme import JWKS_CACHE
 from cobrador.invoicing.models import Invoice
 from cobrador.payments import charging, reconciliation, services
 from cobrador.payments.models import Payment
-from tests.conftest import make_org
+from tests.factories import make_org
 from tests.fakes.pagarme import FakePagarme
 from tests.gateways.conftest import make_config
 from tests.payments.billing import add_card, make_account, make_invoice

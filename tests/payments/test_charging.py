@@ -13,7 +13,7 @@ from cobrador.invoicing.models import Invoice
 from cobrador.jobs.runner import run_job
 from cobrador.payments import charging, services, tasks
 from cobrador.payments.models import Payment
-from tests.conftest import make_org
+from tests.factories import make_org
 from tests.payments.billing import add_card, add_method, event_types, make_account, make_invoice
 
 

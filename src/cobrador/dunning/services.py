@@ -22,7 +22,7 @@ from cobrador.core import clock
 from cobrador.core.bulk import update_rows
 from cobrador.core.money import format_money
 from cobrador.customers.models import BillingAccount
-from cobrador.customers.services import account_data
+from cobrador.customers.services import account_data, accounts_with_default_payment_method
 from cobrador.dunning.models import DelinquentAccount, DunningInvoice, RecoveryRecord
 from cobrador.events.services import EventDraft, record_events
 from cobrador.invoicing.models import Invoice, InvoiceLine
@@ -399,12 +399,19 @@ def suspend(*, case_ids, as_of: datetime) -> dict[str, int]:
                  .order_by("pk"))
     if not cases:
         return {}
-    accounts = {a.pk: a for a in BillingAccount.objects.select_for_update().select_related("organization")
-                .filter(pk__in=[c.account_id for c in cases]).order_by("pk")}
+    accounts = {a.pk: a for a in accounts_with_default_payment_method(
+        BillingAccount.objects.select_for_update().select_related("organization")
+        .filter(pk__in=[c.account_id for c in cases]).order_by("pk"))}
+    # The suspended event names each case's invoices: read for every case at once.
+    invoice_ids = defaultdict(list)
+    for case_id, invoice_id in DunningInvoice.objects.filter(delinquent_account_id__in=[c.pk for c in cases]).order_by(
+            "pk").values_list("delinquent_account_id", "invoice__public_id"):
+        invoice_ids[case_id].append(invoice_id)
     overdue = defaultdict(list)
     for invoice in overdue_invoices(today).filter(account_id__in=list(accounts)).order_by("number"):
         overdue[invoice.account_id].append(invoice)
     events, recovered, suspended = [], [], 0
+    suspended_accounts, suspended_cases = [], []
     for case in cases:
         account = accounts[case.account_id]
         invoices = overdue.get(account.pk)
@@ -415,16 +422,19 @@ def suspend(*, case_ids, as_of: datetime) -> dict[str, int]:
                            for i in invoices)
         account.status, account.suspended_at, account.updated_at = "suspended", now, now
         account.suspension_reason = f"Unpaid after dunning: invoices {listed}"[:500]
-        account.save(update_fields=["status", "suspended_at", "suspension_reason", "updated_at"])
         case.status, case.suspended_at, case.updated_at = "suspended", now, now
         case.overdue_invoice_count = len(invoices)
         case.overdue_amount = sum(i.amount_due for i in invoices)
-        case.save(update_fields=["status", "suspended_at", "updated_at", "overdue_invoice_count", "overdue_amount"])
+        suspended_accounts.append(account)
+        suspended_cases.append(case)
+        case.account = account
         events.append(EventDraft(account.organization, "billing_account.suspended", {
-            **account_data(account), "delinquent_account": delinquent_account_data(case),
+            **account_data(account), "delinquent_account": delinquent_account_data(case, invoice_ids[case.pk]),
             "overdue_invoices": [{"id": i.public_id, "number": i.number, "amount_due": i.amount_due,
                                   "currency": i.currency, "due_date": i.due_date} for i in invoices]}))
         suspended += 1
+    update_rows(suspended_accounts, ["status", "suspended_at", "suspension_reason", "updated_at"])
+    update_rows(suspended_cases, ["status", "suspended_at", "updated_at", "overdue_invoice_count", "overdue_amount"])
     record_events(events)
     if recovered:
         settle_accounts(account_ids=recovered)

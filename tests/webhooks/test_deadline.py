@@ -1,15 +1,34 @@
-"""webhooks/deadline.py reaches a private attribute of httpx's connection pool (httpx takes no network
-backend); httpx is bounded in pyproject.toml. This fails first when a new httpx moves that attribute; what
-the deadline does is tested with a trickling receiver in test_delivery.py."""
+"""The webhook client's transport (webhooks/deadline.py) over httpcore's public API: requests go through,
+httpcore's errors reach callers as httpx's, and the deadline bounds a whole request. How a delivery
+records a receiver that trickles its answer is tested in test_delivery.py."""
 
-import httpcore
+import socket
+
+import httpx
+import pytest
 
 from cobrador.webhooks import deadline
+from tests.fakes.receiver import Answer
 
 
-def test_the_webhook_clients_connections_are_made_by_the_deadline_backend():
-    with deadline.client() as client:
-        pool = client._transport._pool
-        assert isinstance(pool, httpcore.ConnectionPool)
-        assert isinstance(pool._network_backend, deadline.DeadlineBackend)
+def test_requests_go_through(receiver):
+    receiver.default = Answer(202, headers={"x-seen": "yes"})
+    with deadline.client(timeout=5) as client:
+        first = client.post(receiver.url, content=b'{"n": 1}', headers={"content-type": "application/json"})
+        second = client.post(receiver.url, content=b'{"n": 2}')
+    assert (first.status_code, first.headers["x-seen"], second.status_code) == (202, "yes", 202)
+    assert [r.body for r in receiver.received] == [b'{"n": 1}', b'{"n": 2}']
 
+
+def test_a_refused_connection_is_httpxs_connect_error():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with deadline.client(timeout=5) as client, pytest.raises(httpx.ConnectError):
+        client.post(f"http://127.0.0.1:{port}/", content=b"{}")
+
+
+def test_a_trickling_answer_ends_at_the_deadline_as_httpxs_read_timeout(receiver):
+    receiver.default = Answer(200, trickle=0.05)  # every byte well within the read timeout
+    with deadline.client(timeout=5) as client, deadline.within(0.3), pytest.raises(httpx.ReadTimeout):
+        client.post(receiver.url, content=b"{}")

@@ -3,8 +3,9 @@
 httpx's timeouts apply to each socket operation: a receiver that sends its status line or body a byte
 at a time, each just within the read timeout, could hold a send for hours, past the delivery's lease,
 and another worker would then send the same delivery again. The webhook client's connections are
-made by DeadlineBackend; their every read, write and TLS handshake waits at most until the deadline
-set by `within()` in the calling thread, and fails with a timeout once it has passed. Pooled
+made by DeadlineBackend, given to httpcore's connection pool through its public `network_backend`
+argument (DeadlineTransport); their every read, write and TLS handshake waits at most until the
+deadline set by `within()` in the calling thread, and fails with a timeout once it has passed. Pooled
 connections keep their stream, so a reused connection obeys the current request's deadline too.
 """
 
@@ -66,13 +67,68 @@ class DeadlineBackend(httpcore.SyncBackend):
                                                    local_address, socket_options))
 
 
-def client(**kwargs):
-    """An httpx.Client whose connections are made by DeadlineBackend. httpx takes no network backend,
-    so it is set on its connection pool (checked here, so an httpx that changes this fails loudly; httpx
-    is bounded in pyproject.toml and tests/webhooks/test_deadline.py checks the attribute)."""
-    transport = httpx.HTTPTransport(limits=kwargs.pop("limits", httpx.Limits()))
-    pool = transport._pool  # noqa: SLF001 - httpx offers no public way to pass a network backend
-    if not isinstance(getattr(pool, "_network_backend", None), httpcore.SyncBackend):
-        raise RuntimeError("httpx's connection pool no longer has a replaceable network backend")
-    pool._network_backend = DeadlineBackend()  # noqa: SLF001
-    return httpx.Client(transport=transport, **kwargs)
+# httpcore's errors as httpx raises them (most specific first), so callers catch httpx's as with any client.
+_ERRORS = [
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout), (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout), (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException), (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError), (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError), (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError), (httpcore.ProtocolError, httpx.ProtocolError),
+]
+
+
+@contextmanager
+def _as_httpx_errors():
+    try:
+        yield
+    except Exception as exc:
+        for theirs, ours in _ERRORS:
+            if isinstance(exc, theirs):
+                raise ours(str(exc)) from exc
+        raise
+
+
+class _ResponseStream(httpx.SyncByteStream):
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __iter__(self):
+        with _as_httpx_errors():
+            yield from self._stream
+
+    def close(self) -> None:
+        if hasattr(self._stream, "close"):
+            self._stream.close()
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """An httpx transport over httpcore's connection pool, built with DeadlineBackend through httpcore's
+    public `network_backend` argument (httpx's own transport takes no backend). HTTP/1.1, no proxy."""
+
+    def __init__(self, limits: httpx.Limits):
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
+            network_backend=DeadlineBackend())
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw, content=request.stream, extensions=request.extensions)
+        with _as_httpx_errors():
+            response = self._pool.handle_request(core_request)
+        return httpx.Response(status_code=response.status, headers=response.headers,
+                              stream=_ResponseStream(response.stream), extensions=response.extensions)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def client(**kwargs) -> httpx.Client:
+    """An httpx.Client whose connections are made by DeadlineBackend."""
+    return httpx.Client(transport=DeadlineTransport(kwargs.pop("limits", httpx.Limits())), **kwargs)

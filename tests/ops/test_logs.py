@@ -10,7 +10,7 @@ from cobrador.core.logs import ClientErrorsAtInfo, ContextFilter, JsonFormatter,
 from cobrador.jobs.catalog import JOBS
 from cobrador.jobs.models import JobRun
 from cobrador.jobs.runner import run_job
-from tests.conftest import make_org
+from tests.factories import make_org
 from tests.processes import run, worker_env
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from cobrador.callbacks.models import GatewayCallback
 from cobrador.jobs.models import FailedItem, JobRun
 from cobrador.jobs.tasks import run_scheduled_job
 from cobrador.webhooks.models import WebhookDelivery
-from tests.conftest import make_org
+from tests.factories import make_org
 from tests.webhooks.conftest import emit, register
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,8 @@ def jobs_list(args) -> int:
     for name, spec in JOBS.items():
         cron = spec.effective_cron
         try:
-            next_run = CronExpression(cron).following(now.replace(tzinfo=None)).strftime("%Y-%m-%d %H:%M") if cron else "off"
+            next_run = (CronExpression(cron).following(now.replace(tzinfo=None)).strftime("%Y-%m-%d %H:%M")
+                        if cron else "off")
         except ValueError as exc:
             raise CommandFailed(f"job {name}: cron {cron!r} is invalid ({exc}); check {spec.env_var}") from None
         last = JobRun.objects.filter(job_name=name).order_by("-started_at").first()

@@ -8,8 +8,8 @@ simulated days on a database of its own, told as a timeline and a summary.
 Modules: scenario (the catalog and the customers' seeded behaviour), engine (walking time: jobs,
 customers' actions, due tasks and outbox delivery), receiver (the demo webhook endpoint, verifying
 signatures), progress (the command's progress bar), timeline (what happened, per day and per featured
-account), report (summary, text, JSON), environment (the simulation's own data directory and database, set before Django starts, so this
-package imports nothing of Django here).
+account), report (summary, text, JSON), environment (the simulation's own data directory and database,
+set before Django starts, so this package imports nothing of Django here).
 """
 
 

@@ -8,9 +8,9 @@ from django.db.migrations.executor import MigrationExecutor
 from cobrador.core import clock
 from cobrador.organizations.models import Organization
 
-BEFORE = [("subscriptions", "0004_trial_will_end_sent_for"), ("notifications", "0002_fewer_indexes")]
+BEFORE = [("subscriptions", "0004_trial_will_end_sent_for"), ("notifications", "0003_plural_labels")]
 AFTER = [("subscriptions", "0005_subscription_settings"),
-         ("notifications", "0003_renewal_prompt_days_moved_to_subscriptions")]
+         ("notifications", "0004_renewal_prompt_days_moved_to_subscriptions")]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0002_fewer_indexes'),
+        ('notifications', '0003_plural_labels'),
         ('subscriptions', '0005_subscription_settings'),  # it copies the values first
     ]
 

@@ -195,7 +195,7 @@ def test_payment_retry(db):
     """Each round in an organization of its own, whose first retries are due at the same time."""
     def build(round_, n):
         clock.set(T0)
-        failed_invoices(make_org(f"Retry {round_}", "test").organization, n)
+        failed_invoices(make_org(f"Retry{round_}", "test").organization, n)
     assert_flat("payment-retry", build, lambda round_: T0 + timedelta(days=1, hours=6))
 
 
@@ -203,7 +203,7 @@ def test_suspension_check(db):
     """Each round in an organization of its own that suspends without retrying, after 3 days of grace."""
     def build(round_, n):
         clock.set(T0)
-        organization = make_org(f"Suspend {round_}", "test").organization
+        organization = make_org(f"Suspend{round_}", "test").organization
         DunningConfig.objects.filter(organization=organization).update(
             auto_retry_enabled=False, suspend_after_retries=True, grace_period_days=3)
         failed_invoices(organization, n)

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "cobrador.callbacks",
     "cobrador.notifications",
     "cobrador.dunning",
+    "cobrador.nfe",
 ]
 
 MIDDLEWARE = [
@@ -149,6 +150,10 @@ WEBHOOK_CONCURRENCY = int(os.environ.get("COBRADOR_WEBHOOK_CONCURRENCY", "16"))
 OUTBOX_LEASE_SECONDS = float(os.environ.get("COBRADOR_OUTBOX_LEASE_SECONDS", "60"))
 # How often a worker looks for due outbox rows when nothing woke it.
 OUTBOX_POLL_SECONDS = float(os.environ.get("COBRADOR_OUTBOX_POLL_SECONDS", "0.1"))
+
+# NFe.io's API (NFS-e). An installation setting, never an API field: the tests point it at their fake.
+NFEIO_BASE_URL = os.environ.get("COBRADOR_NFEIO_BASE_URL", "https://api.nfe.io").rstrip("/")
+NFEIO_TIMEOUT = float(os.environ.get("COBRADOR_NFEIO_TIMEOUT", "30"))
 
 TIME_TRAVEL = os.environ.get("COBRADOR_TIME_TRAVEL") == "1"
 

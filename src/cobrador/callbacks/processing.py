@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 
 from cobrador.callbacks.models import GatewayCallback
+from cobrador.callbacks.providers import INBOUND
 from cobrador.core import clock
 from cobrador.core.bulk import update_rows
 from cobrador.gateways.base import ChargeResult
@@ -150,9 +151,12 @@ def process_callbacks(ids: list[int]) -> dict:
     during the last slice, nobody is waiting: the next slice is MAX_SLICE, without a pause."""
     callbacks = list(GatewayCallback.objects.filter(pk__in=ids, status="processing")
                      .select_related("gateway").order_by("pk"))
+    counts: dict[str, int] = {}
+    if any(c.provider in INBOUND for c in callbacks):
+        counts = _process_inbound([c for c in callbacks if c.provider in INBOUND])
+        callbacks = [c for c in callbacks if c.provider not in INBOUND]
     gateways: dict = {}
     events = {callback.pk: _parse(callback, gateways) for callback in callbacks}
-    counts: dict[str, int] = {}
     sqlite = connection.vendor == "sqlite"
     size, position = (FIRST_SLICE if sqlite else MAX_SLICE), 0
     while position < len(callbacks):
@@ -222,6 +226,50 @@ def _apply(callbacks: list[GatewayCallback], events: dict) -> None:
             retry_failed_callbacks.using(run_after=retry_at).enqueue()
     if effects.paid_invoice_ids:
         charging.cancel_outstanding_payments(effects.paid_invoice_ids)
+
+
+def _process_inbound(callbacks: list[GatewayCallback]) -> dict:
+    """Callbacks of a registered inbound provider (callbacks.providers), MAX_SLICE per transaction; a
+    slice that raises goes through again one callback at a time, so only the broken one fails."""
+    counts: dict[str, int] = {}
+    for position in range(0, len(callbacks), MAX_SLICE):
+        piece = callbacks[position:position + MAX_SLICE]
+        try:
+            _apply_inbound(piece)
+        except Exception:  # noqa: BLE001 - one of them is broken: find which, alone
+            for callback in piece:
+                try:
+                    _apply_inbound([callback])
+                except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
+                    logger.warning("callback %s failed: %s", callback.public_id, exc)
+                    with transaction.atomic():
+                        _failed(callback, "".join(traceback.format_exception(exc, limit=6)), clock.now())
+                        update_rows([callback], CALLBACK_STATE_FIELDS)
+        for callback in piece:
+            counts[callback.status] = counts.get(callback.status, 0) + 1
+    return counts
+
+
+def _apply_inbound(callbacks: list[GatewayCallback]) -> None:
+    now = clock.now()
+    with transaction.atomic():
+        outcomes: dict = {}
+        for name in {c.provider for c in callbacks}:
+            outcomes.update(INBOUND[name].apply([c for c in callbacks if c.provider == name]))
+        for callback in callbacks:
+            outcome = outcomes[callback.pk]
+            if isinstance(outcome, Exception):
+                _failed(callback, str(outcome), now)
+                continue
+            callback.status, callback.changes = outcome
+            callback.error, callback.next_attempt_at, callback.processed_at = "", None, now
+        update_rows(list(callbacks), CALLBACK_STATE_FIELDS)
+        retry_at = min((c.next_attempt_at for c in callbacks if c.status == "failed" and c.next_attempt_at),
+                       default=None)
+        if retry_at is not None:
+            from cobrador.callbacks.tasks import retry_failed_callbacks
+
+            retry_failed_callbacks.using(run_after=retry_at).enqueue()
 
 
 def _add(counts: dict, more: dict) -> None:

@@ -45,6 +45,8 @@ def account_data(account: BillingAccount) -> dict:
         "document": account.document or None,
         "document_type": account.document_type or None,
         "address": account.address or None,
+        "legal_name": account.legal_name or None,
+        "fiscal_email": account.fiscal_email or None,
         "locale": account.locale,
         "status": account.status,
         "suspended_at": account.suspended_at,
@@ -68,10 +70,12 @@ def _document_fields(document: str | None) -> dict:
 
 def create_billing_account(*, organization, name: str, email: str, document: str | None = None,
                            address: dict | None = None, locale: str = "pt-BR",
-                           metadata: dict | None = None) -> BillingAccount:
+                           metadata: dict | None = None, legal_name: str | None = None,
+                           fiscal_email: str | None = None) -> BillingAccount:
     now = clock.now()
     account = BillingAccount.objects.create(
         organization=organization, name=name, email=email, address=address or {}, locale=locale,
+        legal_name=legal_name or "", fiscal_email=fiscal_email or "",
         metadata=metadata or {}, created_at=now, updated_at=now, **_document_fields(document))
     record_event(organization=organization, type="billing_account.created", data=account_data(account))
     return account
@@ -84,6 +88,9 @@ def update_billing_account(*, account: BillingAccount, changes: dict) -> Billing
         values.update(_document_fields(values.pop("document")))
     if "address" in values:
         values["address"] = values["address"] or {}
+    for field in ("legal_name", "fiscal_email"):  # null removes them
+        if field in values:
+            values[field] = values[field] or ""
     changed = [field for field, value in values.items() if getattr(account, field) != value]
     for field in changed:
         setattr(account, field, values[field])

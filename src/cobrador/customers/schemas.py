@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, field_validator, model_serializer
 from pydantic_core import PydanticCustomError
 
 from cobrador.core.money import CURRENCIES
@@ -75,8 +75,8 @@ class Address(Schema):
     city: str = Field(..., min_length=1, max_length=100)
     state: str = Field(..., min_length=1, max_length=50, description="The 2-letter UF in Brazil (SP, RJ, ...).")
     zipcode: str = Field(..., min_length=1, max_length=20, description="The 8-digit CEP in Brazil.")
-    city_code: str = Field("", pattern=r"^([0-9]{7})?$",
-                           description="The city's 7-digit IBGE code (needed to issue an NFS-e).")
+    city_code: str | None = Field(None, pattern=r"^[0-9]{7}$",
+                                  description="The city's 7-digit IBGE code (needed to issue an NFS-e).")
 
     @field_validator("street", "city")
     @classmethod
@@ -188,7 +188,14 @@ class AddressOut(Schema):
     state: str
     zipcode: str
     country: str
-    city_code: str = ""
+    city_code: str | None = Field(None, description="The IBGE city code; present only when one was given.")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_city_code(self, handler):
+        data = handler(self)
+        if data.get("city_code") is None:
+            data.pop("city_code", None)
+        return data
 
 
 class BillingAccountOut(Schema):

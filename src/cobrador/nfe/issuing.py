@@ -121,8 +121,8 @@ def _apply(note, claimed, operation: str, result, changes: services.Changes, now
         if (note.status == "cancel_pending" and result.flow_status == services.ISSUED_FLOW
                 and note.sent_at is not None and note.sent_at <= now - GIVE_UP_LOOKUP):
             note.sent_at = None  # the cancellation never reached NFe.io: send it again
-        if note.status in ("processing", "cancel_pending"):
-            note.next_attempt_at = now + POLL_DELAY
+        if note.status == "processing" or (note.status == "cancel_pending" and note.sent_at is not None):
+            note.next_attempt_at = now + POLL_DELAY  # NFe.io is working on it: ask again later
         changes.save(note)
         return note.status
     if not waiting:

@@ -76,7 +76,7 @@ def settings_data(config: FiscalSettings) -> dict:
         "city_service_code": config.city_service_code or None,
         "federal_service_code": config.federal_service_code or None,
         "description_template": config.description_template or None,
-        "iss_rate": str(config.iss_rate) if config.iss_rate is not None else None,
+        "iss_rate": str(Decimal(config.iss_rate).quantize(Decimal("0.0001"))) if config.iss_rate is not None else None,
         "iss_withheld": config.iss_withheld,
         "cancel_on_void": config.cancel_on_void,
         "cancel_on_refund": config.cancel_on_refund,

@@ -2,7 +2,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_serializer
 
 InvoiceStatus = Literal["draft", "open", "paid", "void", "uncollectible"]
 
@@ -69,7 +69,15 @@ class InvoiceOut(Schema):
     voided_at: datetime | None
     lines: list[InvoiceLineOut]
     service_invoice: InvoiceServiceInvoiceOut | None = Field(
-        None, description="The NFS-e issued (or being issued) for this invoice under the fiscal policy, if any.")
+        None, description="The NFS-e issued (or being issued) for this invoice under the fiscal policy; absent "
+                          "when it has none (so an invoice without one is exactly its invoice.* event's object).")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_service_invoice(self, handler):
+        data = handler(self)
+        if data.get("service_invoice") is None:
+            data.pop("service_invoice", None)
+        return data
 
 
 class InvoicePage(Schema):

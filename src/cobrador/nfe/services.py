@@ -434,7 +434,7 @@ def invoice_extension(invoice) -> dict:
     """The invoice object's `service_invoice` (registered with invoicing in apps.py)."""
     note = ServiceInvoice.objects.filter(invoice_id=invoice.pk, purpose="issue").first()
     if note is None:
-        return {"service_invoice": None}
+        return {}
     return {"service_invoice": {"id": note.public_id, "status": note.status, "number": note.number or None,
                                 "verification_code": note.check_code or None, "access_key": note.access_key or None,
                                 "pdf_url": note.pdf_url or None, "xml_url": note.xml_url or None}}

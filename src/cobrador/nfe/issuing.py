@@ -29,7 +29,7 @@ from cobrador.core import clock
 from cobrador.core.bulk import build, insert_objects
 from cobrador.nfe import nfeio, services
 from cobrador.nfe.models import FiscalSettings, ServiceInvoice, ServiceInvoiceCall
-from cobrador.payments.charging import call_concurrently
+from cobrador.payments.charging import call_concurrently, start_calls
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +168,10 @@ def _run(notes: list[ServiceInvoice], operation: str, counts: dict) -> None:
         return
     configs = _configs(notes)
     answers = call_concurrently(lambda note: _call(note, configs.get(note.organization_id), operation), notes)
+    _record_answers(notes, answers, counts)
+
+
+def _record_answers(notes: list[ServiceInvoice], answers: list, counts: dict) -> None:
     try:
         _record(notes, answers, counts)
     except Exception:
@@ -177,18 +181,28 @@ def _run(notes: list[ServiceInvoice], operation: str, counts: dict) -> None:
 
 
 def issue_pending(*, as_of: datetime, batch_size: int = BATCH_SIZE, max_batches: int | None = None) -> dict:
+    """Send every pending note, a batch at a time; the calls of one batch overlap the recording of the
+    batch before (as payments.charging does)."""
     counts: dict = {}
     batches = 0
-    while max_batches is None or batches < max_batches:
-        now = clock.now()
-        notes = _claim(Q(status="pending"), as_of=as_of, limit=batch_size, status="processing", sent_at=now)
-        if not notes:
-            break
-        batches += 1
-        for note in notes:
-            note.sent_at = now
-        _run(notes, "issue", counts)
-    return counts
+    in_flight = None  # (notes, wait for their answers) of the batch whose calls are running
+    while True:
+        started = None
+        if max_batches is None or batches < max_batches:
+            now = clock.now()
+            notes = _claim(Q(status="pending"), as_of=as_of, limit=batch_size, status="processing", sent_at=now)
+            if notes:
+                batches += 1
+                for note in notes:
+                    note.sent_at = now
+                configs = _configs(notes)
+                started = (notes, start_calls(
+                    lambda note, configs=configs: _call(note, configs.get(note.organization_id), "issue"), notes))
+        if in_flight is not None:
+            _record_answers(in_flight[0], in_flight[1](), counts)
+        in_flight = started
+        if in_flight is None:
+            return counts
 
 
 def cancel_pending(*, as_of: datetime, batch_size: int = BATCH_SIZE) -> dict:

@@ -55,8 +55,8 @@ def _claim(condition: Q, *, as_of: datetime, limit: int, **updates) -> list[Serv
         if not ids:
             return []
         ServiceInvoice.objects.filter(pk__in=ids).update(next_attempt_at=now + LEASE, updated_at=now, **updates)
-    return list(ServiceInvoice.objects.filter(pk__in=ids).select_related("organization", "account", "invoice")
-                .order_by("pk"))
+    # What the calls need: the note and its borrower (answers are recorded on freshly locked rows).
+    return list(ServiceInvoice.objects.filter(pk__in=ids).select_related("account").order_by("pk"))
 
 
 def _configs(notes) -> dict[int, FiscalSettings]:

@@ -246,6 +246,13 @@ class Changes:
 
     notes: dict = field(default_factory=dict)  # pk -> note
     events: list = field(default_factory=list)
+    companies: dict = field(default_factory=dict)  # organization pk -> NFe.io company id, read once
+
+    def company_id(self, organization_id: int) -> str:
+        if organization_id not in self.companies:
+            self.companies[organization_id] = FiscalSettings.objects.filter(
+                organization_id=organization_id).values_list("nfeio_company_id", flat=True).first() or ""
+        return self.companies[organization_id]
 
     def save(self, note: ServiceInvoice) -> None:
         self.notes[note.pk] = note
@@ -256,7 +263,7 @@ class Changes:
     def write(self) -> None:
         update_rows(list(self.notes.values()), NOTE_FIELDS)
         record_events(self.events)
-        self.notes, self.events = {}, []
+        self.notes, self.events = {}, []  # the companies stay: read once per transaction
 
 
 def new_notes(*, invoices, configs: dict, now) -> list[ServiceInvoice]:
@@ -301,7 +308,6 @@ def apply_answer(*, note: ServiceInvoice, answer: nfeio.NoteAnswer, changes: Cha
     if answer.environment and answer.environment != note.environment:
         return f"{via}: a {answer.environment} note for a {note.environment} organization, ignored"
     now = clock.now()
-    config = None
     if answer.nfeio_id and not note.nfeio_id:
         note.nfeio_id = answer.nfeio_id
     for attribute, key in (("flow_status", "flowStatus"), ("flow_message", "flowMessage"), ("number", "number"),
@@ -310,10 +316,10 @@ def apply_answer(*, note: ServiceInvoice, answer: nfeio.NoteAnswer, changes: Cha
         if value or (answer.present and key in answer.present and attribute == "flow_message"):
             setattr(note, attribute, value)
     if note.nfeio_id and not note.pdf_url:
-        config = FiscalSettings.objects.filter(organization_id=note.organization_id).only("nfeio_company_id").first()
-        if config is not None and config.nfeio_company_id:
-            note.pdf_url = nfeio.file_url(config.nfeio_company_id, note.nfeio_id, "pdf")
-            note.xml_url = nfeio.file_url(config.nfeio_company_id, note.nfeio_id, "xml")
+        company_id = changes.company_id(note.organization_id)
+        if company_id:
+            note.pdf_url = nfeio.file_url(company_id, note.nfeio_id, "pdf")
+            note.xml_url = nfeio.file_url(company_id, note.nfeio_id, "xml")
     target = _status_for(answer.flow_status, note.status)
     before = note.status
     note.updated_at = now

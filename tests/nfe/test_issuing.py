@@ -337,3 +337,37 @@ def test_webhooks_settle_notes_before_any_poll(fiscal, nfeio):
     later()
     sync()  # a poll after the callback changes nothing
     assert nfe_events(org) == ["nfe.issued"]
+
+
+def test_a_company_in_the_other_environment_fails_the_note_instead_of_recording_it(fiscal, nfeio):
+    org = fiscal.organization
+    nfeio.companies[nfeio.company_id] = "Production"  # a test organization pointed at a live company
+    account = make_account(org)
+    add_card(account)
+    invoice = make_invoice(account)
+    pay(org, invoice)
+    sync()
+    note = note_of(invoice)
+    assert note.status == "failed" and "Production" in note.error and note.environment == "Development"
+    assert nfe_events(org) == ["nfe.failed"]
+
+
+def test_voiding_an_invoice_whose_note_failed_cancels_it_so_no_retry_issues_it(fiscal, nfeio):
+    org = fiscal.organization
+    configure(org, nfeio, policy="on_invoice_created")
+    nfeio.reject_next("Rejeitada")
+    account = make_account(org)
+    plan = make_plan(org, amount=10000)
+    subscribe(org, account, plan)
+    run_invoice_generation(utc(2026, 3, 2, 1))
+    note = ServiceInvoice.objects.get(organization=org)
+    sync()
+    later()
+    sync()
+    note.refresh_from_db()
+    assert note.status == "failed"
+    with transaction.atomic():
+        void_invoice(invoice=note.invoice)
+    note.refresh_from_db()
+    assert note.status == "canceled"
+    assert fiscal.post(f"/v1/service_invoices/{note.public_id}/retry").status_code == 409

@@ -114,6 +114,13 @@ def _apply(note, claimed, operation: str, result, changes: services.Changes, now
     if note.sent_at != claimed.sent_at and operation in ("issue", "cancel"):
         return "superseded"  # settled meanwhile (a callback, another worker after the lease): theirs stands
     waiting = note.status in ("processing", "cancel_pending")
+    if (isinstance(result, nfeio.NoteAnswer) and operation == "issue" and result.environment
+            and result.environment != note.environment and note.status == "processing"):
+        # The company is set up in the other environment: a test organization's note must never be a
+        # fiscal one (nor the reverse). Told, never recorded as issued.
+        services.fail(note=note, message=f"the NFe.io company issues in {result.environment}, but this "
+                                         f"organization's notes belong in {note.environment}", changes=changes)
+        return "failed"
     if isinstance(result, nfeio.NoteAnswer):
         services.apply_answer(note=note, answer=result, changes=changes, via=operation)
         if note.status == "processing" and note.nfeio_id:

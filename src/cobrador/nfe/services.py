@@ -374,9 +374,9 @@ def request_cancel(*, note: ServiceInvoice, changes: Changes) -> None:
     note.updated_at = now
     if note.status in ("issued", "cancel_failed"):
         note.status, note.sent_at, note.next_attempt_at, note.error = "cancel_pending", None, now, ""
-    elif note.status in ("pending", "blocked"):
+    elif note.status in ("pending", "blocked", "failed"):  # nothing valid at NFe.io to cancel
         note.status, note.canceled_at, note.next_attempt_at = "canceled", now, None
-        note.flow_message = "canceled before it was sent to NFe.io"
+        note.flow_message = "canceled before NFe.io issued it"
         changes.emit(note)
     elif note.status == "processing":
         note.cancel_requested = True
@@ -412,7 +412,7 @@ def retry(*, note: ServiceInvoice) -> ServiceInvoice:
 
 def cancel(*, note: ServiceInvoice) -> ServiceInvoice:
     """The API's cancel (inside the caller's transaction, `note` locked)."""
-    if note.status not in ("issued", "cancel_failed", "processing", "pending", "blocked"):
+    if note.status not in ("issued", "cancel_failed", "processing", "pending", "blocked", "failed"):
         raise ServiceInvoiceNotCancelable(f"a {note.status} service invoice cannot be canceled", field="status")
     changes = Changes()
     request_cancel(note=note, changes=changes)

@@ -18,8 +18,7 @@ class ServiceInvoiceCallInline(admin.TabularInline):
 
 @admin.register(ServiceInvoice)
 class ServiceInvoiceAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "organization", "invoice", "status", "environment", "number", "flow_status",
-                    "amount", "attempts", "next_attempt_at", "updated_at")
+    list_display = ("public_id", "organization", "invoice", "status", "number", "amount", "next_attempt_at")
     list_filter = ("status", "environment")
     search_fields = ("public_id", "external_id", "nfeio_id", "invoice__public_id", "account__public_id")
     readonly_fields = [f.name for f in ServiceInvoice._meta.fields]

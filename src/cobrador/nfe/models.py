@@ -33,6 +33,9 @@ class FiscalSettings(models.Model):
     callback_token = models.CharField(max_length=64, unique=True, default=_callback_token)
     updated_at = models.DateTimeField()
 
+    class Meta:
+        verbose_name = verbose_name_plural = "fiscal settings"
+
     def __str__(self):
         return f"fiscal settings of {self.organization_id} ({self.policy})"
 

@@ -37,6 +37,10 @@ class Migration(migrations.Migration):
                 ('updated_at', models.DateTimeField()),
                 ('organization', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='fiscal_settings', to='organizations.organization')),
             ],
+            options={
+                'verbose_name': 'fiscal settings',
+                'verbose_name_plural': 'fiscal settings',
+            },
         ),
         migrations.CreateModel(
             name='ServiceInvoice',

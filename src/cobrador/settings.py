@@ -157,6 +157,15 @@ NFEIO_TIMEOUT = float(os.environ.get("COBRADOR_NFEIO_TIMEOUT", "30"))
 
 TIME_TRAVEL = os.environ.get("COBRADOR_TIME_TRAVEL") == "1"
 
+# Payment providers: each adapter knows its production and sandbox hosts. These point them elsewhere (the
+# tests' fakes, a provider's staging host); they are installation settings, never tenant input.
+PAGARME_BASE_URL = os.environ.get("COBRADOR_PAGARME_BASE_URL", "").strip()
+PAGARME_JWKS_URL = os.environ.get("COBRADOR_PAGARME_JWKS_URL", "").strip()
+KOBANA_BASE_URL = os.environ.get("COBRADOR_KOBANA_BASE_URL", "").strip()
+# Provider calls go through the same resolve-pin-refuse guard as webhooks: loopback and private
+# addresses are refused unless this is set (tests, local development against fakes).
+PROVIDER_ALLOW_PRIVATE = os.environ.get("COBRADOR_PROVIDER_ALLOW_PRIVATE") == "1"
+
 # E-mail: SMTP from COBRADOR_EMAIL_URL (smtp://user:pass@host:port?tls=1), else one .eml file per mail in
 # DATA_DIR/mails (see cobrador/notifications/email_config.py).
 MAIL_DIR = DATA_DIR / "mails"

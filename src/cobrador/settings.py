@@ -55,6 +55,8 @@ MIDDLEWARE = [
     "cobrador.ops.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads a /v1 body: its size, media type and NUL characters (core/middleware.py).
+    "cobrador.core.middleware.ApiBodyChecksMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -5,19 +5,29 @@ from pathlib import Path
 
 import dj_database_url
 
-from cobrador.core.keys import load_or_create_key
+from cobrador.core.keys import (
+    check_fernet_key,
+    load_or_create_key,
+    prepare_data_dir,
+    prepare_subdir,
+    require_writable_dir,
+)
 from cobrador.core.logs import logging_setting
 from cobrador.jobs.catalog import ox_schedules
 from cobrador.notifications.email_config import mailers_setting
 
-DATA_DIR = Path(os.environ.get("COBRADOR_DATA_DIR", ".cobrador")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# A missing or unwritable data directory, an unreadable key file or a malformed key is a ConfigurationError:
+# one line naming the directory or the variable (cobrador prints it instead of a traceback).
+DATA_DIR = prepare_data_dir(Path(os.environ.get("COBRADOR_DATA_DIR", ".cobrador")).resolve())
 
-SECRET_KEY = os.environ.get("COBRADOR_SECRET_KEY") or load_or_create_key(DATA_DIR / "secret_key", "django")
+SECRET_KEY = os.environ.get("COBRADOR_SECRET_KEY") or load_or_create_key(
+    DATA_DIR / "secret_key", "django", variable="COBRADOR_SECRET_KEY")
 # Fernet key for provider credentials, webhook secrets and other values encrypted at rest.
-ENCRYPTION_KEY = os.environ.get("COBRADOR_ENCRYPTION_KEY") or load_or_create_key(
-    DATA_DIR / "encryption_key", "fernet"
-)
+ENCRYPTION_KEY = check_fernet_key(
+    os.environ.get("COBRADOR_ENCRYPTION_KEY") or load_or_create_key(
+        DATA_DIR / "encryption_key", "fernet", variable="COBRADOR_ENCRYPTION_KEY"),
+    source="COBRADOR_ENCRYPTION_KEY" if os.environ.get("COBRADOR_ENCRYPTION_KEY") else
+    f"the key in {DATA_DIR / 'encryption_key'}")
 
 DEBUG = os.environ.get("COBRADOR_DEBUG") == "1"
 ALLOWED_HOSTS = [h for h in os.environ.get("COBRADOR_ALLOWED_HOSTS", "*").split(",") if h]
@@ -113,6 +123,10 @@ def database_from_url(url: str) -> dict:
 
 
 DATABASES = {"default": database_from_url(DATABASE_URL)}
+_sqlite_name = str(DATABASES["default"]["NAME"]) if DATABASES["default"]["ENGINE"].endswith("sqlite3") else ""
+if _sqlite_name and _sqlite_name != ":memory:" and not _sqlite_name.startswith("file:"):
+    # SQLite writes its journal files beside the database, so its directory must be writable.
+    require_writable_dir(Path(_sqlite_name).resolve().parent, needed_for="the SQLite database")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 TASKS = {
@@ -135,8 +149,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
+STATIC_ROOT = prepare_subdir(DATA_DIR / "static", needed_for="the admin's static files")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -11,8 +11,9 @@
 * NUL characters: a JSON string (or key) holding U+0000 is a 422 naming the field. PostgreSQL cannot
   store one and SQLite would; neither gets it.
 
-Provider callbacks (`/v1/callbacks/...`) are stored raw and verified by signature, whatever their media
-type: only the size checks apply to them.
+Two kinds of POST are not JSON by their protocol, and only the size checks apply to them: provider
+callbacks (`/v1/callbacks/...`, stored raw and verified by signature whatever their media type) and the
+one-click unsubscribe of RFC 8058 (`/v1/notifications/unsubscribe`, form-encoded by mail programs).
 """
 
 import io
@@ -24,7 +25,7 @@ from django.http import JsonResponse
 from cobrador.core.errors import error_body
 
 API_PREFIX = "/v1/"
-RAW_BODY_PREFIXES = ("/v1/callbacks/",)
+NOT_JSON_PREFIXES = ("/v1/callbacks/", "/v1/notifications/unsubscribe")
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -85,7 +86,7 @@ class ApiBodyChecksMiddleware:
             refusal = self._read_chunked(request, limit)
             if refusal is not None:
                 return refusal
-        if request.path.startswith(RAW_BODY_PREFIXES):
+        if request.path.startswith(NOT_JSON_PREFIXES):
             return None
         body = request.body
         if not body:

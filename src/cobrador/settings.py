@@ -1,6 +1,7 @@
 """Django settings for cobrador, read from the environment (see the README's configuration table)."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_ox",
     "ninja",
+    "axes",
     "cobrador.core",
     "cobrador.organizations",
     "cobrador.jobs",
@@ -74,7 +76,25 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "cobrador.core.idempotency.IdempotencyKeyMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Admin login brute force (django-axes): after COBRADOR_ADMIN_LOGIN_FAILURE_LIMIT wrong passwords for one
+# user name, or from one address, further attempts are refused (429, even with the right password) until
+# the cool-off passes or an operator runs `cobrador manage axes_reset` (or axes_reset_username / _ip).
+# Each failure and each lock-out is logged at WARNING by the `axes` logger.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("COBRADOR_ADMIN_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("COBRADOR_ADMIN_LOGIN_COOLOFF_MINUTES", "15")))
+# Either one locks: a user name tried from many addresses, and an address trying many user names.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# Log which user name and address failed (axes masks them by default); passwords are never logged.
+AXES_SENSITIVE_PARAMETERS = []
 
 ROOT_URLCONF = "cobrador.urls"
 WSGI_APPLICATION = "cobrador.wsgi.application"

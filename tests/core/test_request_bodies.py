@@ -40,7 +40,8 @@ def test_a_10_mb_body_is_a_413_in_the_error_shape_logged_as_a_warning(api, caplo
     assert_error(response, 413, "request_too_large")
     assert not BillingAccount.objects.exists()
     assert not IdempotencyRecord.objects.exists()
-    assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == ["WARNING"]
+    assert [(r.name, r.levelname) for r in caplog.records if r.levelno >= logging.WARNING] == [
+        ("cobrador.core.middleware", "WARNING")]
     assert not any(r.exc_info for r in caplog.records)
 
 

@@ -2,7 +2,7 @@
 
 * Size: a body over DATA_UPLOAD_MAX_MEMORY_SIZE (Django's 2.5 MB default) is a 413 in the one error
   shape, decided from Content-Length without reading it (Django would answer its HTML 400 page and log
-  an ERROR). django.request logs the 413 at WARNING like every 4xx.
+  an ERROR). It is logged here at WARNING (an operator may need to raise the limit or find the sender).
 * Chunked bodies (`Transfer-Encoding: chunked`, no Content-Length): Django reads such a body as empty.
   A server that de-chunks the input and marks its end (`wsgi.input_terminated`, as granian and gunicorn
   do) gets it read here, up to the size limit; any other server gets a 411 asking for Content-Length.
@@ -18,11 +18,14 @@ one-click unsubscribe of RFC 8058 (`/v1/notifications/unsubscribe`, form-encoded
 
 import io
 import json
+import logging
 
 from django.conf import settings
 from django.http import JsonResponse
 
 from cobrador.core.errors import error_body
+
+logger = logging.getLogger(__name__)
 
 API_PREFIX = "/v1/"
 NOT_JSON_PREFIXES = ("/v1/callbacks/", "/v1/notifications/unsubscribe")
@@ -34,7 +37,8 @@ def _error(status: int, type: str, message: str, field: str | None = None,  # no
     return JsonResponse(error_body(status, type, message, field=field, errors=errors), status=status)
 
 
-def _too_large(limit: int) -> JsonResponse:
+def _too_large(request, limit: int) -> JsonResponse:
+    logger.warning("refused a request body over %s bytes: %s %s", limit, request.method, request.path)
     return _error(413, "request_too_large", f"the request body is larger than {limit} bytes", field="body")
 
 
@@ -81,7 +85,7 @@ class ApiBodyChecksMiddleware:
         except ValueError:
             return _error(400, "invalid_request", "the Content-Length header is not a number", field="body")
         if limit is not None and length > limit:
-            return _too_large(limit)
+            return _too_large(request, limit)
         if not request.META.get("CONTENT_LENGTH") and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
             refusal = self._read_chunked(request, limit)
             if refusal is not None:
@@ -114,7 +118,7 @@ class ApiBodyChecksMiddleware:
         stream = request.META["wsgi.input"]
         body = stream.read(limit + 1) if limit is not None else stream.read()
         if limit is not None and len(body) > limit:
-            return _too_large(limit)
+            return _too_large(request, limit)
         request._body = body  # noqa: SLF001 - what HttpRequest.body itself caches
         request._stream = io.BytesIO(body)  # noqa: SLF001
         request.META["CONTENT_LENGTH"] = str(len(body))

@@ -172,9 +172,10 @@ def main() -> int:
     with fresh_database(args.database) as bench_db:
         fake = Fake(bench_db.env)
         bench_db.env["COBRADOR_NFEIO_BASE_URL"] = fake.url
+        bench_db.env["COBRADOR_PROVIDER_ALLOW_PRIVATE"] = "1"  # the fake is on loopback, past the outbound guard
         from django.conf import settings
 
-        settings.NFEIO_BASE_URL = fake.url
+        settings.NFEIO_BASE_URL, settings.PROVIDER_ALLOW_PRIVATE = fake.url, True
         from _common import analyze_tables
         from callbacks import Web  # a real `cobrador web` against the bench database
 

@@ -61,3 +61,12 @@ def test_the_guarded_transport_refuses_non_public_addresses_by_name_or_address(u
         with pytest.raises(httpx.ConnectError) as raised:
             client.get(url)
     assert "resolves to a non-public address" in str(raised.value)
+
+
+def test_nfeio_calls_pass_the_guard_too(settings):
+    from cobrador.nfe.nfeio import HttpNfeioClient
+
+    settings.PROVIDER_ALLOW_PRIVATE = False
+    client = HttpNfeioClient(api_key="k", base_url="http://127.0.0.1:9")
+    with pytest.raises(httpx.ConnectError, match="non-public"):
+        client.http.get("/v1/companies")

@@ -21,6 +21,8 @@ from typing import Protocol
 import httpx
 from django.conf import settings
 
+from cobrador.core.ssrf import guarded_transport
+
 TERMINAL_FLOW = {"Issued", "IssueFailed", "Cancelled", "CancelFailed"}
 
 
@@ -122,7 +124,9 @@ _clients: dict[tuple[str, str], httpx.Client] = {}
 
 
 def _http(base_url: str, api_key: str) -> httpx.Client:
-    """One pooled client per (base URL, key) and process: connections are reused across a batch."""
+    """One pooled client per (base URL, key) and process: connections are reused across a batch. Every
+    connection passes the outbound guard (core/ssrf.py): loopback and private addresses only with
+    COBRADOR_PROVIDER_ALLOW_PRIVATE."""
     key = (base_url, api_key)
     with _clients_lock:
         client = _clients.get(key)
@@ -132,11 +136,18 @@ def _http(base_url: str, api_key: str) -> httpx.Client:
                 base_url=base_url, timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
                 headers={"Authorization": api_key, "Accept": "application/json",
                          "User-Agent": "cobrador (+nfs-e)"},
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=32), follow_redirects=False)
+                transport=guarded_transport(
+                    allow_private=_allow_private,
+                    limits=httpx.Limits(max_connections=32, max_keepalive_connections=32)),
+                follow_redirects=False)
             if len(_clients) > 1000:
                 _clients.clear()
             _clients[key] = client
         return client
+
+
+def _allow_private() -> bool:
+    return settings.PROVIDER_ALLOW_PRIVATE
 
 
 class HttpNfeioClient:

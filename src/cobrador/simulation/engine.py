@@ -249,10 +249,13 @@ class Simulation:
         self.receiver = WebhookReceiver().start()
         self.nfeio = nfeio_sandbox.NfeioSandbox().start()
         nfeio_base_url, settings.NFEIO_BASE_URL = settings.NFEIO_BASE_URL, self.nfeio.url
+        # The simulation's own NFe.io listens on loopback, which the outbound guard refuses otherwise.
+        provider_allow_private, settings.PROVIDER_ALLOW_PRIVATE = settings.PROVIDER_ALLOW_PRIVATE, True
         try:
             yield
         finally:
             settings.NFEIO_BASE_URL = nfeio_base_url
+            settings.PROVIDER_ALLOW_PRIVATE = provider_allow_private
             self.nfeio.stop()
             self.receiver.stop()
             clock.set(previous_clock)

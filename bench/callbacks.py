@@ -58,7 +58,7 @@ def setup():
         config = GatewayConfig.objects.create(
             organization=organization, provider="kobana", methods=["bank_slip", "pix"],
             credentials={"api_token": "unused", "webhook_secret": WEBHOOK_SECRET, "pix_account_uid": "unused"},
-            options={"base_url": "http://127.0.0.1:9"}, created_at=now, updated_at=now)
+            created_at=now, updated_at=now)
     return organization, config
 
 

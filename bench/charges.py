@@ -84,8 +84,9 @@ class FakeProcess:
 # --- data ------------------------------------------------------------------------------------------------
 
 
-def setup(fake_url: str, count: int):
-    """An organization with a Pagar.me configuration, and `count` open invoices ready to charge."""
+def setup(count: int):
+    """An organization with a Pagar.me configuration (reaching the fake through COBRADOR_PAGARME_BASE_URL),
+    and `count` open invoices ready to charge."""
     from django.db import transaction
 
     from cobrador.core import clock
@@ -99,7 +100,7 @@ def setup(fake_url: str, count: int):
         organization = create_organization(name="Bench", mode="test", billing_email="bench@example.test")
         config = GatewayConfig.objects.create(
             organization=organization, provider="pagarme", methods=["card"], credentials={"secret_key": SECRET_KEY},
-            options={"base_url": fake_url, "timeout_seconds": 10}, created_at=now, updated_at=now)
+            options={"timeout_seconds": 10}, created_at=now, updated_at=now)
         address = {"street": "Rua das Laranjeiras", "number": "1287", "neighborhood": "Vila Mariana",
                    "city": "São Paulo", "state": "SP", "zipcode": "04015020", "country": "BR"}
         accounts = BillingAccount.objects.bulk_create([
@@ -209,10 +210,11 @@ def main() -> int:
                         help="concurrent gateway calls in the worker and in the raw loop (default: the setting)")
     args = parser.parse_args()
 
-    extra_env = {}
+    fake = FakeProcess()
+    # The fake is an installation setting (never a gateway option), on loopback past the outbound guard.
+    extra_env = {"COBRADOR_PAGARME_BASE_URL": fake.url, "COBRADOR_PROVIDER_ALLOW_PRIVATE": "1"}
     if args.concurrency:
         extra_env["COBRADOR_CHARGING_CONCURRENCY"] = str(args.concurrency)
-    fake = FakeProcess()
     try:
         with fresh_database(args.database, extra_env=extra_env) as bench_db:
             from cobrador.invoicing.models import Invoice
@@ -220,7 +222,7 @@ def main() -> int:
 
             concurrency = charging.CONCURRENCY
             setup_started = time.monotonic()
-            organization, config = setup(fake.url, args.invoices)
+            organization, config = setup(args.invoices)
             requests = recorded_requests(config, args.invoices)
             setup_seconds = time.monotonic() - setup_started
             half = len(requests) // 2

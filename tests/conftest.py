@@ -13,6 +13,7 @@ from tests.fakes.receiver import WebhookReceiver
 @pytest.fixture(autouse=True)
 def _allow_loopback_webhooks(settings):
     settings.WEBHOOK_ALLOW_PRIVATE = True
+    settings.PROVIDER_ALLOW_PRIVATE = True  # the provider fakes listen on loopback
 
 
 @pytest.fixture

@@ -70,6 +70,12 @@ def worker_env(**extra) -> dict:
     })
     if settings.WEBHOOK_ALLOW_PRIVATE:  # tests allow loopback receivers (see tests/conftest.py)
         env["COBRADOR_WEBHOOK_ALLOW_PRIVATE"] = "1"
+    if settings.PROVIDER_ALLOW_PRIVATE:  # and loopback provider fakes
+        env["COBRADOR_PROVIDER_ALLOW_PRIVATE"] = "1"
+    # The provider fakes a test points the adapters at (tests/gateways/conftest.py: use_fakes).
+    for name in ("PAGARME_BASE_URL", "PAGARME_JWKS_URL", "KOBANA_BASE_URL"):
+        if getattr(settings, name):
+            env[f"COBRADOR_{name}"] = getattr(settings, name)
     for name, value in extra.items():
         if value is None:
             env.pop(name, None)

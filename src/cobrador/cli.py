@@ -16,6 +16,7 @@ from importlib import import_module
 
 from cobrador.core.commandline import CommandFailed, setup_django
 from cobrador.core.errors import ApiError
+from cobrador.core.keys import ConfigurationError  # imports no Django: safe before settings load
 
 # Commands that set up Django themselves (the simulation first points the settings at its own database).
 SETS_UP_DJANGO = {"cobrador.simulation.command:simulate"}
@@ -137,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["manage"]:
         # Everything after `manage` is Django's, options first included (`manage --help`), which
         # argparse's REMAINDER would refuse.
-        return cmd_manage(argv[1:])
+        try:
+            return cmd_manage(argv[1:])
+        except ConfigurationError as exc:  # the settings refused the environment (data dir, keys)
+            return _fail(str(exc))
     args = build_parser().parse_args(argv)
     args.started = started  # when the command started (time.monotonic()): `simulate` reports it as "took"
     try:
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             setup_django()
         module, function = args.handler.split(":")
         return getattr(import_module(module), function)(args) or 0
-    except CommandFailed as exc:
+    except (CommandFailed, ConfigurationError) as exc:
         return _fail(str(exc))
     except ApiError as exc:  # a service refused the input: say which option, in the operator's words
         return _fail(_option_message(exc, args.parser))

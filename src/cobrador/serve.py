@@ -17,7 +17,7 @@ import time
 from django.conf import settings
 from django.core.management import call_command
 
-from cobrador.core.commandline import check_encryption_key, migrate
+from cobrador.core.commandline import CommandFailed, check_encryption_key, migrate
 from cobrador.core.outbox import drain_forever, drain_until_idle
 from cobrador.notifications.email_config import describe as describe_mailers
 from cobrador.organizations.commands import bootstrap_first_run
@@ -42,7 +42,12 @@ def _run_web_children(commands: list[list[str]]) -> int:
 
 
 def _collectstatic() -> None:
-    call_command("collectstatic", interactive=False, verbosity=0)
+    try:
+        call_command("collectstatic", interactive=False, verbosity=0)
+    except OSError as exc:
+        raise CommandFailed(f"cannot write the static files to {settings.STATIC_ROOT} "
+                            f"({exc.strerror or type(exc).__name__}): make the data directory writable by this "
+                            "user or set COBRADOR_DATA_DIR to a writable directory") from None
 
 
 def _run_children(commands: list[list[str]]) -> int:

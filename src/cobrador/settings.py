@@ -1,23 +1,34 @@
 """Django settings for cobrador, read from the environment (see the README's configuration table)."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
-from cobrador.core.keys import load_or_create_key
+from cobrador.core.keys import (
+    check_fernet_key,
+    load_or_create_key,
+    prepare_data_dir,
+    prepare_subdir,
+    require_writable_dir,
+)
 from cobrador.core.logs import logging_setting
 from cobrador.jobs.catalog import ox_schedules
 from cobrador.notifications.email_config import mailers_setting
 
-DATA_DIR = Path(os.environ.get("COBRADOR_DATA_DIR", ".cobrador")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# A missing or unwritable data directory, an unreadable key file or a malformed key is a ConfigurationError:
+# one line naming the directory or the variable (cobrador prints it instead of a traceback).
+DATA_DIR = prepare_data_dir(Path(os.environ.get("COBRADOR_DATA_DIR", ".cobrador")).resolve())
 
-SECRET_KEY = os.environ.get("COBRADOR_SECRET_KEY") or load_or_create_key(DATA_DIR / "secret_key", "django")
+SECRET_KEY = os.environ.get("COBRADOR_SECRET_KEY") or load_or_create_key(
+    DATA_DIR / "secret_key", "django", variable="COBRADOR_SECRET_KEY")
 # Fernet key for provider credentials, webhook secrets and other values encrypted at rest.
-ENCRYPTION_KEY = os.environ.get("COBRADOR_ENCRYPTION_KEY") or load_or_create_key(
-    DATA_DIR / "encryption_key", "fernet"
-)
+ENCRYPTION_KEY = check_fernet_key(
+    os.environ.get("COBRADOR_ENCRYPTION_KEY") or load_or_create_key(
+        DATA_DIR / "encryption_key", "fernet", variable="COBRADOR_ENCRYPTION_KEY"),
+    source="COBRADOR_ENCRYPTION_KEY" if os.environ.get("COBRADOR_ENCRYPTION_KEY") else
+    f"the key in {DATA_DIR / 'encryption_key'}")
 
 DEBUG = os.environ.get("COBRADOR_DEBUG") == "1"
 ALLOWED_HOSTS = [h for h in os.environ.get("COBRADOR_ALLOWED_HOSTS", "*").split(",") if h]
@@ -33,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_ox",
     "ninja",
+    "axes",
     "cobrador.core",
     "cobrador.organizations",
     "cobrador.jobs",
@@ -47,6 +59,7 @@ INSTALLED_APPS = [
     "cobrador.callbacks",
     "cobrador.notifications",
     "cobrador.dunning",
+    "cobrador.nfe",
 ]
 
 MIDDLEWARE = [
@@ -54,6 +67,8 @@ MIDDLEWARE = [
     "cobrador.ops.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads a /v1 body: its size, media type and NUL characters (core/middleware.py).
+    "cobrador.core.middleware.ApiBodyChecksMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -61,7 +76,25 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "cobrador.organizations.idempotency.IdempotencyKeyMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Admin login brute force (django-axes): after COBRADOR_ADMIN_LOGIN_FAILURE_LIMIT wrong passwords for one
+# user name, or from one address, further attempts are refused (429, even with the right password) until
+# the cool-off passes or an operator runs `cobrador manage axes_reset` (or axes_reset_username / _ip).
+# Each failure and each lock-out is logged at WARNING by the `axes` logger.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("COBRADOR_ADMIN_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("COBRADOR_ADMIN_LOGIN_COOLOFF_MINUTES", "15")))
+# Either one locks: a user name tried from many addresses, and an address trying many user names.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# Log which user name and address failed (axes masks them by default); passwords are never logged.
+AXES_SENSITIVE_PARAMETERS = []
 
 ROOT_URLCONF = "cobrador.urls"
 WSGI_APPLICATION = "cobrador.wsgi.application"
@@ -110,6 +143,10 @@ def database_from_url(url: str) -> dict:
 
 
 DATABASES = {"default": database_from_url(DATABASE_URL)}
+_sqlite_name = str(DATABASES["default"]["NAME"]) if DATABASES["default"]["ENGINE"].endswith("sqlite3") else ""
+if _sqlite_name and _sqlite_name != ":memory:" and not _sqlite_name.startswith("file:"):
+    # SQLite writes its journal files beside the database, so its directory must be writable.
+    require_writable_dir(Path(_sqlite_name).resolve().parent, needed_for="the SQLite database")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 TASKS = {
@@ -132,8 +169,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
+STATIC_ROOT = prepare_subdir(DATA_DIR / "static", needed_for="the admin's static files")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -150,7 +186,20 @@ OUTBOX_LEASE_SECONDS = float(os.environ.get("COBRADOR_OUTBOX_LEASE_SECONDS", "60
 # How often a worker looks for due outbox rows when nothing woke it.
 OUTBOX_POLL_SECONDS = float(os.environ.get("COBRADOR_OUTBOX_POLL_SECONDS", "0.1"))
 
+# NFe.io's API (NFS-e). An installation setting, never an API field: the tests point it at their fake.
+NFEIO_BASE_URL = os.environ.get("COBRADOR_NFEIO_BASE_URL", "https://api.nfe.io").rstrip("/")
+NFEIO_TIMEOUT = float(os.environ.get("COBRADOR_NFEIO_TIMEOUT", "30"))
+
 TIME_TRAVEL = os.environ.get("COBRADOR_TIME_TRAVEL") == "1"
+
+# Payment providers: each adapter knows its production and sandbox hosts. These point them elsewhere (the
+# tests' fakes, a provider's staging host); they are installation settings, never tenant input.
+PAGARME_BASE_URL = os.environ.get("COBRADOR_PAGARME_BASE_URL", "").strip()
+PAGARME_JWKS_URL = os.environ.get("COBRADOR_PAGARME_JWKS_URL", "").strip()
+KOBANA_BASE_URL = os.environ.get("COBRADOR_KOBANA_BASE_URL", "").strip()
+# Provider calls go through the same resolve-pin-refuse guard as webhooks: loopback and private
+# addresses are refused unless this is set (tests, local development against fakes).
+PROVIDER_ALLOW_PRIVATE = os.environ.get("COBRADOR_PROVIDER_ALLOW_PRIVATE") == "1"
 
 # E-mail: SMTP from COBRADOR_EMAIL_URL (smtp://user:pass@host:port?tls=1), else one .eml file per mail in
 # DATA_DIR/mails (see cobrador/notifications/email_config.py).

@@ -10,6 +10,7 @@ from cobrador.dunning.api import router as dunning_router
 from cobrador.events.api import router as events_router
 from cobrador.gateways.api import router as gateways_router
 from cobrador.invoicing.api import router as invoicing_router
+from cobrador.nfe.api import router as nfe_router
 from cobrador.notifications.api import router as notifications_router
 from cobrador.organizations.api import router as organizations_router
 from cobrador.payments.api import router as payments_router
@@ -31,6 +32,7 @@ api.add_router("", callbacks_router)
 api.add_router("", gateways_router)
 api.add_router("", notifications_router)
 api.add_router("", dunning_router)
+api.add_router("", nfe_router)
 
 # The operators' console says whose it is ("Django administration" by default).
 admin.site.site_header = admin.site.site_title = "cobrador"

@@ -19,11 +19,11 @@ SECRET = "kobana-webhook-secret"
 
 
 @pytest.fixture
-def kobana_org(db):
+def kobana_org(db, settings):
+    settings.KOBANA_BASE_URL = "http://127.0.0.1:9"  # nothing listens: these tests only receive callbacks
     organization = make_org("Payco", "test").organization
     config = make_config(organization, "kobana", ["bank_slip"], {"api_token": "t", "webhook_secret": SECRET,
-                                                                 "pix_account_uid": "u"},
-                         {"base_url": "http://127.0.0.1:9"})
+                                                                 "pix_account_uid": "u"})
     return organization, config
 
 

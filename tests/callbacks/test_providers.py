@@ -27,7 +27,7 @@ def org(transactional_db):
 @pytest.fixture
 def pagarme_config(org, pagarme):
     return make_config(org, "pagarme", ["card", "bank_slip", "pix"], {"secret_key": pagarme.secret_key},
-                       {"base_url": pagarme.url, "jwks_url": pagarme.jwks_url, "timeout_seconds": 0.5})
+                       {"timeout_seconds": 0.5})
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def kobana_config(org, kobana):
     return make_config(org, "kobana", ["bank_slip", "pix"],
                        {"api_token": kobana.api_token, "webhook_secret": kobana.webhook_secret,
                         "pix_account_uid": kobana.pix_account_uid},
-                       {"base_url": kobana.url, "timeout_seconds": 0.5})
+                       {"timeout_seconds": 0.5})
 
 
 def callback_url(live_server, config) -> str:

@@ -173,9 +173,8 @@ def test_recovery_analytics(org, clock):
 
 def test_admin_pages(org, dunning, db):
     account, invoice = dunning
-    User.objects.create_superuser("admin", "admin@example.test", "pw")
     client = Client()
-    client.login(username="admin", password="pw")
+    client.force_login(User.objects.create_superuser("admin", "admin@example.test", "pw"))
     case = DelinquentAccount.objects.get(account=account)
     record = RecoveryRecord.objects.filter(invoice=invoice).first()
     schedule = DunningInvoice.objects.get(invoice=invoice)

@@ -71,7 +71,7 @@ class FakeKobana(HttpFake):
 
     @property
     def url(self) -> str:
-        """The base_url to configure (paths /v1/... and /v2/... are under it)."""
+        """Where settings.KOBANA_BASE_URL points the adapter (paths /v1/... and /v2/... are under it)."""
         return self.origin
 
     # --- test helpers ---

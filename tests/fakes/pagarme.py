@@ -68,7 +68,7 @@ class FakePagarme(HttpFake):
 
     @property
     def url(self) -> str:
-        """The base_url to configure: like https://api.pagar.me/core/v5."""
+        """Where settings.PAGARME_BASE_URL points the adapter: like https://api.pagar.me/core/v5."""
         return self.origin + PREFIX
 
     @property

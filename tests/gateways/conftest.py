@@ -15,16 +15,26 @@ from tests.fakes.pagarme import FakePagarme
 CLIENT_TIMEOUT = 0.4
 
 
+def use_fakes(settings, *, pagarme=None, kobana=None) -> None:
+    """Point the adapters at the fakes. Provider hosts are installation settings, never a tenant's options."""
+    if pagarme is not None:
+        settings.PAGARME_BASE_URL, settings.PAGARME_JWKS_URL = pagarme.url, pagarme.jwks_url
+    if kobana is not None:
+        settings.KOBANA_BASE_URL = kobana.url
+
+
 @pytest.fixture
-def pagarme():
+def pagarme(settings):
     with FakePagarme(fault_delay=1.5) as fake:
+        use_fakes(settings, pagarme=fake)
         yield fake
     JWKS_CACHE.clear()
 
 
 @pytest.fixture
-def kobana():
+def kobana(settings):
     with FakeKobana(fault_delay=1.5) as fake:
+        use_fakes(settings, kobana=fake)
         yield fake
 
 
@@ -44,7 +54,7 @@ def make_config(organization, provider, methods, credentials, options=None) -> G
 @pytest.fixture
 def pagarme_config(test_org, pagarme):
     return make_config(test_org, "pagarme", ["card", "bank_slip", "pix"], {"secret_key": pagarme.secret_key},
-                       {"base_url": pagarme.url, "jwks_url": pagarme.jwks_url, "timeout_seconds": CLIENT_TIMEOUT})
+                       {"timeout_seconds": CLIENT_TIMEOUT})
 
 
 @pytest.fixture
@@ -52,7 +62,7 @@ def kobana_config(test_org, kobana):
     return make_config(test_org, "kobana", ["bank_slip", "pix"],
                        {"api_token": kobana.api_token, "webhook_secret": kobana.webhook_secret,
                         "pix_account_uid": kobana.pix_account_uid},
-                       {"base_url": kobana.url, "timeout_seconds": CLIENT_TIMEOUT})
+                       {"timeout_seconds": CLIENT_TIMEOUT})
 
 
 CUSTOMER = Customer(

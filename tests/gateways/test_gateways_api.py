@@ -26,7 +26,7 @@ def test_api(db):
 
 def pagarme_body(secret=SECRET, methods=("card",), **extra):
     return {"provider": "pagarme", "methods": list(methods), "credentials": {"secret_key": secret},
-            "options": {"base_url": "https://api.pagar.me/core/v5"}, **extra}
+            "options": {"timeout_seconds": 5}, **extra}
 
 
 def test_create_answers_the_callback_url_and_never_the_credentials(test_api, settings):
@@ -78,6 +78,15 @@ def test_one_active_configuration_per_method(test_api):
     ({"provider": "stripe", "methods": ["card"]}, "provider"),
     ({"provider": "pagarme", "methods": ["card"], "credentials": {"secret_key": SECRET},
       "options": {"base_url": "ftp://x"}}, "options.base_url"),
+    # Provider hosts are not tenant input (SSRF): the metadata address, loopback, or even the real host.
+    ({"provider": "pagarme", "methods": ["card"], "credentials": {"secret_key": SECRET},
+      "options": {"base_url": "https://169.254.169.254/latest/meta-data"}}, "options.base_url"),
+    ({"provider": "pagarme", "methods": ["card"], "credentials": {"secret_key": SECRET},
+      "options": {"base_url": "https://api.pagar.me/core/v5"}}, "options.base_url"),
+    ({"provider": "pagarme", "methods": ["card"], "credentials": {"secret_key": SECRET},
+      "options": {"jwks_url": "https://127.0.0.1:9555/jwks.json"}}, "options.jwks_url"),
+    ({"provider": "kobana", "methods": ["bank_slip"], "credentials": {"api_token": "t", "webhook_secret": "s"},
+      "options": {"base_url": "https://127.0.0.1:9555"}}, "options.base_url"),
     ({"provider": "pagarme", "methods": ["card"], "credentials": {"secret_key": SECRET},
       "options": {"colour": "x"}}, "options.colour"),
     ({"provider": "pagarme", "methods": ["card"], "credentials": {"secret_key": SECRET}, "nope": 1}, "nope"),
@@ -164,11 +173,10 @@ def test_credentials_are_neither_in_a_database_dump_nor_in_the_logs(caplog, paga
     test_api = make_org("Dumpco", "test")
     pagarme.secret_key = SECRET
     kobana.api_token, kobana.webhook_secret = KOBANA_TOKEN, KOBANA_HOOK_SECRET
-    created = test_api.post("/v1/gateways", pagarme_body(
-        methods=["card"], options={"base_url": pagarme.url, "jwks_url": pagarme.jwks_url}))
+    created = test_api.post("/v1/gateways", pagarme_body(methods=["card"]))
     assert created.status_code == 201
     kobana_created = test_api.post("/v1/gateways", {
-        "provider": "kobana", "methods": ["bank_slip", "pix"], "options": {"base_url": kobana.url},
+        "provider": "kobana", "methods": ["bank_slip", "pix"],
         "credentials": {"api_token": KOBANA_TOKEN, "webhook_secret": KOBANA_HOOK_SECRET,
                         "pix_account_uid": kobana.pix_account_uid}})
     assert kobana_created.status_code == 201

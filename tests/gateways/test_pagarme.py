@@ -95,8 +95,8 @@ def test_wrong_secret_key_is_refused(pagarme, pagarme_config):
     assert pagarme.charges == {}
 
 
-def test_unreachable_provider_is_a_gateway_error(pagarme, pagarme_config):
-    pagarme_config.options = {**pagarme_config.options, "base_url": "http://127.0.0.1:9/core/v5"}
+def test_unreachable_provider_is_a_gateway_error(pagarme, pagarme_config, settings):
+    settings.PAGARME_BASE_URL = "http://127.0.0.1:9/core/v5"
     with pytest.raises(GatewayError, match="connect"):
         gateway_for(pagarme_config).charge_card(charge_request(card_token=CARD))
 

@@ -24,7 +24,7 @@ from cobrador.payments import charging, reconciliation, services
 from cobrador.payments.models import Payment
 from tests.factories import make_org
 from tests.fakes.pagarme import FakePagarme
-from tests.gateways.conftest import make_config
+from tests.gateways.conftest import make_config, use_fakes
 from tests.payments.billing import add_card, make_account, make_invoice
 
 EXAMPLES = int(os.environ.get("COBRADOR_HYPOTHESIS_EXAMPLES", "200"))
@@ -39,6 +39,11 @@ def pagarme():
     JWKS_CACHE.clear()
 
 
+@pytest.fixture
+def pagarme_host(settings, pagarme):
+    use_fakes(settings, pagarme=pagarme)
+
+
 class Charging(RuleBasedStateMachine):
     fake: FakePagarme
 
@@ -50,8 +55,7 @@ class Charging(RuleBasedStateMachine):
         self.fake.faults.clear()
         self.organization = make_org("Stateful", "test").organization
         self.config = make_config(self.organization, "pagarme", ["card"], {"secret_key": self.fake.secret_key},
-                                  {"base_url": self.fake.url, "jwks_url": self.fake.jwks_url,
-                                   "timeout_seconds": CLIENT_TIMEOUT})
+                                  {"timeout_seconds": CLIENT_TIMEOUT})
 
     def teardown(self):
         clock.set(None)
@@ -156,7 +160,7 @@ class Charging(RuleBasedStateMachine):
 
 
 @pytest.mark.django_db
-def test_at_most_one_charge_per_invoice_whatever_fails(pagarme):
+def test_at_most_one_charge_per_invoice_whatever_fails(pagarme, pagarme_host):
     Charging.fake = pagarme
 
     class CheckedAtTheEnd(Charging):

@@ -120,7 +120,8 @@ def test_an_unknown_outcome_blocks_new_charges_until_reconciliation_finds_the_ch
     assert _charges_of(invoice).count() == 1
 
 
-def test_reconciliation_asks_5_minutes_then_1_hour_then_daily_while_the_provider_is_unreachable(org, clock):
+def test_reconciliation_asks_5_minutes_then_1_hour_then_daily_while_the_provider_is_unreachable(org, clock,
+                                                                                                 settings):
     account = make_account(org)
     add_card(account, "tok_sandbox_timeout")
     invoice = make_invoice(account)
@@ -130,8 +131,9 @@ def test_reconciliation_asks_5_minutes_then_1_hour_then_daily_while_the_provider
     config = payment.gateway
     config.provider = "pagarme"
     config.credentials = {"secret_key": "sk_test_x"}
-    config.options = {"base_url": "http://127.0.0.1:9", "timeout_seconds": 0.5}
+    config.options = {"timeout_seconds": 0.5}
     config.save()
+    settings.PAGARME_BASE_URL = "http://127.0.0.1:9"
 
     asked_at = []
     for _ in range(4):

@@ -12,17 +12,18 @@ from cobrador.payments import reconciliation, tasks
 from cobrador.payments.models import Payment
 from tests.factories import make_org
 from tests.fakes.pagarme import FakePagarme
-from tests.gateways.conftest import make_config
+from tests.gateways.conftest import make_config, use_fakes
 from tests.payments.billing import add_card, make_account, make_invoice
 from tests.processes import kill, output, start_worker, stop, wait_ready, wait_until, worker_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def setup_org(fake, *, timeout_seconds):
+def setup_org(fake, settings, *, timeout_seconds):
     organization = make_org("Workers", "test").organization
+    use_fakes(settings, pagarme=fake)  # worker_env passes them on to the workers
     make_config(organization, "pagarme", ["card"], {"secret_key": fake.secret_key},
-                {"base_url": fake.url, "jwks_url": fake.jwks_url, "timeout_seconds": timeout_seconds})
+                {"timeout_seconds": timeout_seconds})
     return organization
 
 
@@ -35,9 +36,9 @@ def open_invoices(organization, n):
     return invoices
 
 
-def test_two_workers_charging_the_same_invoices_make_one_charge_each():
+def test_two_workers_charging_the_same_invoices_make_one_charge_each(settings):
     with FakePagarme(fault_delay=1.0) as fake:
-        organization = setup_org(fake, timeout_seconds=0.5)
+        organization = setup_org(fake, settings, timeout_seconds=0.5)
         invoices = open_invoices(organization, 60)
         fake.fail_next("timeout_after_charge", 2)
         fake.fail_next("500_after_charge", 2)
@@ -71,11 +72,11 @@ def test_two_workers_charging_the_same_invoices_make_one_charge_each():
         assert Payment.objects.filter(status="failed").count() == 2
 
 
-def test_a_worker_killed_mid_charge_leaves_a_payment_reconciliation_settles_without_charging_again():
+def test_a_worker_killed_mid_charge_leaves_a_payment_reconciliation_settles_without_charging_again(settings):
     # The fake holds the answer for 60 s and the adapter waits 30 s: the worker is inside the call
     # when it is killed. The charge went through at the provider.
     with FakePagarme(fault_delay=60) as fake:
-        organization = setup_org(fake, timeout_seconds=30)
+        organization = setup_org(fake, settings, timeout_seconds=30)
         invoice, = open_invoices(organization, 1)
         fake.fail_next("timeout_after_charge")
         env = worker_env(COBRADOR_TASK_LOCK_TIMEOUT="2")

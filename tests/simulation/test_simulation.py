@@ -58,6 +58,11 @@ def test_forty_days_of_twenty_accounts_show_every_flow(mail_dir):
         assert job["failed"] == job["partial"] == 0, (name, job)
     assert report["jobs"]["subscription-renewal"]["runs"] == 40
     assert report["jobs"]["payment-retry"]["runs"] == 40 * 4
+    # Every paid invoice gets its NFS-e through the simulation's NFe.io, one note each.
+    nfse = report["nfse"]
+    assert nfse["by_status"].get("issued", 0) > 0 and nfse["by_status"].get("failed", 0) == 0
+    assert nfse["by_status"].get("blocked", 0) == 0
+    assert sum(nfse["at_nfeio"].values()) == sum(n for s, n in nfse["by_status"].items() if s != "pending")
 
     counts = report["timeline"]
     assert counts["sign-ups"] == 20

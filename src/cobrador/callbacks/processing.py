@@ -25,6 +25,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 
 from cobrador.callbacks.models import GatewayCallback
+from cobrador.callbacks.providers import INBOUND
 from cobrador.core import clock
 from cobrador.core.bulk import update_rows
 from cobrador.gateways import kobana
@@ -166,9 +167,12 @@ def process_callbacks(ids: list[int]) -> Processed:
     during the last slice, nobody is waiting: the next slice is MAX_SLICE, without a pause."""
     callbacks = list(GatewayCallback.objects.filter(pk__in=ids, status="processing")
                      .select_related("gateway").order_by("pk"))
+    processed = Processed()
+    if any(c.provider in INBOUND for c in callbacks):
+        processed.add(_process_inbound([c for c in callbacks if c.provider in INBOUND]))
+        callbacks = [c for c in callbacks if c.provider not in INBOUND]
     gateways: dict = {}
     events = {callback.pk: _parse(callback, gateways) for callback in callbacks}
-    processed = Processed()
     sqlite = connection.vendor == "sqlite"
     size, position = (FIRST_SLICE if sqlite else MAX_SLICE), 0
     while position < len(callbacks):
@@ -234,6 +238,46 @@ def _apply(callbacks: list[GatewayCallback], events: dict) -> None:
         effects.flush()
     if effects.paid_invoice_ids:
         charging.cancel_outstanding_payments(effects.paid_invoice_ids)
+
+
+def _process_inbound(callbacks: list[GatewayCallback]) -> Processed:
+    """Callbacks of a registered inbound provider (callbacks.providers), MAX_SLICE per transaction; a
+    slice that raises goes through again one callback at a time, so only the broken one fails."""
+    processed = Processed()
+    for position in range(0, len(callbacks), MAX_SLICE):
+        piece = callbacks[position:position + MAX_SLICE]
+        try:
+            _apply_inbound(piece)
+        except Exception:  # noqa: BLE001 - one of them is broken: find which, alone
+            for callback in piece:
+                try:
+                    _apply_inbound([callback])
+                except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
+                    logger.warning("callback %s failed: %s", callback.public_id, exc)
+                    with transaction.atomic():
+                        _failed(callback, "".join(traceback.format_exception(exc, limit=6)), clock.now())
+                        update_rows([callback], CALLBACK_STATE_FIELDS)
+        for callback in piece:
+            processed.counts[callback.status] = processed.counts.get(callback.status, 0) + 1
+        processed.add(Processed(retry_at=min(
+            (c.next_attempt_at for c in piece if c.status == "failed" and c.next_attempt_at), default=None)))
+    return processed
+
+
+def _apply_inbound(callbacks: list[GatewayCallback]) -> None:
+    now = clock.now()
+    with transaction.atomic():
+        outcomes: dict = {}
+        for name in {c.provider for c in callbacks}:
+            outcomes.update(INBOUND[name].apply([c for c in callbacks if c.provider == name]))
+        for callback in callbacks:
+            outcome = outcomes[callback.pk]
+            if isinstance(outcome, Exception):
+                _failed(callback, str(outcome), now)
+                continue
+            callback.status, callback.changes = outcome
+            callback.error, callback.next_attempt_at, callback.processed_at = "", None, now
+        update_rows(list(callbacks), CALLBACK_STATE_FIELDS)
 
 
 def process_received(*, max_batches: int = 50) -> Processed:

@@ -24,6 +24,7 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 
 from cobrador.callbacks.models import GatewayCallback
+from cobrador.callbacks.providers import INBOUND
 from cobrador.callbacks.tasks import process_received_callbacks
 from cobrador.core import clock
 from cobrador.core.errors import ApiError, NotFound
@@ -82,14 +83,19 @@ def _configuration(provider: str, token: str):
     cached = _configs.get(key)
     if cached is not None and time.monotonic() - cached[0] < CONFIG_SECONDS:
         return cached[1], cached[2]
-    config = GatewayConfig.objects.filter(provider=provider, callback_token=token, active=True).first() \
-        if provider in PROVIDERS else None
+    if provider in INBOUND:  # another app's provider (NFe.io): its endpoint verifies and parses
+        config = INBOUND[provider].resolve(token)
+        gateway = config
+    else:
+        config = GatewayConfig.objects.filter(provider=provider, callback_token=token, active=True).first() \
+            if provider in PROVIDERS else None
     if config is None:  # not cached: a configuration created a moment later is found at once
         _configs.pop(key, None)
         return None, None
     if len(_configs) > 10_000:
         _configs.clear()
-    gateway = gateway_for(config)
+    if provider not in INBOUND:
+        gateway = gateway_for(config)
     _configs[key] = (time.monotonic(), config, gateway)
     return config, gateway
 
@@ -101,7 +107,8 @@ def receive_callback(*, provider: str, token: str, headers: dict[str, str], body
     if config is None:
         raise NotFound("no gateway configuration for this callback URL")
     now = clock.now()
-    row = {"organization_id": config.organization_id, "gateway": config, "provider": provider,
+    row = {"organization_id": config.organization_id,
+           "gateway": config if isinstance(config, GatewayConfig) else None, "provider": provider,
            "headers": headers, "body": body, "received_at": now}
     try:
         verified = len(body) <= MAX_BODY_BYTES and gateway.verify_callback(headers=headers, body=body)

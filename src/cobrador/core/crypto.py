@@ -9,7 +9,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.db import models
 
-_fernet: Fernet | None = None
+_fernet: tuple[str, Fernet] | None = None  # (the key, its Fernet): a changed setting is picked up
 
 
 class EncryptionKeyMismatch(RuntimeError):
@@ -18,9 +18,10 @@ class EncryptionKeyMismatch(RuntimeError):
 
 def fernet() -> Fernet:
     global _fernet
-    if _fernet is None:
-        _fernet = Fernet(settings.ENCRYPTION_KEY.encode())
-    return _fernet
+    key = settings.ENCRYPTION_KEY
+    if _fernet is None or _fernet[0] != key:
+        _fernet = (key, Fernet(key.encode()))
+    return _fernet[1]
 
 
 def encrypt(plaintext: str) -> str:

@@ -133,5 +133,6 @@ def logging_setting(*, log_format: str, level: str, ox_level: str) -> dict:
             "django_ox": {"level": ox_level},
             "django.tasks": {"level": ox_level},
             "httpx": {"level": "WARNING"},
+            "axes.apps": {"level": "WARNING"},  # django-axes's version banner, on every process start
         },
     }

@@ -20,6 +20,10 @@ class BillingAccount(models.Model):
     document_type = models.CharField(max_length=4, choices=DOCUMENT_TYPES, blank=True, default="")
     # {"street", "number", "complement", "neighborhood", "city", "state", "zipcode", "country"}
     address = models.JSONField(default=dict, blank=True)
+    # Fiscal data for the NFS-e (the borrower): the legal name and e-mail the note carries when they
+    # differ from `name` and `email`; the address's city_code (IBGE) is what NFe.io also needs.
+    legal_name = models.CharField(max_length=115, blank=True, default="")
+    fiscal_email = models.EmailField(blank=True, default="")
     locale = models.CharField(max_length=5, choices=LOCALES, default="pt-BR")
     status = models.CharField(max_length=10, choices=STATUSES, default="active")
     suspended_at = models.DateTimeField(null=True, blank=True)

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, field_validator, model_serializer
 from pydantic_core import PydanticCustomError
 
 from cobrador.core.money import CURRENCIES
@@ -75,6 +75,8 @@ class Address(Schema):
     city: str = Field(..., min_length=1, max_length=100)
     state: str = Field(..., min_length=1, max_length=50, description="The 2-letter UF in Brazil (SP, RJ, ...).")
     zipcode: str = Field(..., min_length=1, max_length=20, description="The 8-digit CEP in Brazil.")
+    city_code: str | None = Field(None, pattern=r"^[0-9]{7}$",
+                                  description="The city's 7-digit IBGE code (needed to issue an NFS-e).")
 
     @field_validator("street", "city")
     @classmethod
@@ -116,6 +118,10 @@ class BillingAccountCreate(Schema):
     email: str = Field(..., max_length=254)
     document: str | None = Field(None, max_length=24, description=DOCUMENT_DESCRIPTION)
     address: Address | None = None
+    legal_name: str | None = Field(None, max_length=115,
+                                   description="The legal name (razão social) an NFS-e carries; default: name.")
+    fiscal_email: str | None = Field(None, max_length=254,
+                                     description="Where the NFS-e is sent; default: email.")
     locale: Locale = Field("pt-BR", description="The language of the customer's notifications.")
     metadata: Metadata = Field(default_factory=dict, description="Up to 50 string keys and values for your own use.")
 
@@ -124,10 +130,15 @@ class BillingAccountCreate(Schema):
     def _check_name(cls, value):
         return _not_blank(value)
 
-    @field_validator("email")
+    @field_validator("email", "fiscal_email")
     @classmethod
     def _check_email(cls, value):
         return _valid_email(value)
+
+    @field_validator("legal_name")
+    @classmethod
+    def _check_legal_name(cls, value):
+        return _not_blank(value)
 
 
 class BillingAccountUpdate(Schema):
@@ -140,6 +151,10 @@ class BillingAccountUpdate(Schema):
     email: str | None = Field(None, max_length=254)
     document: str | None = Field(None, max_length=24, description=DOCUMENT_DESCRIPTION)
     address: Address | None = None
+    legal_name: str | None = Field(None, max_length=115,
+                                   description="The legal name (razão social) an NFS-e carries; default: name.")
+    fiscal_email: str | None = Field(None, max_length=254,
+                                     description="Where the NFS-e is sent; default: email.")
     locale: Locale | None = None
     metadata: Metadata | None = None
 
@@ -153,10 +168,15 @@ class BillingAccountUpdate(Schema):
     def _check_name(cls, value):
         return _not_blank(value)
 
-    @field_validator("email")
+    @field_validator("email", "fiscal_email")
     @classmethod
     def _check_email(cls, value):
         return _valid_email(value)
+
+    @field_validator("legal_name")
+    @classmethod
+    def _check_legal_name(cls, value):
+        return _not_blank(value)
 
 
 class AddressOut(Schema):
@@ -168,6 +188,14 @@ class AddressOut(Schema):
     state: str
     zipcode: str
     country: str
+    city_code: str | None = Field(None, description="The IBGE city code; present only when one was given.")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_city_code(self, handler):
+        data = handler(self)
+        if data.get("city_code") is None:
+            data.pop("city_code", None)
+        return data
 
 
 class BillingAccountOut(Schema):
@@ -178,6 +206,8 @@ class BillingAccountOut(Schema):
     document: str | None
     document_type: Literal["cpf", "cnpj"] | None
     address: AddressOut | None
+    legal_name: str | None
+    fiscal_email: str | None
     locale: str
     status: Literal["active", "suspended"]
     suspended_at: datetime | None

@@ -45,6 +45,8 @@ def account_data(account: BillingAccount) -> dict:
         "document": account.document or None,
         "document_type": account.document_type or None,
         "address": account.address or None,
+        "legal_name": account.legal_name or None,
+        "fiscal_email": account.fiscal_email or None,
         "locale": account.locale,
         "status": account.status,
         "suspended_at": account.suspended_at,
@@ -66,12 +68,19 @@ def _document_fields(document: str | None) -> dict:
     return {"document": normalized, "document_type": document_type}
 
 
+def _stored_address(address: dict | None) -> dict:
+    """The address as stored: without a city_code that was not given."""
+    return {key: value for key, value in (address or {}).items() if key != "city_code" or value}
+
+
 def create_billing_account(*, organization, name: str, email: str, document: str | None = None,
                            address: dict | None = None, locale: str = "pt-BR",
-                           metadata: dict | None = None) -> BillingAccount:
+                           metadata: dict | None = None, legal_name: str | None = None,
+                           fiscal_email: str | None = None) -> BillingAccount:
     now = clock.now()
     account = BillingAccount.objects.create(
-        organization=organization, name=name, email=email, address=address or {}, locale=locale,
+        organization=organization, name=name, email=email, address=_stored_address(address), locale=locale,
+        legal_name=legal_name or "", fiscal_email=fiscal_email or "",
         metadata=metadata or {}, created_at=now, updated_at=now, **_document_fields(document))
     record_event(organization=organization, type="billing_account.created", data=account_data(account))
     return account
@@ -83,7 +92,10 @@ def update_billing_account(*, account: BillingAccount, changes: dict) -> Billing
     if "document" in values:
         values.update(_document_fields(values.pop("document")))
     if "address" in values:
-        values["address"] = values["address"] or {}
+        values["address"] = _stored_address(values["address"])
+    for field in ("legal_name", "fiscal_email"):  # null removes them
+        if field in values:
+            values[field] = values[field] or ""
     changed = [field for field, value in values.items() if getattr(account, field) != value]
     for field in changed:
         setattr(account, field, values[field])

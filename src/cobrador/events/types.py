@@ -14,4 +14,5 @@ EVENT_TYPES = frozenset({
     "payment.succeeded", "payment.failed", "payment.pending", "payment.unknown", "payment.refunded",
     "payment.overpaid",
     "dunning.retry_attempted", "dunning.exhausted",
+    "nfe.issued", "nfe.failed", "nfe.canceled",
 })

@@ -1,12 +1,13 @@
 """`cobrador sandbox pay PAYMENT_ID`: pay a pending sandbox boleto or PIX and send its real signed
 callback to COBRADOR_PUBLIC_URL, as a customer paying at the bank would cause."""
 
-from cobrador.core.commandline import CommandFailed
+from cobrador.core.commandline import CommandFailed, check_encryption_key
 from cobrador.gateways.sandbox import SandboxPayFailed, send_sandbox_payment_callback
 from cobrador.payments.models import Payment
 
 
 def sandbox_pay(args) -> int:
+    check_encryption_key()
     try:
         payment = Payment.objects.select_related("gateway").get(public_id=args.payment_id)
     except Payment.DoesNotExist:

@@ -10,8 +10,9 @@ has `qrcode.emv = null`; the code arrives with the `pix.register.confirmed` / `p
 callbacks, fetch sparingly.
 
 Credentials: `{"api_token", "webhook_secret", "pix_account_uid"}` (`pix_account_uid` may also be an
-option). Options: `base_url` (default by the organization's mode: the sandbox host in test mode),
-`timeout_seconds` (default 10), `boleto` (extra v1 fields merged into every bank billet, e.g. fine and
+option). The host follows the organization's mode (the sandbox host in test mode);
+COBRADOR_KOBANA_BASE_URL points an installation elsewhere (the tests' fake), never a tenant's options.
+Options: `timeout_seconds` (default 10), `boleto` (extra v1 fields merged into every bank billet, e.g. fine and
 interest), `boleto_days_to_due` (default 3, when a request has no due date).
 """
 
@@ -23,6 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import httpx
+from django.conf import settings
 
 from cobrador.core import clock
 from cobrador.core.money import from_decimal, to_decimal
@@ -61,7 +63,7 @@ class KobanaGateway:
         self.config = config
         options = config.options or {}
         self.credentials = config.credentials or {}
-        base_url = options.get("base_url")
+        base_url = settings.KOBANA_BASE_URL
         if not base_url:
             base_url = LIVE_BASE_URL if config.organization.mode == "live" else SANDBOX_BASE_URL
         self.base_url = base_url.rstrip("/")

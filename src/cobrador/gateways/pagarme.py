@@ -13,8 +13,10 @@ Outcomes: a timeout or a transport error after the request was sent, or a 5xx, i
 reconciles with `find_charge` (`GET /orders?code=<our reference>`). A connection that never opened, a 4xx
 or a 429 is a `GatewayError` (nothing happened). Pending/processing charges are `pending`; fetch later.
 
-Credentials: `{"secret_key": "sk_test_..."}`. Options: `base_url` (default the public API), `jwks_url`
-(default Pagar.me's), `timeout_seconds` (default 10).
+Credentials: `{"secret_key": "sk_test_..."}`. Options: `timeout_seconds` (default 10). The API and JWKS
+hosts are Pagar.me's (the same for test and live keys); COBRADOR_PAGARME_BASE_URL and
+COBRADOR_PAGARME_JWKS_URL point an installation elsewhere (the tests' fake), never a tenant's options.
+Every connection goes through the outbound guard (core/ssrf.py).
 """
 
 import base64
@@ -29,7 +31,9 @@ import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from django.conf import settings
 
+from cobrador.core.ssrf import guarded_transport
 from cobrador.gateways.base import CallbackEvent, ChargeRequest, ChargeResult, GatewayError
 
 logger = logging.getLogger(__name__)
@@ -62,16 +66,21 @@ _clients_lock = threading.Lock()
 
 
 def http_client(timeout: float, transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """One pooled client per timeout (building a client costs ~0.2 s of TLS setup); a test transport
-    gets a client of its own."""
+    """One pooled client per timeout (building a client costs ~0.2 s of TLS setup), its connections
+    resolved, checked and pinned by the outbound guard; a test transport gets a client of its own."""
     if transport is not None:
         return httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
     with _clients_lock:
         client = _clients.get(timeout)
         if client is None:
             client = _clients[timeout] = httpx.Client(
+                transport=guarded_transport(allow_private=_allow_private),
                 timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), follow_redirects=False)
         return client
+
+
+def _allow_private() -> bool:
+    return settings.PROVIDER_ALLOW_PRIVATE
 
 
 class PagarmeGateway:
@@ -80,8 +89,8 @@ class PagarmeGateway:
     def __init__(self, config, *, transport: httpx.BaseTransport | None = None):
         self.config = config
         options = config.options or {}
-        self.base_url = (options.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
-        self.jwks_url = options.get("jwks_url") or DEFAULT_JWKS_URL
+        self.base_url = (settings.PAGARME_BASE_URL or DEFAULT_BASE_URL).rstrip("/")
+        self.jwks_url = settings.PAGARME_JWKS_URL or DEFAULT_JWKS_URL
         self.timeout = float(options.get("timeout_seconds") or DEFAULT_TIMEOUT)
         self.transport = transport
 

@@ -17,13 +17,12 @@ Providers and their `credentials` (write-only: stored encrypted, never returned;
 which fields are set in `credentials_set`):
 
 * `pagarme` (Pagar.me API v5; card, bank_slip, pix): `secret_key` (`sk_test_...` for a test-mode
-  organization, `sk_...` for a live one). Options: `base_url`, `jwks_url`, `timeout_seconds`.
+  organization, `sk_...` for a live one). Options: `timeout_seconds`.
   A card payment method's token is `cus_...:card_...` (a card stored on a Pagar.me customer), `card_...`
   or a one-time `token_...`.
 * `kobana` (bank_slip through API v1, pix through API v2; no cards): `api_token`, `webhook_secret` (the
   secret of the Kobana webhook pointed at `callback_url`), `pix_account_uid` (needed for pix). Options:
-  `base_url` (default: Kobana's sandbox host for test-mode organizations), `timeout_seconds`,
-  `pix_account_uid`, `boleto` (extra bank-billet fields such as fine and interest), `boleto_days_to_due`.
+  `timeout_seconds`, `pix_account_uid`, `boleto` (extra bank-billet fields such as fine and interest), `boleto_days_to_due`.
 * `sandbox` (test mode only; card, bank_slip, pix): no credentials needed. A test-mode organization
   without a configuration for a method is served by a built-in sandbox configuration (`fallback: true`).
   Sandbox card tokens decide the outcome:
@@ -33,14 +32,15 @@ which fields are set in `credentials_set`):
   sends a signed callback.
 
 Point the provider's webhooks at `callback_url`.
+
+The provider's API host is not an option: each provider is reached at its own production host (Kobana:
+its sandbox host for test-mode organizations); `base_url` and `jwks_url` are refused (422).
 """
 
 
 class GatewayOptions(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    base_url: str = Field(None, max_length=500, description="Provider API base URL (https).")
-    jwks_url: str = Field(None, max_length=500, description="Pagar.me: where the callback signing keys are.")
     timeout_seconds: float = Field(None, gt=0, le=60, description="HTTP timeout for provider calls (default 10).")
     pix_account_uid: str = Field(None, max_length=100, description="Kobana: the PIX account.")
     boleto: dict = Field(None, description="Kobana: extra bank-billet fields (fine_type, interest_type, ...).")

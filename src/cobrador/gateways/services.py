@@ -4,8 +4,6 @@ Credentials are encrypted at rest (EncryptedJSONField) and never leave through t
 `gateway_data` names which credential fields are set, never their values. Services never commit.
 """
 
-from urllib.parse import urlsplit
-
 from django.conf import settings
 
 from cobrador.core import clock
@@ -22,8 +20,8 @@ CREDENTIAL_FIELDS = {
 }
 OPTION_FIELDS = {
     "sandbox": set(),
-    "pagarme": {"base_url", "jwks_url", "timeout_seconds"},
-    "kobana": {"base_url", "timeout_seconds", "pix_account_uid", "boleto", "boleto_days_to_due"},
+    "pagarme": {"timeout_seconds"},
+    "kobana": {"timeout_seconds", "pix_account_uid", "boleto", "boleto_days_to_due"},
 }
 
 
@@ -139,9 +137,6 @@ def _check(*, organization: Organization, provider: str, methods: list[str], cre
     for name in options:
         if name not in OPTION_FIELDS[provider]:
             raise ValidationFailed(f"{provider} takes no option {name!r}", field=f"options.{name}")
-    for name in ("base_url", "jwks_url"):
-        if name in options:
-            _check_url(options[name], field=f"options.{name}")
     if provider == "pagarme":
         key = credentials.get("secret_key", "")
         if not key:
@@ -160,9 +155,3 @@ def _check(*, organization: Organization, provider: str, methods: list[str], cre
         if "pix" in methods and not (credentials.get("pix_account_uid") or options.get("pix_account_uid")):
             raise ValidationFailed("PIX through Kobana needs the pix_account_uid", field="credentials.pix_account_uid")
 
-
-def _check_url(url, *, field: str):
-    parts = urlsplit(url) if isinstance(url, str) else None
-    allowed = ("https", "http") if settings.WEBHOOK_ALLOW_PRIVATE else ("https",)
-    if parts is None or parts.scheme not in allowed or not parts.hostname or len(url) > 500:
-        raise ValidationFailed(f"must be an {' or '.join(allowed)} URL", field=field)

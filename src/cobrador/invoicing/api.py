@@ -43,12 +43,12 @@ def list_invoices(request, account: str | None = None, subscription: str | None 
         invoices = invoices.filter(period_start__gte=period_start_gte)
     if _aware(period_start_lt, "period_start_lt"):
         invoices = invoices.filter(period_start__lt=period_start_lt)
-    return paginate(invoices, cursor=cursor, limit=limit, serialize=services.invoice_data)
+    return paginate(invoices, cursor=cursor, limit=limit, serialize=services.invoice_object)
 
 
 @router.get("/invoices/{invoice_id}", response=InvoiceOut, summary="Retrieve an invoice")
 def get_invoice(request, invoice_id: str):
-    return services.invoice_data(get_object_or_404(_invoices(request), public_id=invoice_id))
+    return services.invoice_object(get_object_or_404(_invoices(request), public_id=invoice_id))
 
 
 @router.post("/invoices/{invoice_id}/void", response=InvoiceOut, summary="Void an invoice")
@@ -58,4 +58,4 @@ def void_invoice(request, invoice_id: str):
     with transaction.atomic():
         invoice = get_object_or_404(_invoices(request).select_for_update(of=("self",)), public_id=invoice_id)
         services.void_invoice(invoice=invoice)
-    return services.invoice_data(invoice)
+    return services.invoice_object(invoice)

@@ -2,7 +2,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_serializer
 
 InvoiceStatus = Literal["draft", "open", "paid", "void", "uncollectible"]
 
@@ -32,6 +32,18 @@ class InvoiceLineOut(Schema):
     period_end: datetime | None
 
 
+class InvoiceServiceInvoiceOut(Schema):
+    """The invoice's NFS-e (GET /v1/service_invoices/{id} has all of it)."""
+
+    id: str
+    status: str
+    number: str | None
+    verification_code: str | None
+    access_key: str | None
+    pdf_url: str | None
+    xml_url: str | None
+
+
 class InvoiceOut(Schema):
     model_config = ConfigDict(json_schema_extra={"description": INVOICE_DESCRIPTION})
 
@@ -56,6 +68,16 @@ class InvoiceOut(Schema):
     paid_at: datetime | None
     voided_at: datetime | None
     lines: list[InvoiceLineOut]
+    service_invoice: InvoiceServiceInvoiceOut | None = Field(
+        None, description="The NFS-e issued (or being issued) for this invoice under the fiscal policy; absent "
+                          "when it has none (so an invoice without one is exactly its invoice.* event's object).")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_service_invoice(self, handler):
+        data = handler(self)
+        if data.get("service_invoice") is None:
+            data.pop("service_invoice", None)
+        return data
 
 
 class InvoicePage(Schema):

@@ -7,6 +7,7 @@ lock and then finds the invoices already there.
 """
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -52,6 +53,24 @@ def invoice_data(invoice: Invoice, lines: list[InvoiceLine] | None = None) -> di
         lines = list(invoice.lines.all())
     return _invoice_dict(invoice, account=invoice.account.public_id, subscription=_id(invoice.subscription),
                          coupon=_id(invoice.coupon), lines=[line_data(line) for line in lines])
+
+
+# Fields other apps add to the invoice object the API returns (nfe: `service_invoice`), registered in
+# their AppConfig.ready: invoicing never imports them. Not part of event payloads.
+_extensions: list[Callable[[Invoice], dict]] = []
+
+
+def register_invoice_extension(extension: Callable[[Invoice], dict]) -> None:
+    if extension not in _extensions:
+        _extensions.append(extension)
+
+
+def invoice_object(invoice: Invoice) -> dict:
+    """The invoice as the API returns it: invoice_data plus the registered apps' fields."""
+    data = invoice_data(invoice)
+    for extension in _extensions:
+        data.update(extension(invoice))
+    return data
 
 
 def _invoice_dict(invoice, *, account: str, subscription: str | None, coupon: str | None, lines: list[dict]) -> dict:

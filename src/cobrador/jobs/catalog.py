@@ -56,6 +56,9 @@ JOBS: dict[str, JobSpec] = {
                 "Suspend accounts whose dunning retries are exhausted and whose grace period has passed."),
         JobSpec("payment-retry", "0 */6 * * *", "cobrador.dunning.sweeps.payment_retry_sweep",
                 "Mark invoices in dunning overdue, then run every due retry (card, boleto, PIX per the policy)."),
+        JobSpec("nfe-sync", "*/30 * * * *", "cobrador.nfe.sweeps.nfe_sync_sweep",
+                "Issue pending NFS-e (and blocked ones whose account was fixed), send cancellations, and ask "
+                "NFe.io about every note it has not settled (the main path starts right after commit)."),
         JobSpec("retention-cleanup", "0 3 * * *", "cobrador.jobs.retention.retention_cleanup_sweep",
                 "Prune old webhook deliveries, events, JobRuns, idempotency keys and finished task rows."),
     ]

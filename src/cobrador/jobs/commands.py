@@ -7,7 +7,7 @@ from django.conf import settings
 from django_ox.cron import CronExpression
 
 from cobrador.core import clock
-from cobrador.core.commandline import CommandFailed, parse_at
+from cobrador.core.commandline import CommandFailed, check_encryption_key, parse_at
 from cobrador.jobs.catalog import JOBS
 from cobrador.jobs.models import JobRun
 from cobrador.jobs.runner import run_job
@@ -39,6 +39,7 @@ def jobs_list(args) -> int:
 def jobs_run(args) -> int:
     if args.name not in JOBS:
         raise CommandFailed(f"unknown job {args.name!r}; known jobs: {', '.join(JOBS)}")
+    check_encryption_key()  # a sweep may write encrypted values: never with a key the database refuses
     if args.at:
         at = parse_at(args.at)
         if abs((at - clock.now()).total_seconds()) > 60 and not settings.TIME_TRAVEL:

@@ -96,3 +96,17 @@ def retry_date(data: dict, locale: str, timezone: str) -> str:
         if data.get(key):
             return formatting.day(data[key], locale, timezone)
     return ""
+
+
+def service_invoice_context(data: dict, locale: str, timezone: str) -> dict:
+    """An NFS-e (the nfe.* events' object)."""
+    return {
+        "id": _text(data.get("id")),
+        "number": _text(data.get("number")),
+        "verification_code": _text(data.get("verification_code")),
+        "amount": formatting.money(data.get("amount"), data.get("currency") or "BRL", locale),
+        "issued_at": formatting.day(data.get("issued_at"), locale, timezone),
+        "invoice": _text(data.get("invoice")),
+        "pdf_url": _text(data.get("pdf_url")),
+        "error": _text(data.get("error") or data.get("flow_message")),
+    }

@@ -48,6 +48,12 @@ def _subscription(locale: str) -> dict:
             "term_end": formatting.day("2026-03-16", locale)}
 
 
+def _service_invoice(locale: str, **extra) -> dict:
+    return {"id": "nfse_sample", "number": "2026000123", "verification_code": "AB12-CD34",
+            "amount": formatting.money(19900, "BRL", locale), "issued_at": formatting.day("2026-03-01", locale),
+            "invoice": "in_sample", "pdf_url": "https://example.com/nfse/123.pdf", "error": "", **extra}
+
+
 _TYPES = [
     NotificationType(
         "invoice_created", ACCOUNT, "A new invoice was issued.", ("invoice",),
@@ -102,11 +108,21 @@ _TYPES = [
         "account_reactivated", ACCOUNT, "The account is active again.", (),
         lambda loc: {}),
     NotificationType(
+        "nfe_issued", ACCOUNT, "An NFS-e (service e-invoice) was issued for an invoice; `link` is its PDF.",
+        ("service_invoice",),
+        lambda loc: {"service_invoice": _service_invoice(loc)}),
+    NotificationType(
         "webhook_endpoint_disabled", ORGANIZATION, "One of the organization's webhook endpoints was disabled.",
         ("endpoint",),
         lambda loc: {"endpoint": {"id": "we_sample", "url": "https://example.com/hooks",
                                   "reason": "failing for 5 days in a row",
                                   "disabled_at": formatting.day("2026-03-01", loc)}},
+        channels=("email",)),
+    NotificationType(
+        "nfe_failed", ORGANIZATION, "An NFS-e could not be issued (NFe.io's or the city hall's message).",
+        ("service_invoice",),
+        lambda loc: {"service_invoice": _service_invoice(
+            loc, error="Código de serviço inválido para o município" if loc == "pt-BR" else "Invalid service code")},
         channels=("email",)),
     NotificationType(
         "template_failed", ORGANIZATION, "A notification template failed to render; the notice was parked.",

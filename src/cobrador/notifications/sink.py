@@ -30,6 +30,8 @@ EVENT_TO_NOTICE = {
     "billing_account.suspended": "account_suspended",
     "billing_account.reactivated": "account_reactivated",
     "webhook_endpoint.disabled": "webhook_endpoint_disabled",
+    "nfe.issued": "nfe_issued",
+    "nfe.failed": "nfe_failed",
 }
 ACCOUNT_KEYS = ("account", "account_id", "billing_account", "billing_account_id")
 
@@ -117,6 +119,15 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
         draft.context = {"endpoint": {"id": str(data.get("id") or ""), "url": str(data.get("url") or ""),
                                       "reason": str(data.get("reason") or data.get("disabled_reason") or ""),
                                       "disabled_at": formatting.day(data.get("disabled_at"), locale, timezone)}}
+        return draft
+    if type_name in ("nfe_issued", "nfe_failed"):
+        draft.context = {"service_invoice": contexts.service_invoice_context(data, locale, timezone)}
+        if type_name == "nfe_failed":
+            draft.recipient = organization.billing_email
+            draft.key = f"{entity}:{data.get('external_id') or ''}"  # each attempt's failure, once
+        else:
+            draft.key = entity
+            draft.link = draft.context["service_invoice"]["pdf_url"]
         return draft
     invoice = lookups.invoices.get((event.organization_id, _invoice_ref(event)))
     invoice_data = data if data.get("object") == "invoice" or event.type.startswith("invoice.") else (
@@ -212,7 +223,7 @@ def notify_from_events(events) -> None:
     for event in relevant:
         type_name = EVENT_TO_NOTICE[event.type]
         account = None
-        if type_name != "webhook_endpoint_disabled":
+        if type_name not in ("webhook_endpoint_disabled", "nfe_failed"):  # the organization's own notices
             account = lookups.account_for(event)
             if account is None:
                 stats["unresolved"] += 1

@@ -50,6 +50,7 @@ from cobrador.notifications.models import Notice
 from cobrador.organizations.models import Organization
 from cobrador.organizations.services import create_api_key, create_organization
 from cobrador.payments.models import Payment
+from cobrador.simulation import nfeio as nfeio_sandbox
 from cobrador.simulation.receiver import WebhookReceiver
 from cobrador.simulation.report import count_mails
 from cobrador.simulation.scenario import CARD_TOKENS, COUPONS, DUNNING_POLICY, PLANS, Customer, build_customers
@@ -219,6 +220,10 @@ class Simulation:
         for coupon in COUPONS:
             self.api.post("/coupons", coupon)
         self.dunning_policy = self.api.patch("/organizations/settings/dunning", DUNNING_POLICY)
+        # NFS-e for every paid invoice, through the simulation's own NFe.io on loopback.
+        self.fiscal_policy = self.api.patch("/organizations/settings/fiscal", {
+            "policy": "on_payment", "nfeio_company_id": nfeio_sandbox.COMPANY_ID,
+            "nfeio_api_key": nfeio_sandbox.API_KEY, "city_service_code": "0107", "federal_service_code": "1.05"})
         self.timeline.plan_names = self.plan_names
 
     # --- the walk --------------------------------------------------------------------------------------
@@ -242,9 +247,16 @@ class Simulation:
         conn_max_age = connection_settings.get("CONN_MAX_AGE", 0)
         connection_settings["CONN_MAX_AGE"] = None
         self.receiver = WebhookReceiver().start()
+        self.nfeio = nfeio_sandbox.NfeioSandbox().start()
+        nfeio_base_url, settings.NFEIO_BASE_URL = settings.NFEIO_BASE_URL, self.nfeio.url
+        # The simulation's own NFe.io listens on loopback, which the outbound guard refuses otherwise.
+        provider_allow_private, settings.PROVIDER_ALLOW_PRIVATE = settings.PROVIDER_ALLOW_PRIVATE, True
         try:
             yield
         finally:
+            settings.NFEIO_BASE_URL = nfeio_base_url
+            settings.PROVIDER_ALLOW_PRIVATE = provider_allow_private
+            self.nfeio.stop()
             self.receiver.stop()
             clock.set(previous_clock)
             connection_settings["CONN_MAX_AGE"] = conn_max_age

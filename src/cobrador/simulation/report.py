@@ -13,6 +13,7 @@ from cobrador.core.money import format_money
 from cobrador.customers.models import BillingAccount
 from cobrador.dunning.models import DelinquentAccount, DunningInvoice, RecoveryRecord
 from cobrador.invoicing.models import Invoice
+from cobrador.nfe.models import ServiceInvoice
 from cobrador.notifications.models import Notice
 from cobrador.payments.models import Payment
 from cobrador.simulation.scenario import COUPONS, PLANS
@@ -142,6 +143,9 @@ def summarize(simulation) -> dict:
             "by_type": dict(sorted(receiver.by_type.items())),
             "still_pending": WebhookDelivery.objects.filter(organization=organization, status="pending").count(),
         },
+        "nfse": {"by_status": {row["status"]: row["count"] for row in by(
+                     ServiceInvoice.objects.filter(organization=organization), "status")},
+                 "at_nfeio": simulation.nfeio.counts()},
         "notices": {"written": {t: dict(sorted(c.items())) for t, c in sorted(notices.items())}, "not_sent": unsent,
                     "mail_dir": str(mail_dir),
                     "mail_files": count_mails(mail_dir) - simulation.mails_before},
@@ -218,6 +222,10 @@ def summary_lines(summary: dict) -> list[str]:
     lines += _table([("method", "status", "count", "amount")] + [
         (method, status, row["count"], _money(row["amount"]))
         for method, statuses in summary["payments"].items() for status, row in statuses.items()])
+    nfse = summary["nfse"]
+    lines.append("NFS-e (policy on_payment, the simulation's NFe.io): " + (", ".join(
+        f"{n} {status}" for status, n in sorted(nfse["by_status"].items())) or "none") + "; at NFe.io: " + (
+        ", ".join(f"{n} {flow}" for flow, n in sorted(nfse["at_nfeio"].items())) or "none"))
     d = summary["dunning"]
     lines.append(f"Dunning: {d['delinquent']} accounts delinquent, {d['recovered']} recovered, {d['suspended']} "
                  f"suspended, {d['reactivated']} reactivated, {d['cases'].get('suspended', 0)} still suspended; "

@@ -62,6 +62,10 @@ BUSINESS_NAMES = ["Aurora", "Boa Vista", "Central", "Estrela", "Horizonte", "Jar
 CITIES = [("São Paulo", "SP", "01"), ("Rio de Janeiro", "RJ", "20"), ("Belo Horizonte", "MG", "30"),
           ("Curitiba", "PR", "80"), ("Porto Alegre", "RS", "90"), ("Recife", "PE", "50"), ("Salvador", "BA", "40"),
           ("Campinas", "SP", "13"), ("Florianópolis", "SC", "88"), ("Fortaleza", "CE", "60")]
+# The IBGE code of each city (an NFS-e needs the borrower's).
+CITY_CODES = {"São Paulo": "3550308", "Rio de Janeiro": "3304557", "Belo Horizonte": "3106200", "Curitiba": "4106902",
+              "Porto Alegre": "4314902", "Recife": "2611606", "Salvador": "2927408", "Campinas": "3509502",
+              "Florianópolis": "4205407", "Fortaleza": "2304400"}
 STREETS = ["Rua das Flores", "Avenida Brasil", "Rua XV de Novembro", "Rua da Consolação", "Avenida Paulista",
            "Rua Augusta", "Rua do Comércio", "Avenida Atlântica"]
 
@@ -86,7 +90,8 @@ def random_cnpj(rng: random.Random) -> str:
 def random_address(rng: random.Random) -> dict:
     city, state, cep_prefix = rng.choice(CITIES)
     return {"street": rng.choice(STREETS), "number": str(rng.randrange(10, 3000)), "city": city, "state": state,
-            "zipcode": cep_prefix + "".join(str(rng.randrange(10)) for _ in range(6)), "country": "BR"}
+            "zipcode": cep_prefix + "".join(str(rng.randrange(10)) for _ in range(6)), "country": "BR",
+            "city_code": CITY_CODES[city]}
 
 
 # --- customers -----------------------------------------------------------------------------------------

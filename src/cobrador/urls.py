@@ -4,6 +4,7 @@ from django.urls import include, path
 from cobrador.api_intro import GETTING_STARTED
 from cobrador.callbacks.api import router as callbacks_router
 from cobrador.catalog.api import router as catalog_router
+from cobrador.core import operations
 from cobrador.core.api import api
 from cobrador.customers.api import router as customers_router
 from cobrador.dunning.api import router as dunning_router
@@ -33,6 +34,7 @@ api.add_router("", gateways_router)
 api.add_router("", notifications_router)
 api.add_router("", dunning_router)
 api.add_router("", nfe_router)
+operations.apply(api)
 
 # The operators' console says whose it is ("Django administration" by default).
 admin.site.site_header = admin.site.site_title = "cobrador"

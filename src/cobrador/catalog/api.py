@@ -3,6 +3,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
 from cobrador.catalog import services
+from cobrador.catalog.errors import CouponCodeTaken, ImmutableField
 from cobrador.catalog.models import Coupon, Plan
 from cobrador.catalog.schemas import (
     PLAN_DESCRIPTION,
@@ -16,9 +17,13 @@ from cobrador.catalog.schemas import (
     PlanUpdate,
 )
 from cobrador.core import clock
+from cobrador.core.errors import errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
 
 router = Router(tags=["catalog"])
+register_path_id("plan_id", Plan)
+register_path_id("coupon_id", Coupon)
 
 
 def _plan(request, plan_id: str) -> Plan:
@@ -50,7 +55,8 @@ def get_plan(request, plan_id: str):
     return services.plan_data(_plan(request, plan_id))
 
 
-@router.patch("/plans/{plan_id}", response=PlanOut, summary="Update a plan's name, active flag or trial days",
+@router.patch("/plans/{plan_id}", response={200: PlanOut, **errors(ImmutableField)},
+               summary="Update a plan's name, active flag or trial days",
               description=PLAN_DESCRIPTION)
 def update_plan(request, plan_id: str, payload: PlanUpdate):
     with transaction.atomic():
@@ -58,7 +64,7 @@ def update_plan(request, plan_id: str, payload: PlanUpdate):
     return services.plan_data(plan)
 
 
-@router.post("/coupons", response={201: CouponOut}, summary="Create a coupon")
+@router.post("/coupons", response={201: CouponOut, **errors(CouponCodeTaken)}, summary="Create a coupon")
 def create_coupon(request, payload: CouponCreate):
     with transaction.atomic():
         coupon = services.create_coupon(organization=request.auth, **payload.model_dump())
@@ -83,7 +89,8 @@ def get_coupon(request, coupon_id: str):
     return services.coupon_data(_coupon(request, coupon_id))
 
 
-@router.patch("/coupons/{coupon_id}", response=CouponOut, summary="Rename, activate or deactivate a coupon",
+@router.patch("/coupons/{coupon_id}", response={200: CouponOut, **errors(ImmutableField)},
+               summary="Rename, activate or deactivate a coupon",
               description="Only `name` and `active` change; what a coupon gives is fixed at creation.")
 def update_coupon(request, coupon_id: str, payload: CouponUpdate):
     with transaction.atomic():

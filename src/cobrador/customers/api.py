@@ -5,8 +5,11 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
 from cobrador.core import clock
+from cobrador.core.errors import errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
 from cobrador.customers import services
+from cobrador.customers.errors import PaymentMethodAlreadyAttached, PaymentMethodDetached
 from cobrador.customers.models import BillingAccount, CreditGrant, PaymentMethod
 from cobrador.customers.schemas import (
     BillingAccountCreate,
@@ -23,6 +26,8 @@ from cobrador.customers.schemas import (
 )
 
 router = Router(tags=["billing accounts"])
+register_path_id("account_id", BillingAccount)
+register_path_id("payment_method_id", PaymentMethod)
 
 
 def _account(request, account_id: str) -> BillingAccount:
@@ -68,7 +73,8 @@ def update_billing_account(request, account_id: str, payload: BillingAccountUpda
     return services.account_data(account)
 
 
-@router.post("/billing_accounts/{account_id}/payment_methods", response={201: PaymentMethodOut},
+@router.post("/billing_accounts/{account_id}/payment_methods",
+             response={201: PaymentMethodOut, **errors(PaymentMethodAlreadyAttached)},
              summary="Attach a payment method")
 def attach_payment_method(request, account_id: str, payload: PaymentMethodAttach):
     with transaction.atomic():
@@ -92,7 +98,8 @@ def get_payment_method(request, account_id: str, payment_method_id: str):
     return services.payment_method_data(_payment_method(request, account_id, payment_method_id))
 
 
-@router.patch("/billing_accounts/{account_id}/payment_methods/{payment_method_id}", response=PaymentMethodOut,
+@router.patch("/billing_accounts/{account_id}/payment_methods/{payment_method_id}",
+              response={200: PaymentMethodOut, **errors(PaymentMethodDetached)},
               summary="Make a payment method the account's default")
 def update_payment_method(request, account_id: str, payment_method_id: str, payload: PaymentMethodUpdate):
     with transaction.atomic():

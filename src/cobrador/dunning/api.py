@@ -6,6 +6,7 @@ from ninja import Query, Router
 
 from cobrador.core import clock
 from cobrador.core.errors import ValidationFailed
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
 from cobrador.customers.models import BillingAccount
 from cobrador.dunning import analytics, preview, services
@@ -23,6 +24,8 @@ from cobrador.dunning.schemas import (
 from cobrador.organizations.schemas import PaymentMethodType
 
 router = Router(tags=["dunning"])
+register_path_id("case_id", DelinquentAccount)
+register_path_id("record_id", RecoveryRecord)
 ANALYTICS_DEFAULT_DAYS = 30
 
 

@@ -5,13 +5,16 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from ninja import Router
 
-from cobrador.core.errors import ValidationFailed
+from cobrador.core.errors import ValidationFailed, errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
 from cobrador.invoicing import services
+from cobrador.invoicing.errors import InvoiceNotVoidable
 from cobrador.invoicing.models import Invoice, InvoiceLine
 from cobrador.invoicing.schemas import InvoiceOut, InvoicePage, InvoiceStatus
 
 router = Router(tags=["invoices"])
+register_path_id("invoice_id", Invoice)
 
 
 def _invoices(request):
@@ -51,7 +54,7 @@ def get_invoice(request, invoice_id: str):
     return services.invoice_object(get_object_or_404(_invoices(request), public_id=invoice_id))
 
 
-@router.post("/invoices/{invoice_id}/void", response=InvoiceOut, summary="Void an invoice")
+@router.post("/invoices/{invoice_id}/void", response={200: InvoiceOut, **errors(InvoiceNotVoidable)}, summary="Void an invoice")
 def void_invoice(request, invoice_id: str):
     """Only a draft or open invoice (409 otherwise). The number stays taken; credit and coupon periods
     it used are not given back. Emits invoice.voided."""

@@ -3,8 +3,11 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
+from cobrador.core.errors import errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
 from cobrador.webhooks import services
+from cobrador.webhooks.errors import WebhookEndpointDisabled
 from cobrador.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from cobrador.webhooks.schemas import (
     WebhookDeliveryOut,
@@ -16,6 +19,8 @@ from cobrador.webhooks.schemas import (
 )
 
 router = Router(tags=["webhooks"])
+register_path_id("endpoint_id", WebhookEndpoint)
+register_path_id("delivery_id", WebhookDelivery)
 
 
 def _endpoint(request, endpoint_id: str) -> WebhookEndpoint:
@@ -86,7 +91,8 @@ def rotate_webhook_secret(request, endpoint_id: str):
     return services.endpoint_data(endpoint, with_secret=True)
 
 
-@router.post("/webhook_endpoints/{endpoint_id}/test", response={202: WebhookDeliveryOut},
+@router.post("/webhook_endpoints/{endpoint_id}/test",
+             response={202: WebhookDeliveryOut, **errors(WebhookEndpointDisabled)},
              summary="Send a test ping event")
 def send_webhook_test(request, endpoint_id: str):
     with transaction.atomic():
@@ -106,7 +112,8 @@ def list_webhook_deliveries(request, endpoint_id: str, status: str | None = None
     return paginate(deliveries, cursor=cursor, limit=limit, serialize=delivery_data)
 
 
-@router.post("/webhook_deliveries/{delivery_id}/replay", response={202: WebhookDeliveryOut},
+@router.post("/webhook_deliveries/{delivery_id}/replay",
+             response={202: WebhookDeliveryOut, **errors(WebhookEndpointDisabled)},
              summary="Send a delivery again (same webhook-id)")
 def replay_webhook_delivery(request, delivery_id: str):
     with transaction.atomic():

@@ -16,6 +16,7 @@ from cobrador.callbacks.services import callback_data
 from cobrador.core.errors import errors
 from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 
 router = Router(tags=["gateway callbacks"])
 register_path_id("callback_id", GatewayCallback)
@@ -27,7 +28,7 @@ def _callbacks(request):
 
 @router.get("/callbacks", response=CallbackPage, summary="List received gateway callbacks")
 def list_callbacks(request, status: CallbackStatus | None = None, provider: str | None = None,
-                   event_type: str | None = None, limit: int = 20, cursor: str | None = None):
+                   event_type: str | None = None, limit: Limit = 20, cursor: str | None = None):
     """Newest first. Filters: `status`, `provider` (sandbox, pagarme, kobana), `event_type`."""
     callbacks = _callbacks(request).defer("body", "headers")
     if status:

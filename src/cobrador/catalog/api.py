@@ -20,6 +20,7 @@ from cobrador.core import clock
 from cobrador.core.errors import errors
 from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 
 router = Router(tags=["catalog"])
 register_path_id("plan_id", Plan)
@@ -43,7 +44,7 @@ def create_plan(request, payload: PlanCreate):
 
 
 @router.get("/plans", response=PlanPage, summary="List plans")
-def list_plans(request, active: bool | None = None, limit: int = 20, cursor: str | None = None):
+def list_plans(request, active: bool | None = None, limit: Limit = 20, cursor: str | None = None):
     plans = Plan.objects.filter(organization=request.auth)
     if active is not None:
         plans = plans.filter(active=active)
@@ -56,7 +57,7 @@ def get_plan(request, plan_id: str):
 
 
 @router.patch("/plans/{plan_id}", response={200: PlanOut, **errors(ImmutableField)},
-               summary="Update a plan's name, active flag or trial days",
+              summary="Update a plan's name, active flag or trial days",
               description=PLAN_DESCRIPTION)
 def update_plan(request, plan_id: str, payload: PlanUpdate):
     with transaction.atomic():
@@ -72,7 +73,7 @@ def create_coupon(request, payload: CouponCreate):
 
 
 @router.get("/coupons", response=CouponPage, summary="List coupons")
-def list_coupons(request, active: bool | None = None, code: str | None = None, limit: int = 20,
+def list_coupons(request, active: bool | None = None, code: str | None = None, limit: Limit = 20,
                  cursor: str | None = None):
     coupons = Coupon.objects.filter(organization=request.auth).prefetch_related("plans")
     if active is not None:
@@ -90,7 +91,7 @@ def get_coupon(request, coupon_id: str):
 
 
 @router.patch("/coupons/{coupon_id}", response={200: CouponOut, **errors(ImmutableField)},
-               summary="Rename, activate or deactivate a coupon",
+              summary="Rename, activate or deactivate a coupon",
               description="Only `name` and `active` change; what a coupon gives is fixed at creation.")
 def update_coupon(request, coupon_id: str, payload: CouponUpdate):
     with transaction.atomic():

@@ -6,7 +6,8 @@ from ninja import Schema
 from pydantic import ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from cobrador.customers.schemas import Currency, Timestamp
+from cobrador.core.params import Timestamp
+from cobrador.customers.schemas import Currency
 
 STRICT = ConfigDict(extra="forbid", strict=True)
 

@@ -8,6 +8,7 @@ from cobrador.core import clock
 from cobrador.core.errors import errors
 from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 from cobrador.customers import services
 from cobrador.customers.errors import PaymentMethodAlreadyAttached, PaymentMethodDetached
 from cobrador.customers.models import BillingAccount, CreditGrant, PaymentMethod
@@ -50,7 +51,7 @@ def create_billing_account(request, payload: BillingAccountCreate):
 
 @router.get("/billing_accounts", response=BillingAccountPage, summary="List billing accounts")
 def list_billing_accounts(request, email: str | None = None, status: Literal["active", "suspended"] | None = None,
-                          limit: int = 20, cursor: str | None = None):
+                          limit: Limit = 20, cursor: str | None = None):
     """Newest first. `email` matches exactly, ignoring case."""
     accounts = services.accounts_with_default_payment_method().filter(organization=request.auth)
     if email:
@@ -86,7 +87,7 @@ def attach_payment_method(request, account_id: str, payload: PaymentMethodAttach
 @router.get("/billing_accounts/{account_id}/payment_methods", response=PaymentMethodPage,
             summary="List an account's payment methods")
 def list_payment_methods(request, account_id: str, status: Literal["active", "detached"] = "active",
-                         limit: int = 20, cursor: str | None = None):
+                         limit: Limit = 20, cursor: str | None = None):
     methods = PaymentMethod.objects.filter(account=_account(request, account_id), status=status).select_related(
         "account")
     return paginate(methods, cursor=cursor, limit=limit, serialize=services.payment_method_data)
@@ -130,7 +131,7 @@ def grant_credit(request, account_id: str, payload: CreditGrantCreate):
 
 @router.get("/billing_accounts/{account_id}/credits", response=CreditGrantPage,
             summary="List an account's credit grants and balances")
-def list_credits(request, account_id: str, limit: int = 20, cursor: str | None = None):
+def list_credits(request, account_id: str, limit: Limit = 20, cursor: str | None = None):
     account = _account(request, account_id)
     as_of = clock.now()
     page = paginate(CreditGrant.objects.filter(account=account).select_related("account"), cursor=cursor,

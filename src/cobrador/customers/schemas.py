@@ -5,10 +5,11 @@ from typing import Annotated, Literal
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, field_validator, model_serializer
+from pydantic import ConfigDict, Field, field_validator, model_serializer
 from pydantic_core import PydanticCustomError
 
 from cobrador.core.money import CURRENCIES
+from cobrador.core.params import Timestamp
 
 STRICT = ConfigDict(extra="forbid", strict=True)
 
@@ -23,16 +24,6 @@ _LOOKS_LIKE_CARD_NUMBER = re.compile(r"(?:\d[ -]?){12,18}\d")
 
 Currency = Literal[tuple(CURRENCIES)]  # type: ignore[valid-type]
 Locale = Literal["pt-BR", "en"]
-
-
-def _iso_string(value):
-    if not isinstance(value, str):
-        raise PydanticCustomError("datetime_type", "an ISO 8601 date-time string with a timezone is required")
-    return value
-
-
-# Strict mode refuses strings for datetimes; accept ISO 8601 strings (and nothing else) with a timezone.
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string), Field(strict=False)]
 
 
 def _not_blank(value: str | None) -> str | None:

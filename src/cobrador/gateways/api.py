@@ -5,6 +5,7 @@ from ninja import Router, Status
 from cobrador.core.errors import errors
 from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 from cobrador.gateways import services
 from cobrador.gateways.errors import GatewayMethodTaken, SandboxGatewayReadOnly, SandboxNeedsTestMode
 from cobrador.gateways.models import GatewayConfig
@@ -20,7 +21,7 @@ def _gateway(request, gateway_id: str) -> GatewayConfig:
 
 
 @router.post("/gateways", response={201: GatewayOut, **errors(GatewayMethodTaken, SandboxNeedsTestMode)},
-              summary="Configure a provider for payment methods",
+             summary="Configure a provider for payment methods",
              description=GATEWAYS_DESCRIPTION)
 def create_gateway(request, payload: GatewayCreate):
     data = payload.model_dump(exclude_unset=True)
@@ -33,7 +34,7 @@ def create_gateway(request, payload: GatewayCreate):
 
 @router.get("/gateways", response=GatewayPage, summary="List gateway configurations",
             description=GATEWAYS_DESCRIPTION)
-def list_gateways(request, limit: int = 20, cursor: str | None = None):
+def list_gateways(request, limit: Limit = 20, cursor: str | None = None):
     configs = GatewayConfig.objects.filter(organization=request.auth, deleted_at__isnull=True)
     return paginate(configs, cursor=cursor, limit=limit, serialize=services.gateway_data)
 
@@ -56,7 +57,7 @@ def update_gateway(request, gateway_id: str, payload: GatewayUpdate):
 
 
 @router.delete("/gateways/{gateway_id}", response={204: None, **errors(SandboxGatewayReadOnly)},
-                summary="Delete a gateway configuration",
+               summary="Delete a gateway configuration",
                description="It stops serving its methods at once; callbacks about its earlier payments are "
                            "still accepted.")
 def delete_gateway(request, gateway_id: str):

@@ -9,6 +9,7 @@ from ninja import Router, Status
 from cobrador.core.errors import ApiError, errors
 from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 from cobrador.customers.models import BillingAccount
 from cobrador.notifications import registry, services
 from cobrador.notifications.errors import NotificationWebhookNotSet
@@ -122,7 +123,7 @@ def test_notification_template(request, notification_type: str, payload: TestSen
 
 @router.get("/billing_accounts/{account_id}/notifications", response=NotificationPage,
             summary="List a billing account's in-app notifications")
-def list_notifications(request, account_id: str, unread: bool | None = None, limit: int = 20,
+def list_notifications(request, account_id: str, unread: bool | None = None, limit: Limit = 20,
                        cursor: str | None = None):
     notices = Notice.objects.filter(account=_account(request, account_id), channel="in_app", status="sent") \
         .select_related("account")
@@ -167,7 +168,8 @@ def patch_notification_preferences(request, account_id: str, payload: Preference
 
 
 @router.post("/billing_accounts/{account_id}/notification_preferences/rotate_webhook_secret",
-             response={200: PreferencesOut, **errors(NotificationWebhookNotSet)}, summary="Make a new signing secret for the account's notification webhook")
+             response={200: PreferencesOut, **errors(NotificationWebhookNotSet)},
+             summary="Make a new signing secret for the account's notification webhook")
 def rotate_notification_webhook_secret(request, account_id: str):
     account = _account(request, account_id)
     with transaction.atomic():

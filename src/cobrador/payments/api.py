@@ -5,6 +5,7 @@ from ninja import Router, Status
 from cobrador.core.errors import errors
 from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 from cobrador.customers.models import PaymentMethod
 from cobrador.gateways.errors import NoGatewayForMethod
 from cobrador.invoicing.models import Invoice
@@ -36,7 +37,7 @@ def _data(payment: Payment) -> dict:
 
 @router.get("/payments", response=PaymentPage, summary="List payments")
 def list_payments(request, invoice: str | None = None, account: str | None = None,
-                  status: PaymentStatus | None = None, limit: int = 20, cursor: str | None = None):
+                  status: PaymentStatus | None = None, limit: Limit = 20, cursor: str | None = None):
     """Newest first. Filters: `invoice` (in_ id), `account` (ba_ id), `status`."""
     payments = _payments(request)
     if invoice:

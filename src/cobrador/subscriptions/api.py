@@ -6,6 +6,7 @@ from cobrador.catalog.errors import CouponNotRedeemable
 from cobrador.core.errors import errors
 from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 from cobrador.subscriptions import services
 from cobrador.subscriptions.errors import (
     BillingAccountNotActive,
@@ -42,7 +43,7 @@ def _locked(request, subscription_id: str) -> Subscription:
 
 
 @router.post("/subscriptions", response={201: SubscriptionOut, **errors(BillingAccountNotActive, CouponNotRedeemable)},
-              summary="Create a subscription")
+             summary="Create a subscription")
 def create_subscription(request, payload: SubscriptionCreate):
     """Without a trial the subscription is `active` and its first period starts at `start` (default
     now); the first invoice is made by the next invoice-generation run. With a trial it is `trialing`
@@ -54,7 +55,7 @@ def create_subscription(request, payload: SubscriptionCreate):
 
 @router.get("/subscriptions", response=SubscriptionPage, summary="List subscriptions")
 def list_subscriptions(request, account: str | None = None, plan: str | None = None,
-                       status: SubscriptionStatus | None = None, limit: int = 20, cursor: str | None = None):
+                       status: SubscriptionStatus | None = None, limit: Limit = 20, cursor: str | None = None):
     """Newest first; filter by `account` (ba_ id), `plan` (plan_ id) and `status`."""
     subscriptions = _subscriptions(request)
     if account:
@@ -72,7 +73,7 @@ def get_subscription(request, subscription_id: str):
 
 
 @router.patch("/subscriptions/{subscription_id}", response={200: SubscriptionOut, **errors(SubscriptionNotLive)},
-               summary="Change a subscription")
+              summary="Change a subscription")
 def update_subscription(request, subscription_id: str, payload: SubscriptionUpdate):
     """`plan` and `quantity` wait in pending_plan / pending_quantity until the next period starts
     (sending the current value withdraws a pending change); `renewal_mode`, `payment_method` and
@@ -84,7 +85,8 @@ def update_subscription(request, subscription_id: str, payload: SubscriptionUpda
 
 
 @router.post("/subscriptions/{subscription_id}/cancel",
-             response={200: SubscriptionOut, **errors(SubscriptionNotLive, SubscriptionCommitted)}, summary="Cancel a subscription")
+             response={200: SubscriptionOut, **errors(SubscriptionNotLive, SubscriptionCommitted)},
+             summary="Cancel a subscription")
 def cancel_subscription(request, subscription_id: str, payload: SubscriptionCancel | None = None):
     """At the end of the current period by default (`cancel_at_period_end`), `immediately`, or at a
     future `cancel_at`. Under a commitment the cancellation is scheduled at `commitment_end`; an

@@ -4,7 +4,7 @@ from typing import Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field, field_validator
 
-from cobrador.customers.schemas import Timestamp
+from cobrador.core.params import Timestamp
 
 STRICT = ConfigDict(extra="forbid", strict=True)
 RenewalMode = Literal["auto", "prompt"]

@@ -6,6 +6,7 @@ from ninja import Router, Status
 from cobrador.core.errors import errors
 from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 from cobrador.webhooks import services
 from cobrador.webhooks.errors import WebhookEndpointDisabled
 from cobrador.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -58,7 +59,7 @@ def create_webhook_endpoint(request, payload: WebhookEndpointCreate):
 
 
 @router.get("/webhook_endpoints", response=WebhookEndpointPage, summary="List webhook endpoints")
-def list_webhook_endpoints(request, limit: int = 20, cursor: str | None = None):
+def list_webhook_endpoints(request, limit: Limit = 20, cursor: str | None = None):
     return paginate(WebhookEndpoint.objects.filter(organization=request.auth), cursor=cursor, limit=limit,
                     serialize=services.endpoint_data)
 
@@ -102,7 +103,7 @@ def send_webhook_test(request, endpoint_id: str):
 
 @router.get("/webhook_endpoints/{endpoint_id}/deliveries", response=WebhookDeliveryPage,
             summary="List an endpoint's deliveries with every attempt")
-def list_webhook_deliveries(request, endpoint_id: str, status: str | None = None, limit: int = 20,
+def list_webhook_deliveries(request, endpoint_id: str, status: str | None = None, limit: Limit = 20,
                             cursor: str | None = None):
     deliveries = (WebhookDelivery.objects.filter(endpoint=_endpoint(request, endpoint_id))
                   .select_related("event", "endpoint")

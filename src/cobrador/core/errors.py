@@ -7,7 +7,7 @@
 from typing import Literal
 
 from ninja import Schema
-from pydantic import create_model
+from pydantic import Field, create_model
 
 
 class ApiError(Exception):
@@ -70,7 +70,9 @@ def error_schema(status: int, types) -> type[Schema]:
     key = (status, types)
     if key not in _schemas:
         name = "Error" + str(status) + "".join(t.title().replace("_", "") for t in types)
-        body = create_model(name + "Body", __base__=Schema, type=(Literal[types], ...), message=(str, ...),
+        # A single type would be a bare `const`: the enum says the same in the form every type list has.
+        kind = (Literal[types], Field(json_schema_extra={"enum": list(types)}))
+        body = create_model(name + "Body", __base__=Schema, type=kind, message=(str, ...),
                             field=(str | None, ...), errors=(list[ErrorItem], ...))
         schema = create_model(name, __base__=Schema, error=(body, ...))
         schema.__error_types__ = frozenset(types)

@@ -23,7 +23,6 @@ CHECKS = ",".join([
 MAX_EXAMPLES = 2
 
 
-@pytest.mark.slow
 def test_every_operation_keeps_the_openapi_contract(live_server, transactional_db, tmp_path, clock):
     org = make_org("Fuzzed", mode="test")
     report = tmp_path / "report.json"

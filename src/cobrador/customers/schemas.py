@@ -106,7 +106,7 @@ class BillingAccountCreate(Schema):
     model_config = STRICT
 
     name: str = Field(..., min_length=1, max_length=200)
-    email: str = Field(..., max_length=254)
+    email: str = Field(..., max_length=254, json_schema_extra={"format": "email"})
     document: str | None = Field(None, max_length=24, description=DOCUMENT_DESCRIPTION)
     address: Address | None = None
     legal_name: str | None = Field(None, max_length=115,
@@ -138,16 +138,16 @@ class BillingAccountUpdate(Schema):
 
     model_config = STRICT
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    email: str | None = Field(None, max_length=254)
+    name: str = Field(None, min_length=1, max_length=200)
+    email: str = Field(None, max_length=254, json_schema_extra={"format": "email"})
     document: str | None = Field(None, max_length=24, description=DOCUMENT_DESCRIPTION)
     address: Address | None = None
     legal_name: str | None = Field(None, max_length=115,
                                    description="The legal name (razão social) an NFS-e carries; default: name.")
     fiscal_email: str | None = Field(None, max_length=254,
                                      description="Where the NFS-e is sent; default: email.")
-    locale: Locale | None = None
-    metadata: Metadata | None = None
+    locale: Locale = None
+    metadata: Metadata = None
 
     @field_validator("name", "email", "locale", "metadata", mode="before")
     @classmethod

@@ -148,3 +148,10 @@ def test_list_limits_are_in_the_schema(db):
         for parameter in operation.get("parameters", []):
             if parameter["name"] == "limit":
                 assert (parameter["schema"]["minimum"], parameter["schema"]["maximum"]) == (1, 100), path
+
+
+def test_a_provider_callback_is_not_refused_for_its_query_string(client, db):
+    """Inbound callbacks carry no API key and are stored raw: their URL's query is not ours to police."""
+    response = client.post("/v1/callbacks/sandbox/no-such-token?attempt=2", data=b"{}",
+                           content_type="application/json")
+    assert _error(response, 404)["type"] == "not_found"

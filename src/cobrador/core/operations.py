@@ -101,6 +101,10 @@ def _document_errors(operation, path: str) -> None:
         common.setdefault(404, set()).add("not_found")
     if WRITE_METHODS & set(operation.methods):
         common.setdefault(400, set()).update({"invalid_json", "invalid_request"})
+        # The body checks of core/middleware.py, before any route runs.
+        common[411] = {"length_required"}
+        common[413] = {"request_too_large"}
+        common[415] = {"unsupported_media_type"}
         if operation.auth_callbacks:  # the Idempotency-Key header (core/idempotency.py)
             common.setdefault(409, set()).add("idempotency_key_in_progress")
             common[422].add("idempotency_key_reused")

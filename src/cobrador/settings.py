@@ -66,6 +66,7 @@ MIDDLEWARE = [
     # First: every request's log lines carry its request id, and its answer is counted for /metrics.
     "cobrador.ops.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "cobrador.core.http_errors.JsonHttpErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything reads a /v1 body: its size, media type and NUL characters (core/middleware.py).
     "cobrador.core.middleware.ApiBodyChecksMiddleware",

@@ -5,6 +5,7 @@ from cobrador.api import api
 from cobrador.api_intro import GETTING_STARTED
 from cobrador.callbacks.api import router as callbacks_router
 from cobrador.catalog.api import router as catalog_router
+from cobrador.core import operations
 from cobrador.customers.api import router as customers_router
 from cobrador.dunning.api import router as dunning_router
 from cobrador.events.api import router as events_router
@@ -33,6 +34,7 @@ api.add_router("", gateways_router)
 api.add_router("", notifications_router)
 api.add_router("", dunning_router)
 api.add_router("", nfe_router)
+operations.apply(api)
 
 # The operators' console says whose it is ("Django administration" by default).
 admin.site.site_header = admin.site.site_title = "cobrador"

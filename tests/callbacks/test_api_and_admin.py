@@ -102,6 +102,7 @@ def test_a_rejected_callback_cannot_be_reprocessed(org, clock):
     response = org.post(f"/v1/callbacks/{rejected.public_id}/reprocess")
 
     assert response.status_code == 409
+    assert response.json()["error"]["type"] == "callback_not_reprocessable"
     rejected.refresh_from_db()
     assert rejected.status == "rejected"
 

@@ -88,6 +88,7 @@ def test_codes_are_unique_per_organization(api, other_api, clock):
     create_coupon(api, code="WELCOME", percent_off=10)
     again = api.post("/v1/coupons", {"code": "WELCOME", "amount_off": 5, "currency": "BRL"})
     assert again.status_code == 409 and again.json()["error"]["field"] == "code"
+    assert again.json()["error"]["type"] == "coupon_code_taken"
     assert Coupon.objects.count() == 1
     create_coupon(other_api, code="WELCOME", percent_off=10)  # another organization may use it
 

@@ -111,6 +111,7 @@ def test_a_detached_method_cannot_become_the_default(api, account):
     api.delete(_path(account["id"], card["id"]))
     response = api.patch(_path(account["id"], card["id"]), {"is_default": True})
     assert response.status_code == 409
+    assert response.json()["error"]["type"] == "payment_method_detached"
     assert response.json()["error"]["field"] == "is_default"
 
 
@@ -130,6 +131,7 @@ def test_duplicates_are_conflicts(api, account):
     attach(api, account["id"], {"type": "pix"})
     same_card = api.post(_path(account["id"]), CARD)
     assert same_card.status_code == 409 and same_card.json()["error"]["field"] == "gateway_token"
+    assert same_card.json()["error"]["type"] == "payment_method_already_attached"
     second_pix = api.post(_path(account["id"]), {"type": "pix"})
     assert second_pix.status_code == 409 and second_pix.json()["error"]["field"] == "type"
     assert PaymentMethod.objects.count() == 2

@@ -49,6 +49,7 @@ def test_one_active_configuration_per_method(test_api):
         "provider": "kobana", "methods": ["bank_slip", "pix"],
         "credentials": {"api_token": KOBANA_TOKEN, "webhook_secret": KOBANA_HOOK_SECRET, "pix_account_uid": "u"}})
     assert response.status_code == 409
+    assert response.json()["error"]["type"] == "gateway_method_taken"
     assert response.json()["error"]["field"] == "methods" and "pix" in response.json()["error"]["message"]
     assert GatewayConfig.objects.filter(provider="kobana").count() == 0
 

@@ -75,6 +75,7 @@ def test_void_an_open_invoice_once(api, org, account, plan, clock):
     before = Event.objects.count()
     again = api.post(f"/v1/invoices/{inv.public_id}/void")
     assert again.status_code == 409 and again.json()["error"]["field"] == "status"
+    assert again.json()["error"]["type"] == "invoice_not_voidable"
     assert Event.objects.count() == before
     # The voided period is not invoiced again.
     invoice(utc(2026, 3, 2, 1))

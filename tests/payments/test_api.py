@@ -47,6 +47,7 @@ def test_pay_an_invoice_now_with_the_default_method(org, clock):
     # Paid: nothing left to charge.
     again = org.post(f"/v1/invoices/{invoice.public_id}/pay")
     assert again.status_code == 409 and again.json()["error"]["field"] == "invoice"
+    assert again.json()["error"]["type"] == "invoice_not_payable"
 
 
 def test_pay_with_a_given_method_issues_a_boleto(org, clock):
@@ -71,6 +72,7 @@ def test_pay_is_409_while_a_payment_of_the_invoice_is_in_flight(org, clock):
     response = org.post(f"/v1/invoices/{invoice.public_id}/pay")
 
     assert response.status_code == 409
+    assert response.json()["error"]["type"] == "payment_in_flight"
     assert "in flight" in response.json()["error"]["message"]
     assert Payment.objects.count() == 1 and SandboxCharge.objects.count() == 0
 
@@ -183,6 +185,7 @@ def test_only_a_succeeded_payment_can_be_refunded(org, clock):
     response = org.post(f"/v1/payments/{pending.public_id}/refund", {})
 
     assert response.status_code == 409
+    assert response.json()["error"]["type"] == "payment_not_refundable"
     assert not PaymentRefund.objects.exists()
 
 

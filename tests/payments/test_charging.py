@@ -12,6 +12,7 @@ from cobrador.gateways.models import SandboxCharge
 from cobrador.invoicing.models import Invoice
 from cobrador.jobs.runner import run_job
 from cobrador.payments import charging, services, tasks
+from cobrador.payments.errors import PaymentInFlight
 from cobrador.payments.models import Payment
 from tests.factories import make_org
 from tests.payments.billing import add_card, add_method, event_types, make_account, make_invoice
@@ -103,7 +104,7 @@ def test_an_unknown_outcome_blocks_new_charges_until_reconciliation_finds_the_ch
 
     # Nothing charges the invoice again while the outcome is unknown.
     assert charging.charge_open_invoices() == {}
-    with pytest.raises(services.Conflict):
+    with pytest.raises(PaymentInFlight):
         charging.charge_invoice(organization=org, invoice=invoice)
     # Not due yet: reconciliation leaves it alone.
     clock.advance(timedelta(minutes=4))
@@ -152,7 +153,7 @@ def test_a_worker_that_died_before_sending_leaves_a_payment_that_fails_without_a
     # ...the worker dies here: nothing was sent.
 
     assert charging.charge_open_invoices() == {}
-    with pytest.raises(services.Conflict):
+    with pytest.raises(PaymentInFlight):
         charging.charge_invoice(organization=org, invoice=invoice)
     clock.advance(timedelta(minutes=5))
     assert run_job("payment-reconciliation").counts == {"not_found": 1}

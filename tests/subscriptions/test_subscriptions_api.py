@@ -226,6 +226,7 @@ def test_cancel_with_an_empty_body_and_immediately(api, account, plan):
     assert len(events_of("subscription.canceled")) == 1
     again = api.post(f"/v1/subscriptions/{sub['id']}/cancel", {"immediately": True})
     assert again.status_code == 409
+    assert again.json()["error"]["type"] == "subscription_not_live"
 
 
 def test_cancel_at_a_future_time_and_bad_cancel_input(api, account, plan):
@@ -252,6 +253,7 @@ def test_under_a_commitment_cancellation_is_scheduled_at_commitment_end(api, acc
     url = f"/v1/subscriptions/{sub['id']}/cancel"
     response = api.post(url, {"immediately": True})
     assert response.status_code == 409
+    assert response.json()["error"]["type"] == "subscription_committed"
     assert "2027-03-01T12:00:00+00:00" in response.json()["error"]["message"]
     response = api.post(url, {"cancel_at": "2026-09-01T00:00:00Z"})
     assert response.status_code == 409 and "2027-03-01" in response.json()["error"]["message"]

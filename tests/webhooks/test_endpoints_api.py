@@ -186,6 +186,7 @@ def test_ping_to_a_disabled_endpoint_is_409(api, hook):
     api.patch(f"{ENDPOINTS}/{hook['id']}", {"status": "disabled"})
     response = api.post(f"{ENDPOINTS}/{hook['id']}/test")
     assert response.status_code == 409
+    assert response.json()["error"]["type"] == "webhook_endpoint_disabled"
     assert not WebhookDelivery.objects.exists()
 
 
@@ -234,6 +235,7 @@ def test_replay_to_a_disabled_endpoint_is_409(api, hook):
     api.patch(f"{ENDPOINTS}/{hook['id']}", {"status": "disabled"})
     response = api.post(f"/v1/webhook_deliveries/{delivery_for(event, hook).public_id}/replay")
     assert response.status_code == 409
+    assert response.json()["error"]["type"] == "webhook_endpoint_disabled"
 
 
 def test_another_organizations_endpoint_is_404_everywhere(api, other_api, receiver):

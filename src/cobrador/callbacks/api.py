@@ -4,13 +4,22 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import Router, Status
 
 from cobrador.callbacks import receiving
+from cobrador.callbacks.errors import (
+    CallbackBodyInvalid,
+    CallbackNotReprocessable,
+    CallbackSignatureInvalid,
+    CallbackUrlUnknown,
+)
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.callbacks.schemas import CallbackAck, CallbackDetailOut, CallbackPage, CallbackStatus
 from cobrador.callbacks.services import callback_data
-from cobrador.core.errors import Conflict
+from cobrador.core.errors import errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 
 router = Router(tags=["gateway callbacks"])
+register_path_id("callback_id", GatewayCallback)
 
 
 def _callbacks(request):
@@ -19,7 +28,7 @@ def _callbacks(request):
 
 @router.get("/callbacks", response=CallbackPage, summary="List received gateway callbacks")
 def list_callbacks(request, status: CallbackStatus | None = None, provider: str | None = None,
-                   event_type: str | None = None, limit: int = 20, cursor: str | None = None):
+                   event_type: str | None = None, limit: Limit = 20, cursor: str | None = None):
     """Newest first. Filters: `status`, `provider` (sandbox, pagarme, kobana), `event_type`."""
     callbacks = _callbacks(request).defer("body", "headers")
     if status:
@@ -38,7 +47,8 @@ def get_callback(request, callback_id: str):
 
 
 # Declared before the inbound route: both are POST /callbacks/<x>/<y>, and Django takes the first match.
-@router.post("/callbacks/{callback_id}/reprocess", response={202: CallbackDetailOut},
+@router.post("/callbacks/{callback_id}/reprocess",
+             response={202: CallbackDetailOut, **errors(CallbackNotReprocessable)},
              summary="Process a gateway callback again")
 def reprocess_callback(request, callback_id: str):
     """Queues the callback to be processed again (any status but rejected: a callback whose signature
@@ -46,12 +56,14 @@ def reprocess_callback(request, callback_id: str):
     with transaction.atomic():
         callback = get_object_or_404(_callbacks(request).select_for_update(of=("self",)), public_id=callback_id)
         if callback.status == "rejected":
-            raise Conflict("a rejected callback (bad signature or body) cannot be processed", field="status")
+            raise CallbackNotReprocessable("a rejected callback (bad signature or body) cannot be processed",
+                                           field="status")
         receiving.reprocess(callback)
     return Status(202, callback_data(callback, detail=True))
 
 
-@router.post("/callbacks/{provider}/{token}", auth=None, response={200: CallbackAck},
+@router.post("/callbacks/{provider}/{token}", auth=None,
+             response={200: CallbackAck, **errors(CallbackSignatureInvalid, CallbackBodyInvalid, CallbackUrlUnknown)},
              summary="Receive a payment provider's callback (no API key: signed by the provider)")
 @csrf_exempt
 def receive_callback(request, provider: str, token: str):

@@ -23,11 +23,11 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 
+from cobrador.callbacks.errors import CallbackBodyInvalid, CallbackSignatureInvalid, CallbackUrlUnknown
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.callbacks.providers import INBOUND
 from cobrador.callbacks.tasks import process_received_callbacks
 from cobrador.core import clock
-from cobrador.core.errors import ApiError, NotFound
 from cobrador.core.outbox import write_with_eager_sqlite_lock
 from cobrador.gateways.models import GatewayConfig
 from cobrador.gateways.registry import PROVIDERS, gateway_for
@@ -36,10 +36,6 @@ logger = logging.getLogger(__name__)
 
 WAKE_WINDOW = timedelta(seconds=30)
 MAX_BODY_BYTES = 1_000_000
-
-
-class CallbackRejected(ApiError):
-    pass
 
 
 def _event_type_hint(headers: dict[str, str], body: bytes) -> str:
@@ -102,10 +98,11 @@ def _configuration(provider: str, token: str):
 
 def receive_callback(*, provider: str, token: str, headers: dict[str, str], body: bytes) -> GatewayCallback:
     """Store one inbound callback; returns the row (a new one, or the stored original of a duplicate,
-    marked `duplicate = True`). Raises CallbackRejected (401/400, after storing) or NotFound."""
+    marked `duplicate = True`). Raises CallbackSignatureInvalid (401) or CallbackBodyInvalid
+    (400), after storing, or CallbackUrlUnknown (404)."""
     config, gateway = _configuration(provider, token)
     if config is None:
-        raise NotFound("no gateway configuration for this callback URL")
+        raise CallbackUrlUnknown("no gateway configuration for this callback URL")
     now = clock.now()
     row = {"organization_id": config.organization_id,
            "gateway": config if isinstance(config, GatewayConfig) else None, "provider": provider,
@@ -117,12 +114,12 @@ def receive_callback(*, provider: str, token: str, headers: dict[str, str], body
         verified = False
     if not verified:
         _store(**row, status="rejected", error="invalid or missing signature", processed_at=now)
-        raise CallbackRejected("invalid or missing signature", status=401, type="invalid_signature")
+        raise CallbackSignatureInvalid("invalid or missing signature")
     try:
         json.loads(body)
     except ValueError:
         _store(**row, status="rejected", error="the body is not valid JSON", processed_at=now)
-        raise CallbackRejected("the body is not valid JSON", status=400, type="invalid_json", field="body") from None
+        raise CallbackBodyInvalid("the body is not valid JSON", field="body") from None
     try:
         event = gateway.parse_callback(headers=headers, body=body)
     except Exception as exc:  # noqa: BLE001 - a shape we do not understand: kept, visible, reprocessable

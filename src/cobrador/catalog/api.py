@@ -3,6 +3,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
 from cobrador.catalog import services
+from cobrador.catalog.errors import CouponCodeTaken, ImmutableField
 from cobrador.catalog.models import Coupon, Plan
 from cobrador.catalog.schemas import (
     PLAN_DESCRIPTION,
@@ -16,9 +17,14 @@ from cobrador.catalog.schemas import (
     PlanUpdate,
 )
 from cobrador.core import clock
+from cobrador.core.errors import errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 
 router = Router(tags=["catalog"])
+register_path_id("plan_id", Plan)
+register_path_id("coupon_id", Coupon)
 
 
 def _plan(request, plan_id: str) -> Plan:
@@ -38,7 +44,7 @@ def create_plan(request, payload: PlanCreate):
 
 
 @router.get("/plans", response=PlanPage, summary="List plans")
-def list_plans(request, active: bool | None = None, limit: int = 20, cursor: str | None = None):
+def list_plans(request, active: bool | None = None, limit: Limit = 20, cursor: str | None = None):
     plans = Plan.objects.filter(organization=request.auth)
     if active is not None:
         plans = plans.filter(active=active)
@@ -50,7 +56,8 @@ def get_plan(request, plan_id: str):
     return services.plan_data(_plan(request, plan_id))
 
 
-@router.patch("/plans/{plan_id}", response=PlanOut, summary="Update a plan's name, active flag or trial days",
+@router.patch("/plans/{plan_id}", response={200: PlanOut, **errors(ImmutableField)},
+              summary="Update a plan's name, active flag or trial days",
               description=PLAN_DESCRIPTION)
 def update_plan(request, plan_id: str, payload: PlanUpdate):
     with transaction.atomic():
@@ -58,7 +65,7 @@ def update_plan(request, plan_id: str, payload: PlanUpdate):
     return services.plan_data(plan)
 
 
-@router.post("/coupons", response={201: CouponOut}, summary="Create a coupon")
+@router.post("/coupons", response={201: CouponOut, **errors(CouponCodeTaken)}, summary="Create a coupon")
 def create_coupon(request, payload: CouponCreate):
     with transaction.atomic():
         coupon = services.create_coupon(organization=request.auth, **payload.model_dump())
@@ -66,7 +73,7 @@ def create_coupon(request, payload: CouponCreate):
 
 
 @router.get("/coupons", response=CouponPage, summary="List coupons")
-def list_coupons(request, active: bool | None = None, code: str | None = None, limit: int = 20,
+def list_coupons(request, active: bool | None = None, code: str | None = None, limit: Limit = 20,
                  cursor: str | None = None):
     coupons = Coupon.objects.filter(organization=request.auth).prefetch_related("plans")
     if active is not None:
@@ -83,7 +90,8 @@ def get_coupon(request, coupon_id: str):
     return services.coupon_data(_coupon(request, coupon_id))
 
 
-@router.patch("/coupons/{coupon_id}", response=CouponOut, summary="Rename, activate or deactivate a coupon",
+@router.patch("/coupons/{coupon_id}", response={200: CouponOut, **errors(ImmutableField)},
+              summary="Rename, activate or deactivate a coupon",
               description="Only `name` and `active` change; what a coupon gives is fixed at creation.")
 def update_coupon(request, coupon_id: str, payload: CouponUpdate):
     with transaction.atomic():

@@ -6,7 +6,8 @@ from ninja import Schema
 from pydantic import ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from cobrador.customers.schemas import Currency, Timestamp
+from cobrador.core.params import Timestamp
+from cobrador.customers.schemas import Currency
 
 STRICT = ConfigDict(extra="forbid", strict=True)
 
@@ -41,9 +42,9 @@ class PlanUpdate(Schema):
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"description": PLAN_DESCRIPTION})
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    active: bool | None = None
-    trial_days: int | None = Field(None, ge=0, le=730, description="Applies to subscriptions created from now on.")
+    name: str = Field(None, min_length=1, max_length=200)
+    active: bool = None
+    trial_days: int = Field(None, ge=0, le=730, description="Applies to subscriptions created from now on.")
 
     @field_validator("name", "active", "trial_days", mode="before")
     @classmethod
@@ -95,7 +96,7 @@ class CouponCreate(Schema):
     code: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
                       description="What customers type; unique within the organization.")
     name: str = Field("", max_length=200)
-    percent_off: float | None = Field(None, gt=0, le=100)
+    percent_off: float | None = Field(None, gt=0, le=100, description="More than 0, at most 100, up to 2 decimals.")
     amount_off: int | None = Field(None, gt=0, le=10**12)
     currency: Currency | None = Field(None, description="Required with amount_off, refused with percent_off.")
     duration: Literal["once", "repeating", "forever"] = "once"
@@ -115,8 +116,8 @@ class CouponCreate(Schema):
 class CouponUpdate(Schema):
     model_config = STRICT
 
-    name: str | None = Field(None, max_length=200)
-    active: bool | None = None
+    name: str = Field(None, max_length=200)
+    active: bool = None
 
     @field_validator("name", "active", mode="before")
     @classmethod

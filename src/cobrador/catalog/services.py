@@ -6,9 +6,10 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
+from cobrador.catalog.errors import CouponCodeTaken, CouponNotRedeemable, ImmutableField
 from cobrador.catalog.models import Coupon, Plan
 from cobrador.core import clock
-from cobrador.core.errors import Conflict, ValidationFailed
+from cobrador.core.errors import ValidationFailed
 from cobrador.core.money import percent_of
 
 MAX_MONTHS_PER_PERIOD = 36
@@ -34,23 +35,23 @@ def coupon_applies_to(coupon: Coupon, plan: Plan) -> bool:
 
 
 def redeem_coupon(*, coupon: Coupon, plan: Plan, as_of: datetime) -> Coupon:
-    """Count one redemption of `coupon` for `plan`, or raise ValidationFailed(field="coupon").
+    """Count one redemption of `coupon` for `plan`, or raise CouponNotRedeemable(field="coupon").
 
     The count is a conditional UPDATE, so concurrent redemptions never exceed max_redemptions.
     Call inside the caller's transaction."""
     if coupon.organization_id != plan.organization_id:
-        raise ValidationFailed("The coupon belongs to another organization.", field="coupon")
+        raise CouponNotRedeemable("The coupon belongs to another organization.", field="coupon")
     if not coupon.active:
-        raise ValidationFailed("The coupon is not active.", field="coupon")
+        raise CouponNotRedeemable("The coupon is not active.", field="coupon")
     if coupon.expires_at is not None and coupon.expires_at <= as_of:
-        raise ValidationFailed("The coupon has expired.", field="coupon")
+        raise CouponNotRedeemable("The coupon has expired.", field="coupon")
     if not coupon_applies_to(coupon, plan):
-        raise ValidationFailed("The coupon does not apply to this plan.", field="coupon")
+        raise CouponNotRedeemable("The coupon does not apply to this plan.", field="coupon")
     counted = (Coupon.objects.filter(pk=coupon.pk, active=True)
                .filter(Q(max_redemptions__isnull=True) | Q(times_redeemed__lt=F("max_redemptions")))
                .update(times_redeemed=F("times_redeemed") + 1))
     if not counted:
-        raise ValidationFailed("The coupon has reached its maximum redemptions.", field="coupon")
+        raise CouponNotRedeemable("The coupon has reached its maximum redemptions.", field="coupon")
     coupon.refresh_from_db(fields=["times_redeemed"])
     return coupon
 
@@ -93,7 +94,7 @@ def update_plan(*, plan: Plan, changes: dict) -> Plan:
     price_fields = set(changes) - {"name", "active", "trial_days"}
     if price_fields:
         field = sorted(price_fields)[0]
-        raise ValidationFailed(f"{field}: the price of a plan cannot change; create a new plan", field=field)
+        raise ImmutableField(f"{field}: the price of a plan cannot change; create a new plan", field=field)
     for field, value in changes.items():
         setattr(plan, field, value)
     if changes:
@@ -172,7 +173,7 @@ def create_coupon(*, organization, code: str, name: str = "", percent_off: float
                 currency=currency or "", duration=duration, duration_in_periods=duration_in_periods,
                 expires_at=expires_at, max_redemptions=max_redemptions, created_at=now)
     except IntegrityError as exc:
-        raise Conflict(f"code: a coupon with code {code!r} already exists", field="code") from exc
+        raise CouponCodeTaken(f"code: a coupon with code {code!r} already exists", field="code") from exc
     if restricted_to:
         coupon.plans.set(restricted_to)
     return coupon
@@ -183,7 +184,7 @@ def update_coupon(*, coupon: Coupon, changes: dict) -> Coupon:
     others = set(changes) - {"name", "active"}
     if others:
         field = sorted(others)[0]
-        raise ValidationFailed(f"{field}: cannot change after creation", field=field)
+        raise ImmutableField(f"{field}: cannot change after creation", field=field)
     for field, value in changes.items():
         setattr(coupon, field, value)
     if changes:

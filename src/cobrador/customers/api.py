@@ -5,8 +5,12 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
 from cobrador.core import clock
+from cobrador.core.errors import errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 from cobrador.customers import services
+from cobrador.customers.errors import PaymentMethodAlreadyAttached, PaymentMethodDetached
 from cobrador.customers.models import BillingAccount, CreditGrant, PaymentMethod
 from cobrador.customers.schemas import (
     BillingAccountCreate,
@@ -23,6 +27,8 @@ from cobrador.customers.schemas import (
 )
 
 router = Router(tags=["billing accounts"])
+register_path_id("account_id", BillingAccount)
+register_path_id("payment_method_id", PaymentMethod)
 
 
 def _account(request, account_id: str) -> BillingAccount:
@@ -45,7 +51,7 @@ def create_billing_account(request, payload: BillingAccountCreate):
 
 @router.get("/billing_accounts", response=BillingAccountPage, summary="List billing accounts")
 def list_billing_accounts(request, email: str | None = None, status: Literal["active", "suspended"] | None = None,
-                          limit: int = 20, cursor: str | None = None):
+                          limit: Limit = 20, cursor: str | None = None):
     """Newest first. `email` matches exactly, ignoring case."""
     accounts = services.accounts_with_default_payment_method().filter(organization=request.auth)
     if email:
@@ -68,7 +74,8 @@ def update_billing_account(request, account_id: str, payload: BillingAccountUpda
     return services.account_data(account)
 
 
-@router.post("/billing_accounts/{account_id}/payment_methods", response={201: PaymentMethodOut},
+@router.post("/billing_accounts/{account_id}/payment_methods",
+             response={201: PaymentMethodOut, **errors(PaymentMethodAlreadyAttached)},
              summary="Attach a payment method")
 def attach_payment_method(request, account_id: str, payload: PaymentMethodAttach):
     with transaction.atomic():
@@ -80,7 +87,7 @@ def attach_payment_method(request, account_id: str, payload: PaymentMethodAttach
 @router.get("/billing_accounts/{account_id}/payment_methods", response=PaymentMethodPage,
             summary="List an account's payment methods")
 def list_payment_methods(request, account_id: str, status: Literal["active", "detached"] = "active",
-                         limit: int = 20, cursor: str | None = None):
+                         limit: Limit = 20, cursor: str | None = None):
     methods = PaymentMethod.objects.filter(account=_account(request, account_id), status=status).select_related(
         "account")
     return paginate(methods, cursor=cursor, limit=limit, serialize=services.payment_method_data)
@@ -92,7 +99,8 @@ def get_payment_method(request, account_id: str, payment_method_id: str):
     return services.payment_method_data(_payment_method(request, account_id, payment_method_id))
 
 
-@router.patch("/billing_accounts/{account_id}/payment_methods/{payment_method_id}", response=PaymentMethodOut,
+@router.patch("/billing_accounts/{account_id}/payment_methods/{payment_method_id}",
+              response={200: PaymentMethodOut, **errors(PaymentMethodDetached)},
               summary="Make a payment method the account's default")
 def update_payment_method(request, account_id: str, payment_method_id: str, payload: PaymentMethodUpdate):
     with transaction.atomic():
@@ -123,7 +131,7 @@ def grant_credit(request, account_id: str, payload: CreditGrantCreate):
 
 @router.get("/billing_accounts/{account_id}/credits", response=CreditGrantPage,
             summary="List an account's credit grants and balances")
-def list_credits(request, account_id: str, limit: int = 20, cursor: str | None = None):
+def list_credits(request, account_id: str, limit: Limit = 20, cursor: str | None = None):
     account = _account(request, account_id)
     as_of = clock.now()
     page = paginate(CreditGrant.objects.filter(account=account).select_related("account"), cursor=cursor,

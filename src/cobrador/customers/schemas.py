@@ -5,10 +5,11 @@ from typing import Annotated, Literal
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from ninja import Schema
-from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, field_validator, model_serializer
+from pydantic import ConfigDict, Field, field_validator, model_serializer
 from pydantic_core import PydanticCustomError
 
 from cobrador.core.money import CURRENCIES
+from cobrador.core.params import Timestamp
 
 STRICT = ConfigDict(extra="forbid", strict=True)
 
@@ -23,16 +24,6 @@ _LOOKS_LIKE_CARD_NUMBER = re.compile(r"(?:\d[ -]?){12,18}\d")
 
 Currency = Literal[tuple(CURRENCIES)]  # type: ignore[valid-type]
 Locale = Literal["pt-BR", "en"]
-
-
-def _iso_string(value):
-    if not isinstance(value, str):
-        raise PydanticCustomError("datetime_type", "an ISO 8601 date-time string with a timezone is required")
-    return value
-
-
-# Strict mode refuses strings for datetimes; accept ISO 8601 strings (and nothing else) with a timezone.
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string), Field(strict=False)]
 
 
 def _not_blank(value: str | None) -> str | None:
@@ -115,7 +106,7 @@ class BillingAccountCreate(Schema):
     model_config = STRICT
 
     name: str = Field(..., min_length=1, max_length=200)
-    email: str = Field(..., max_length=254)
+    email: str = Field(..., max_length=254, json_schema_extra={"format": "email"})
     document: str | None = Field(None, max_length=24, description=DOCUMENT_DESCRIPTION)
     address: Address | None = None
     legal_name: str | None = Field(None, max_length=115,
@@ -147,16 +138,16 @@ class BillingAccountUpdate(Schema):
 
     model_config = STRICT
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    email: str | None = Field(None, max_length=254)
+    name: str = Field(None, min_length=1, max_length=200)
+    email: str = Field(None, max_length=254, json_schema_extra={"format": "email"})
     document: str | None = Field(None, max_length=24, description=DOCUMENT_DESCRIPTION)
     address: Address | None = None
     legal_name: str | None = Field(None, max_length=115,
                                    description="The legal name (razão social) an NFS-e carries; default: name.")
     fiscal_email: str | None = Field(None, max_length=254,
                                      description="Where the NFS-e is sent; default: email.")
-    locale: Locale | None = None
-    metadata: Metadata | None = None
+    locale: Locale = None
+    metadata: Metadata = None
 
     @field_validator("name", "email", "locale", "metadata", mode="before")
     @classmethod

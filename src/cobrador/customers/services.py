@@ -11,9 +11,10 @@ from datetime import datetime
 from django.db.models import OuterRef, Q, Subquery, Sum
 
 from cobrador.core import clock
-from cobrador.core.errors import Conflict, ValidationFailed
+from cobrador.core.errors import ValidationFailed
 from cobrador.customers.credits import grant_credit
 from cobrador.customers.documents import InvalidDocument, normalize_document
+from cobrador.customers.errors import PaymentMethodAlreadyAttached, PaymentMethodDetached
 from cobrador.customers.models import BillingAccount, CreditGrant, PaymentMethod
 from cobrador.events.services import record_event
 
@@ -167,9 +168,11 @@ def attach_payment_method(*, account: BillingAccount, type: str, brand: str | No
     account = _lock(account)
     active = PaymentMethod.objects.filter(account=account, status="active")
     if type == "card" and active.filter(type="card", gateway_token=gateway_token).exists():
-        raise Conflict("gateway_token: this card is already attached to the account", field="gateway_token")
+        raise PaymentMethodAlreadyAttached("gateway_token: this card is already attached to the account",
+                                           field="gateway_token")
     if type != "card" and active.filter(type=type).exists():
-        raise Conflict(f"type: the account already has an active {type} payment method", field="type")
+        raise PaymentMethodAlreadyAttached(f"type: the account already has an active {type} payment method",
+                                           field="type")
     had_default = active.filter(is_default=True).exists()
     payment_method = PaymentMethod(
         organization_id=account.organization_id, account=account, type=type, card_brand=brand or "",
@@ -189,7 +192,7 @@ def set_default_payment_method(*, payment_method: PaymentMethod) -> PaymentMetho
     account = _lock(payment_method.account)
     payment_method.refresh_from_db()
     if payment_method.status != "active":
-        raise Conflict("a detached payment method cannot be the default", field="is_default")
+        raise PaymentMethodDetached("a detached payment method cannot be the default", field="is_default")
     if not payment_method.is_default:
         _make_default(account, payment_method)
         payment_method.save(update_fields=["is_default"])

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
@@ -6,7 +6,9 @@ from ninja import Query, Router
 
 from cobrador.core import clock
 from cobrador.core.errors import ValidationFailed
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit, Timestamp
 from cobrador.customers.models import BillingAccount
 from cobrador.dunning import analytics, preview, services
 from cobrador.dunning.models import DelinquentAccount, DunningInvoice, RecoveryRecord
@@ -23,13 +25,10 @@ from cobrador.dunning.schemas import (
 from cobrador.organizations.schemas import PaymentMethodType
 
 router = Router(tags=["dunning"])
+register_path_id("case_id", DelinquentAccount)
+register_path_id("record_id", RecoveryRecord)
 ANALYTICS_DEFAULT_DAYS = 30
 
-
-def _aware(value: datetime | None, field: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValidationFailed("a date-time with a timezone is required", field=field)
-    return value
 
 
 def _cases(request):
@@ -44,8 +43,8 @@ def _case_data(case: DelinquentAccount) -> dict:
 
 @router.get("/delinquent_accounts", response=DelinquentAccountPage, summary="List delinquent accounts")
 def list_delinquent_accounts(request, account: str | None = None, status: DelinquencyStatus | None = None,
-                             opened_at_gte: datetime | None = None, opened_at_lt: datetime | None = None,
-                             limit: int = 20, cursor: str | None = None):
+                             opened_at_gte: Timestamp | None = None, opened_at_lt: Timestamp | None = None,
+                             limit: Limit = 20, cursor: str | None = None):
     """Newest first. Filters: `account` (ba_ id), `status`, and `opened_at_gte` <= opened_at <
     `opened_at_lt` (ISO 8601 with a timezone)."""
     cases = _cases(request)
@@ -53,9 +52,9 @@ def list_delinquent_accounts(request, account: str | None = None, status: Delinq
         cases = cases.filter(account__public_id=account)
     if status:
         cases = cases.filter(status=status)
-    if _aware(opened_at_gte, "opened_at_gte"):
+    if opened_at_gte:
         cases = cases.filter(opened_at__gte=opened_at_gte)
-    if _aware(opened_at_lt, "opened_at_lt"):
+    if opened_at_lt:
         cases = cases.filter(opened_at__lt=opened_at_lt)
     return paginate(cases, cursor=cursor, limit=limit, serialize=_case_data)
 
@@ -72,8 +71,8 @@ def _records(request):
 @router.get("/recovery_records", response=RecoveryRecordPage, summary="List recovery records")
 def list_recovery_records(request, account: str | None = None, invoice: str | None = None,
                           outcome: RecoveryOutcome | None = None, method: PaymentMethodType | None = None,
-                          attempt_number: int | None = None, attempted_at_gte: datetime | None = None,
-                          attempted_at_lt: datetime | None = None, limit: int = 20, cursor: str | None = None):
+                          attempt_number: int | None = None, attempted_at_gte: Timestamp | None = None,
+                          attempted_at_lt: Timestamp | None = None, limit: Limit = 20, cursor: str | None = None):
     """Newest first. Filters: `account` (ba_ id), `invoice` (in_ id), `outcome`, `method`,
     `attempt_number` (0 is the first charge), and `attempted_at_gte` <= attempted_at < `attempted_at_lt`."""
     records = _records(request)
@@ -87,9 +86,9 @@ def list_recovery_records(request, account: str | None = None, invoice: str | No
         records = records.filter(method=method)
     if attempt_number is not None:
         records = records.filter(attempt_number=attempt_number)
-    if _aware(attempted_at_gte, "attempted_at_gte"):
+    if attempted_at_gte:
         records = records.filter(attempted_at__gte=attempted_at_gte)
-    if _aware(attempted_at_lt, "attempted_at_lt"):
+    if attempted_at_lt:
         records = records.filter(attempted_at__lt=attempted_at_lt)
     return paginate(records, cursor=cursor, limit=limit, serialize=services.recovery_record_data)
 
@@ -108,11 +107,11 @@ def dunning_preview(request, account_id: str):
 
 @router.get("/analytics/recovery", response=RecoveryAnalyticsOut, by_alias=True,
             summary="Recovery of failed payments")
-def recovery_analytics(request, date_from: datetime | None = Query(None, alias="from"),
-                       date_to: datetime | None = Query(None, alias="to")):
+def recovery_analytics(request, date_from: Timestamp | None = Query(None, alias="from"),
+                       date_to: Timestamp | None = Query(None, alias="to")):
     """`from` and `to` are ISO 8601 date-times with a timezone; default: the last 30 days."""
-    end = _aware(date_to, "to") or clock.now()
-    start = _aware(date_from, "from") or end - timedelta(days=ANALYTICS_DEFAULT_DAYS)
+    end = date_to or clock.now()
+    start = date_from or end - timedelta(days=ANALYTICS_DEFAULT_DAYS)
     if start >= end:
         raise ValidationFailed("from must be before to", field="from")
     return analytics.recovery_analytics(organization=request.auth, start=start, end=end)

@@ -7,9 +7,9 @@
 from django.db import IntegrityError, transaction
 
 from cobrador.core import clock
-from cobrador.core.errors import Conflict
 from cobrador.core.ids import random_token
 from cobrador.gateways.base import Gateway
+from cobrador.gateways.errors import NoGatewayForMethod
 from cobrador.gateways.kobana import KobanaGateway
 from cobrador.gateways.models import GatewayConfig
 from cobrador.gateways.pagarme import PagarmeGateway
@@ -46,8 +46,8 @@ def config_for_method(organization, method: str) -> GatewayConfig:
         if method in config.methods:
             return config
     if organization.mode != "test":
-        raise Conflict(f"no active gateway configuration serves {method}: create one with POST /v1/gateways",
-                       field="method")
+        raise NoGatewayForMethod(f"no active gateway configuration serves {method}: create one with POST /v1/gateways",
+                                 field="method")
     return fallback_sandbox_config(organization)
 
 

@@ -1,5 +1,5 @@
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from ninja import Schema
 from pydantic import ConfigDict, Field
@@ -38,6 +38,9 @@ its sandbox host for test-mode organizations); `base_url` and `jwks_url` are ref
 """
 
 
+# Each credential the code takes (gateways/services.py): a non-empty string of at most 500 characters.
+Credential = Annotated[str, Field(min_length=1, max_length=500)]
+
 class GatewayOptions(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -51,8 +54,8 @@ class GatewayCreate(Schema):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"description": GATEWAYS_DESCRIPTION})
 
     provider: Provider
-    methods: list[Method] = Field(..., min_length=1, max_length=3)
-    credentials: dict[str, str] = Field(default_factory=dict, description="Write-only; see the provider list.")
+    methods: list[Method] = Field(..., min_length=1, max_length=3, json_schema_extra={"uniqueItems": True})
+    credentials: dict[str, Credential] = Field(default_factory=dict, description="Write-only; see the provider list.")
     options: GatewayOptions = Field(default_factory=GatewayOptions)
 
 
@@ -60,8 +63,8 @@ class GatewayUpdate(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     # Omitted fields stay as they are; an explicit null is a 422.
-    methods: list[Method] = Field(None, min_length=1, max_length=3)
-    credentials: dict[str, str] = Field(None, description="Merged: the fields sent replace the stored ones.")
+    methods: list[Method] = Field(None, min_length=1, max_length=3, json_schema_extra={"uniqueItems": True})
+    credentials: dict[str, Credential] = Field(None, description="Merged: the fields sent replace the stored ones.")
     options: GatewayOptions = Field(None, description="Replaces the stored options.")
     active: bool = None
 

@@ -7,8 +7,9 @@ Credentials are encrypted at rest (EncryptedJSONField) and never leave through t
 from django.conf import settings
 
 from cobrador.core import clock
-from cobrador.core.errors import Conflict, ValidationFailed
+from cobrador.core.errors import ValidationFailed
 from cobrador.core.ids import random_token
+from cobrador.gateways.errors import GatewayMethodTaken, SandboxGatewayReadOnly, SandboxNeedsTestMode
 from cobrador.gateways.models import GatewayConfig
 from cobrador.gateways.registry import METHODS, PROVIDER_METHODS
 from cobrador.organizations.models import Organization
@@ -61,7 +62,7 @@ def create_gateway(*, organization: Organization, provider: str, methods: list[s
                    options: dict) -> GatewayConfig:
     _lock(organization)
     if provider == "sandbox" and organization.mode != "test":
-        raise ValidationFailed("the sandbox serves only test-mode organizations", field="provider")
+        raise SandboxNeedsTestMode("the sandbox serves only test-mode organizations", field="provider")
     credentials = {k: v for k, v in credentials.items()}
     if provider == "sandbox":
         credentials.setdefault("webhook_secret", random_token(40))
@@ -78,8 +79,8 @@ def update_gateway(*, organization: Organization, config: GatewayConfig, changes
     _lock(organization)
     config = GatewayConfig.objects.select_for_update().get(pk=config.pk)
     if config.is_fallback:
-        raise Conflict("the built-in sandbox configuration cannot be changed: create a configuration for the "
-                       "method instead", field="id")
+        raise SandboxGatewayReadOnly("the built-in sandbox configuration cannot be changed: create a configuration "
+                                     "for the method instead", field="id")
     methods = changes.get("methods", config.methods)
     credentials = {**config.credentials, **changes.get("credentials", {})}
     options = changes.get("options", config.options)
@@ -97,7 +98,7 @@ def update_gateway(*, organization: Organization, config: GatewayConfig, changes
 def delete_gateway(*, organization: Organization, config: GatewayConfig) -> None:
     """Hides and deactivates it; the row stays so its payments' late callbacks still verify."""
     if config.is_fallback:
-        raise Conflict("the built-in sandbox configuration cannot be deleted", field="id")
+        raise SandboxGatewayReadOnly("the built-in sandbox configuration cannot be deleted", field="id")
     now = clock.now()
     GatewayConfig.objects.filter(pk=config.pk).update(active=False, deleted_at=now, updated_at=now)
 
@@ -116,8 +117,8 @@ def _check_free(*, organization: Organization, methods: list[str], excluding: Ga
     for other in others.order_by("id"):
         for method in methods:
             if method in other.methods:
-                raise Conflict(f"{method} is already served by gateway {other.public_id} ({other.provider}); "
-                               "deactivate it or remove the method from it first", field="methods")
+                raise GatewayMethodTaken(f"{method} is already served by gateway {other.public_id} ({other.provider}); "
+                                         "deactivate it or remove the method from it first", field="methods")
 
 
 def _check(*, organization: Organization, provider: str, methods: list[str], credentials: dict, options: dict):

@@ -1,17 +1,20 @@
-from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from ninja import Router
 
-from cobrador.core.errors import ValidationFailed
+from cobrador.core.errors import errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit, Timestamp
 from cobrador.invoicing import services
+from cobrador.invoicing.errors import InvoiceNotVoidable
 from cobrador.invoicing.models import Invoice, InvoiceLine
 from cobrador.invoicing.schemas import InvoiceOut, InvoicePage, InvoiceStatus
 
 router = Router(tags=["invoices"])
+register_path_id("invoice_id", Invoice)
 
 
 def _invoices(request):
@@ -20,16 +23,11 @@ def _invoices(request):
             .prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.select_related("plan").order_by("pk"))))
 
 
-def _aware(value: datetime | None, field: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValidationFailed("a date-time with a timezone is required", field=field)
-    return value
-
 
 @router.get("/invoices", response=InvoicePage, summary="List invoices")
 def list_invoices(request, account: str | None = None, subscription: str | None = None,
-                  status: InvoiceStatus | None = None, period_start_gte: datetime | None = None,
-                  period_start_lt: datetime | None = None, limit: int = 20, cursor: str | None = None):
+                  status: InvoiceStatus | None = None, period_start_gte: Timestamp | None = None,
+                  period_start_lt: Timestamp | None = None, limit: Limit = 20, cursor: str | None = None):
     """Newest first. Filters: `account` (ba_ id), `subscription` (sub_ id), `status`, and the period:
     `period_start_gte` <= period_start < `period_start_lt` (ISO 8601 with a timezone)."""
     invoices = _invoices(request)
@@ -39,9 +37,9 @@ def list_invoices(request, account: str | None = None, subscription: str | None 
         invoices = invoices.filter(subscription__public_id=subscription)
     if status:
         invoices = invoices.filter(status=status)
-    if _aware(period_start_gte, "period_start_gte"):
+    if period_start_gte:
         invoices = invoices.filter(period_start__gte=period_start_gte)
-    if _aware(period_start_lt, "period_start_lt"):
+    if period_start_lt:
         invoices = invoices.filter(period_start__lt=period_start_lt)
     return paginate(invoices, cursor=cursor, limit=limit, serialize=services.invoice_object)
 
@@ -51,7 +49,8 @@ def get_invoice(request, invoice_id: str):
     return services.invoice_object(get_object_or_404(_invoices(request), public_id=invoice_id))
 
 
-@router.post("/invoices/{invoice_id}/void", response=InvoiceOut, summary="Void an invoice")
+@router.post("/invoices/{invoice_id}/void", response={200: InvoiceOut, **errors(InvoiceNotVoidable)},
+             summary="Void an invoice")
 def void_invoice(request, invoice_id: str):
     """Only a draft or open invoice (409 otherwise). The number stays taken; credit and coupon periods
     it used are not given back. Emits invoice.voided."""

@@ -17,10 +17,10 @@ from django.db.models import F
 from cobrador.catalog.models import Coupon, Plan
 from cobrador.catalog.services import coupon_applies_to, coupon_discount
 from cobrador.core import clock
-from cobrador.core.errors import Conflict
 from cobrador.core.ids import new_public_id
 from cobrador.customers.credits import balances_for, consume_credit
 from cobrador.events.services import EventDraft, record_event, record_events
+from cobrador.invoicing.errors import InvoiceNotVoidable
 from cobrador.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from cobrador.organizations.models import Organization
 from cobrador.core.bulk import insert_rows
@@ -104,7 +104,7 @@ def void_invoice(*, invoice: Invoice) -> Invoice:
     """Only a draft or open invoice can be voided. Its number stays used; credits and coupon periods
     it consumed are not given back."""
     if invoice.status not in ("draft", "open"):
-        raise Conflict(f"a {invoice.status} invoice cannot be voided", field="status")
+        raise InvoiceNotVoidable(f"a {invoice.status} invoice cannot be voided", field="status")
     invoice.status = "void"
     invoice.voided_at = clock.now()
     invoice.save(update_fields=["status", "voided_at"])

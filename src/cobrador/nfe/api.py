@@ -1,12 +1,14 @@
 from django.db import transaction
 from ninja import Router
 
+from cobrador.core.errors import errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 from cobrador.nfe import services
-from cobrador.nfe.errors import ServiceInvoiceNotFound
+from cobrador.nfe.errors import ERROR_RESPONSES, ServiceInvoiceNotFound
 from cobrador.nfe.models import ServiceInvoice
 from cobrador.nfe.schemas import (
-    ErrorOut,
     FiscalSettingsOut,
     FiscalSettingsPatch,
     ServiceInvoiceDetailOut,
@@ -16,6 +18,7 @@ from cobrador.nfe.schemas import (
 from cobrador.nfe.tasks import sync_service_invoices
 
 router = Router(tags=["NFS-e"])
+register_path_id("service_invoice_id", ServiceInvoice)
 
 
 @router.get("/organizations/settings/fiscal", response=FiscalSettingsOut, summary="Get the fiscal (NFS-e) policy")
@@ -23,7 +26,8 @@ def get_fiscal_settings(request):
     return services.settings_data(services.fiscal_settings(request.auth))
 
 
-@router.patch("/organizations/settings/fiscal", response={200: FiscalSettingsOut, 422: ErrorOut},
+@router.patch("/organizations/settings/fiscal",
+              response={200: FiscalSettingsOut, **errors(*ERROR_RESPONSES["settings"])},
               summary="Change the fiscal (NFS-e) policy")
 def patch_fiscal_settings(request, payload: FiscalSettingsPatch):
     """422 (fiscal_settings_invalid or validation_error) names the field; nothing changes then. The NFe.io
@@ -55,7 +59,7 @@ def _detail(note: ServiceInvoice) -> dict:
 
 @router.get("/service_invoices", response=ServiceInvoicePage, summary="List NFS-e")
 def list_service_invoices(request, invoice: str | None = None, status: ServiceInvoiceStatus | None = None,
-                          limit: int = 20, cursor: str | None = None):
+                          limit: Limit = 20, cursor: str | None = None):
     """Newest first. Filters: `invoice` (in_ id), `status`."""
     notes = _notes(request)
     if invoice:
@@ -65,14 +69,15 @@ def list_service_invoices(request, invoice: str | None = None, status: ServiceIn
     return paginate(notes, cursor=cursor, limit=limit, serialize=services.service_invoice_data)
 
 
-@router.get("/service_invoices/{service_invoice_id}", response={200: ServiceInvoiceDetailOut, 404: ErrorOut},
+@router.get("/service_invoices/{service_invoice_id}",
+            response={200: ServiceInvoiceDetailOut, **errors(*ERROR_RESPONSES["get"])},
             summary="Retrieve an NFS-e, with its calls to NFe.io")
 def get_service_invoice(request, service_invoice_id: str):
     return _detail(_note(request, service_invoice_id))
 
 
 @router.post("/service_invoices/{service_invoice_id}/retry",
-             response={200: ServiceInvoiceDetailOut, 404: ErrorOut, 409: ErrorOut},
+             response={200: ServiceInvoiceDetailOut, **errors(*ERROR_RESPONSES["retry"])},
              summary="Issue a failed NFS-e again (or re-check a blocked one, or resend a failed cancellation)")
 def retry_service_invoice(request, service_invoice_id: str):
     """failed: issued anew under a new external id (fix the data first); blocked: the account is checked
@@ -85,7 +90,7 @@ def retry_service_invoice(request, service_invoice_id: str):
 
 
 @router.post("/service_invoices/{service_invoice_id}/cancel",
-             response={200: ServiceInvoiceDetailOut, 404: ErrorOut, 409: ErrorOut},
+             response={200: ServiceInvoiceDetailOut, **errors(*ERROR_RESPONSES["cancel"])},
              summary="Cancel an NFS-e")
 def cancel_service_invoice(request, service_invoice_id: str):
     """An issued note is canceled at NFe.io (cancel_pending, then canceled or cancel_failed); one still

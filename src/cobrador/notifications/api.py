@@ -1,13 +1,18 @@
+from typing import Literal
+
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.html import escape
 from ninja import Router, Status
 
-from cobrador.core.errors import ApiError
+from cobrador.core.errors import ApiError, errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 from cobrador.customers.models import BillingAccount
 from cobrador.notifications import registry, services
+from cobrador.notifications.errors import NotificationWebhookNotSet
 from cobrador.notifications.formatting import LOCALES
 from cobrador.notifications.models import Notice, NotificationTemplate
 from cobrador.notifications.schemas import (
@@ -27,6 +32,11 @@ from cobrador.notifications.schemas import (
 )
 
 router = Router(tags=["notifications"])
+Locale = Literal[LOCALES]
+register_path_id("notification_type", lambda organization, value: value in registry.TYPES
+                 and registry.TYPES[value].editable)
+register_path_id("notification_id", lambda organization, value: Notice.objects.filter(
+    organization=organization, channel="in_app", status="sent", public_id=value).exists())
 
 
 def _account(request, account_id: str) -> BillingAccount:
@@ -62,7 +72,7 @@ def list_notification_templates(request):
 
 @router.get("/notification_templates/{notification_type}", response=TemplateOut,
             summary="Get a notification template (yours, or the default)")
-def get_notification_template(request, notification_type: str, locale: str = "pt-BR"):
+def get_notification_template(request, notification_type: str, locale: Locale = "pt-BR"):
     services.editable_type(notification_type)
     services.check_locale(locale)
     parts, custom = services.effective_template(request.auth, notification_type, locale)
@@ -71,7 +81,7 @@ def get_notification_template(request, notification_type: str, locale: str = "pt
 
 @router.put("/notification_templates/{notification_type}", response=TemplateOut,
             summary="Replace a notification template")
-def put_notification_template(request, notification_type: str, payload: TemplateIn, locale: str = "pt-BR"):
+def put_notification_template(request, notification_type: str, payload: TemplateIn, locale: Locale = "pt-BR"):
     """A part that does not compile is a 422 naming the part and the line; so is one that fails to render
     with the sample data. Saving re-queues notices this template parked in the last 7 days."""
     with transaction.atomic():
@@ -83,7 +93,7 @@ def put_notification_template(request, notification_type: str, payload: Template
 
 @router.delete("/notification_templates/{notification_type}", response=TemplateOut,
                summary="Go back to the default template")
-def delete_notification_template(request, notification_type: str, locale: str = "pt-BR"):
+def delete_notification_template(request, notification_type: str, locale: Locale = "pt-BR"):
     with transaction.atomic():
         services.reset_template(organization=request.auth, type_name=notification_type, locale=locale)
     parts, custom = services.effective_template(request.auth, notification_type, locale)
@@ -92,7 +102,7 @@ def delete_notification_template(request, notification_type: str, locale: str = 
 
 @router.post("/notification_templates/{notification_type}/preview", response=PreviewOut,
              summary="Render a template with sample data")
-def preview_notification_template(request, notification_type: str, locale: str = "pt-BR",
+def preview_notification_template(request, notification_type: str, locale: Locale = "pt-BR",
                                   payload: TemplateDraft | None = None):
     """Without a body: the saved template. With parts in the body: those parts instead (nothing is saved)."""
     draft = payload.model_dump(exclude_unset=True) if payload is not None else None
@@ -102,7 +112,7 @@ def preview_notification_template(request, notification_type: str, locale: str =
 
 @router.post("/notification_templates/{notification_type}/test", response={202: TestSendOut},
              summary="E-mail the template, with sample data, to an address")
-def test_notification_template(request, notification_type: str, payload: TestSendIn, locale: str = "pt-BR"):
+def test_notification_template(request, notification_type: str, payload: TestSendIn, locale: Locale = "pt-BR"):
     with transaction.atomic():
         notice = services.send_test(organization=request.auth, type_name=notification_type, locale=locale,
                                     to=payload.to)
@@ -113,7 +123,7 @@ def test_notification_template(request, notification_type: str, payload: TestSen
 
 @router.get("/billing_accounts/{account_id}/notifications", response=NotificationPage,
             summary="List a billing account's in-app notifications")
-def list_notifications(request, account_id: str, unread: bool | None = None, limit: int = 20,
+def list_notifications(request, account_id: str, unread: bool | None = None, limit: Limit = 20,
                        cursor: str | None = None):
     notices = Notice.objects.filter(account=_account(request, account_id), channel="in_app", status="sent") \
         .select_related("account")
@@ -158,7 +168,8 @@ def patch_notification_preferences(request, account_id: str, payload: Preference
 
 
 @router.post("/billing_accounts/{account_id}/notification_preferences/rotate_webhook_secret",
-             response=PreferencesOut, summary="Make a new signing secret for the account's notification webhook")
+             response={200: PreferencesOut, **errors(NotificationWebhookNotSet)},
+             summary="Make a new signing secret for the account's notification webhook")
 def rotate_notification_webhook_secret(request, account_id: str):
     account = _account(request, account_id)
     with transaction.atomic():

@@ -25,6 +25,7 @@ from cobrador.core.outbox import wake_outbox_after_commit
 from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.notifications import registry
 from cobrador.notifications.defaults import TemplateParts, default_template
+from cobrador.notifications.errors import NotificationWebhookNotSet
 from cobrador.notifications.formatting import LOCALES
 from cobrador.notifications.models import (
     AccountNotificationSettings,
@@ -349,7 +350,7 @@ def update_preferences(*, account, changes: list[dict], webhook_url=...) -> str 
 def rotate_account_webhook_secret(*, account) -> str:
     hook = AccountNotificationSettings.objects.select_for_update().filter(account=account).first()
     if hook is None or not hook.webhook_url:
-        raise ValidationFailed("webhook_url: set a notification webhook URL first", field="webhook_url")
+        raise NotificationWebhookNotSet("webhook_url: set a notification webhook URL first", field="webhook_url")
     hook.webhook_secret = new_webhook_secret()
     hook.updated_at = clock.now()
     hook.save(update_fields=["webhook_secret", "updated_at"])

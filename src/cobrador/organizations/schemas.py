@@ -56,16 +56,16 @@ class DunningConfigPatch(Schema):
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"description": POLICY_DESCRIPTION})
 
-    max_retries: int | None = Field(None, ge=0, le=20, description="Automatic retries after the first failure, 0-20.")
-    retry_interval_days: list[Annotated[int, Field(ge=1, le=60)]] | None = Field(
+    max_retries: int = Field(None, ge=0, le=20, description="Automatic retries after the first failure, 0-20.")
+    retry_interval_days: list[Annotated[int, Field(ge=1, le=60)]] = Field(
         None, min_length=1,
         description="Days before each retry, each 1-60. Entries beyond max_retries are ignored; a shorter "
                     "list repeats its last entry.")
-    suspend_after_retries: bool | None = Field(None, description="Suspend the account once retries are "
-                                                                  "exhausted and the grace period has passed.")
-    grace_period_days: int | None = Field(None, ge=0, le=365, description="Days from delinquency to suspension, 0-365.")
-    auto_retry_enabled: bool | None = Field(None, description="False: no automatic retries.")
-    retry_payment_methods: list[PaymentMethodType] | None = Field(
+    suspend_after_retries: bool = Field(None, description="Suspend the account once retries are "
+                                                           "exhausted and the grace period has passed.")
+    grace_period_days: int = Field(None, ge=0, le=365, description="Days from delinquency to suspension, 0-365.")
+    auto_retry_enabled: bool = Field(None, description="False: no automatic retries.")
+    retry_payment_methods: list[PaymentMethodType] = Field(
         None, min_length=1, description="Methods each attempt walks, in order: a non-empty subset of card, "
                                         "bank_slip, pix without repeats.")
 

@@ -2,15 +2,27 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
-from cobrador.core.errors import ApiError, ValidationFailed
+from cobrador.core.errors import errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 from cobrador.customers.models import PaymentMethod
+from cobrador.gateways.errors import NoGatewayForMethod
 from cobrador.invoicing.models import Invoice
 from cobrador.payments import charging, services
+from cobrador.payments.errors import (
+    InvoiceNotPayable,
+    PaymentFullyRefunded,
+    PaymentInFlight,
+    PaymentMethodUnusable,
+    PaymentNotRefundable,
+    RefundFailed,
+)
 from cobrador.payments.models import Payment, PaymentRefund
 from cobrador.payments.schemas import InvoicePay, PaymentOut, PaymentPage, PaymentStatus, RefundCreate
 
 router = Router(tags=["payments"])
+register_path_id("payment_id", Payment)
 
 
 def _payments(request):
@@ -25,7 +37,7 @@ def _data(payment: Payment) -> dict:
 
 @router.get("/payments", response=PaymentPage, summary="List payments")
 def list_payments(request, invoice: str | None = None, account: str | None = None,
-                  status: PaymentStatus | None = None, limit: int = 20, cursor: str | None = None):
+                  status: PaymentStatus | None = None, limit: Limit = 20, cursor: str | None = None):
     """Newest first. Filters: `invoice` (in_ id), `account` (ba_ id), `status`."""
     payments = _payments(request)
     if invoice:
@@ -42,7 +54,8 @@ def get_payment(request, payment_id: str):
     return _data(get_object_or_404(_payments(request), public_id=payment_id))
 
 
-@router.post("/payments/{payment_id}/refund", response={200: PaymentOut, 202: PaymentOut},
+@router.post("/payments/{payment_id}/refund", response={200: PaymentOut, 202: PaymentOut,
+                                                 **errors(PaymentNotRefundable, PaymentFullyRefunded, RefundFailed)},
              summary="Refund a payment, in full or in part")
 def refund_payment(request, payment_id: str, payload: RefundCreate):
     """Only a succeeded payment (409 otherwise); `amount` at most what is left (422). The answer is the
@@ -54,13 +67,14 @@ def refund_payment(request, payment_id: str, payload: RefundCreate):
     refund = charging.refund_payment(organization=request.auth, payment=payment, amount=payload.amount,
                                      reason=payload.reason)
     if refund.status == "failed":
-        raise ApiError(f"the provider refused the refund: {refund.failure_message}", status=422,
-                       type="refund_failed", field="amount")
+        raise RefundFailed(f"the provider refused the refund: {refund.failure_message}", field="amount")
     payment = get_object_or_404(_payments(request), pk=payment.pk)
     return Status(202 if refund.status == "unknown" else 200, _data(payment))
 
 
-@router.post("/invoices/{invoice_id}/pay", response=PaymentOut, summary="Charge an invoice now")
+@router.post("/invoices/{invoice_id}/pay",
+             response={200: PaymentOut, **errors(InvoiceNotPayable, PaymentInFlight, PaymentMethodUnusable,
+                                                  NoGatewayForMethod)}, summary="Charge an invoice now")
 def pay_invoice(request, invoice_id: str, payload: InvoicePay | None = None):
     """Charges the amount due with `payment_method` (default: the account's default method) and answers
     the payment: succeeded or failed for a card, pending with the boleto/PIX document, or unknown when
@@ -72,7 +86,7 @@ def pay_invoice(request, invoice_id: str, payload: InvoicePay | None = None):
         payment_method = PaymentMethod.objects.filter(organization=request.auth,
                                                       public_id=payload.payment_method).first()
         if payment_method is None:
-            raise ValidationFailed("no such payment method", field="payment_method")
+            raise PaymentMethodUnusable("no such payment method", field="payment_method")
     payment = charging.charge_invoice(organization=request.auth, invoice=invoice, payment_method=payment_method,
                                       source="manual")
     return _data(get_object_or_404(_payments(request), pk=payment.pk))

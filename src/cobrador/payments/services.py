@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 
 from cobrador.core import clock
 from cobrador.core.bulk import build, update_rows
-from cobrador.core.errors import Conflict, ValidationFailed
+from cobrador.core.errors import ValidationFailed
 from cobrador.customers.credits import grant_credit
 from cobrador.customers.models import PaymentMethod
 from cobrador.events.services import EventDraft, record_events
@@ -25,6 +25,13 @@ from cobrador.gateways.registry import config_for_method
 from cobrador.invoicing.models import Invoice
 from cobrador.invoicing.services import invoice_data
 from cobrador.organizations.services import attach_organizations
+from cobrador.payments.errors import (
+    InvoiceNotPayable,
+    PaymentFullyRefunded,
+    PaymentInFlight,
+    PaymentMethodUnusable,
+    PaymentNotRefundable,
+)
 from cobrador.payments.models import Payment, PaymentRefund
 
 IN_FLIGHT = ("processing", "unknown")
@@ -390,18 +397,18 @@ def start_charge(*, organization, invoice: Invoice, payment_method: PaymentMetho
     invoice = Invoice.objects.select_for_update(of=("self",)).select_related("account").get(
         pk=invoice.pk, organization=organization)
     if invoice.status not in PAYABLE_INVOICE_STATUSES or invoice.amount_due <= 0:
-        raise Conflict(f"invoice {invoice.public_id} is {invoice.status} with {invoice.amount_due} due: "
-                       "nothing to charge", field="invoice")
+        raise InvoiceNotPayable(f"invoice {invoice.public_id} is {invoice.status} with {invoice.amount_due} due: "
+                                "nothing to charge", field="invoice")
     if Payment.objects.filter(invoice=invoice, status__in=IN_FLIGHT).exists():
-        raise Conflict(f"a payment of invoice {invoice.public_id} is in flight; wait for its outcome",
-                       field="invoice")
+        raise PaymentInFlight(f"a payment of invoice {invoice.public_id} is in flight; wait for its outcome",
+                                     field="invoice")
     if payment_method is None:
         payment_method = default_payment_method(invoice.account)
         if payment_method is None:
-            raise ValidationFailed("the account has no default payment method", field="payment_method")
+            raise PaymentMethodUnusable("the account has no default payment method", field="payment_method")
     elif payment_method.account_id != invoice.account_id or payment_method.status != "active":
-        raise ValidationFailed("the payment method is not an active method of the invoice's account",
-                               field="payment_method")
+        raise PaymentMethodUnusable("the payment method is not an active method of the invoice's account",
+                                    field="payment_method")
     payment = new_payment(invoice=invoice, payment_method=payment_method,
                           config=config_for_method(organization, payment_method.type),
                           source=source, attempt_number=attempt_number, now=clock.now())
@@ -409,7 +416,7 @@ def start_charge(*, organization, invoice: Invoice, payment_method: PaymentMetho
         with transaction.atomic():  # a savepoint: the partial unique index is the last word
             payment.save(force_insert=True)
     except IntegrityError:
-        raise Conflict(f"a payment of invoice {invoice.public_id} is in flight; wait for its outcome",
+        raise PaymentInFlight(f"a payment of invoice {invoice.public_id} is in flight; wait for its outcome",
                        field="invoice") from None
     return payment
 
@@ -444,13 +451,13 @@ def start_refund(*, organization, payment: Payment, amount: int | None, reason: 
     """Write the `processing` refund of `amount` (default: all that is left) of a succeeded payment."""
     payment = Payment.objects.select_for_update().get(pk=payment.pk, organization=organization)
     if payment.status != "succeeded":
-        raise Conflict(f"a {payment.status} payment cannot be refunded", field="payment")
+        raise PaymentNotRefundable(f"a {payment.status} payment cannot be refunded", field="payment")
     in_flight = sum(payment.refunds.filter(status__in=IN_FLIGHT).values_list("amount", flat=True))
     refundable = payment.amount_paid - payment.amount_refunded - in_flight
     if amount is None:
         amount = refundable
     if refundable <= 0:
-        raise Conflict("nothing is left to refund on this payment", field="amount")
+        raise PaymentFullyRefunded("nothing is left to refund on this payment", field="amount")
     if amount <= 0 or amount > refundable:
         raise ValidationFailed(f"amount must be between 1 and {refundable}", field="amount")
     now = clock.now()

@@ -2,8 +2,20 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
+from cobrador.catalog.errors import CouponNotRedeemable
+from cobrador.core.errors import errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 from cobrador.subscriptions import services
+from cobrador.subscriptions.errors import (
+    BillingAccountNotActive,
+    SubscriptionCancelScheduled,
+    SubscriptionCommitted,
+    SubscriptionNotLive,
+    SubscriptionNotPromptRenewal,
+    SubscriptionNotResumable,
+)
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.schemas import (
     SubscriptionCancel,
@@ -16,6 +28,7 @@ from cobrador.subscriptions.schemas import (
 )
 
 router = Router(tags=["subscriptions"])
+register_path_id("subscription_id", Subscription)
 
 RELATED = ("organization", "account", "plan", "coupon", "payment_method", "pending_plan")
 
@@ -29,7 +42,8 @@ def _locked(request, subscription_id: str) -> Subscription:
     return get_object_or_404(_subscriptions(request).select_for_update(of=("self",)), public_id=subscription_id)
 
 
-@router.post("/subscriptions", response={201: SubscriptionOut}, summary="Create a subscription")
+@router.post("/subscriptions", response={201: SubscriptionOut, **errors(BillingAccountNotActive, CouponNotRedeemable)},
+             summary="Create a subscription")
 def create_subscription(request, payload: SubscriptionCreate):
     """Without a trial the subscription is `active` and its first period starts at `start` (default
     now); the first invoice is made by the next invoice-generation run. With a trial it is `trialing`
@@ -41,7 +55,7 @@ def create_subscription(request, payload: SubscriptionCreate):
 
 @router.get("/subscriptions", response=SubscriptionPage, summary="List subscriptions")
 def list_subscriptions(request, account: str | None = None, plan: str | None = None,
-                       status: SubscriptionStatus | None = None, limit: int = 20, cursor: str | None = None):
+                       status: SubscriptionStatus | None = None, limit: Limit = 20, cursor: str | None = None):
     """Newest first; filter by `account` (ba_ id), `plan` (plan_ id) and `status`."""
     subscriptions = _subscriptions(request)
     if account:
@@ -58,7 +72,8 @@ def get_subscription(request, subscription_id: str):
     return services.subscription_data(get_object_or_404(_subscriptions(request), public_id=subscription_id))
 
 
-@router.patch("/subscriptions/{subscription_id}", response=SubscriptionOut, summary="Change a subscription")
+@router.patch("/subscriptions/{subscription_id}", response={200: SubscriptionOut, **errors(SubscriptionNotLive)},
+              summary="Change a subscription")
 def update_subscription(request, subscription_id: str, payload: SubscriptionUpdate):
     """`plan` and `quantity` wait in pending_plan / pending_quantity until the next period starts
     (sending the current value withdraws a pending change); `renewal_mode`, `payment_method` and
@@ -69,7 +84,9 @@ def update_subscription(request, subscription_id: str, payload: SubscriptionUpda
     return services.subscription_data(subscription)
 
 
-@router.post("/subscriptions/{subscription_id}/cancel", response=SubscriptionOut, summary="Cancel a subscription")
+@router.post("/subscriptions/{subscription_id}/cancel",
+             response={200: SubscriptionOut, **errors(SubscriptionNotLive, SubscriptionCommitted)},
+             summary="Cancel a subscription")
 def cancel_subscription(request, subscription_id: str, payload: SubscriptionCancel | None = None):
     """At the end of the current period by default (`cancel_at_period_end`), `immediately`, or at a
     future `cancel_at`. Under a commitment the cancellation is scheduled at `commitment_end`; an
@@ -82,7 +99,9 @@ def cancel_subscription(request, subscription_id: str, payload: SubscriptionCanc
     return services.subscription_data(subscription)
 
 
-@router.post("/subscriptions/{subscription_id}/confirm_renewal", response=SubscriptionOut,
+@router.post("/subscriptions/{subscription_id}/confirm_renewal",
+             response={200: SubscriptionOut, **errors(SubscriptionNotPromptRenewal, SubscriptionNotLive,
+                                                       SubscriptionCancelScheduled)},
              summary="Confirm the renewal of a prompt-mode term")
 def confirm_subscription_renewal(request, subscription_id: str):
     """Prompt mode only (409 otherwise): the subscription renews when the current term ends instead
@@ -92,7 +111,8 @@ def confirm_subscription_renewal(request, subscription_id: str):
     return services.subscription_data(subscription)
 
 
-@router.post("/subscriptions/{subscription_id}/resume", response=SubscriptionOut, summary="Resume a subscription")
+@router.post("/subscriptions/{subscription_id}/resume",
+             response={200: SubscriptionOut, **errors(SubscriptionNotResumable)}, summary="Resume a subscription")
 def resume_subscription(request, subscription_id: str, payload: SubscriptionResume | None = None):
     """A `paused` subscription becomes `active` with a new period starting now (anchored on today's
     day of month); it needs a payment method (given, on the subscription, or the account's default;

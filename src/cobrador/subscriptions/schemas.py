@@ -4,7 +4,7 @@ from typing import Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field, field_validator
 
-from cobrador.customers.schemas import Timestamp
+from cobrador.core.params import Timestamp
 
 STRICT = ConfigDict(extra="forbid", strict=True)
 RenewalMode = Literal["auto", "prompt"]
@@ -60,12 +60,12 @@ class SubscriptionUpdate(Schema):
 
     model_config = STRICT
 
-    quantity: int | None = Field(None, ge=1, le=1_000_000, description="From the next period on.")
-    plan: str | None = Field(None, max_length=40, description="A plan_ id in the same currency, from the next "
-                                                              "period on.")
-    renewal_mode: RenewalMode | None = None
-    payment_method: str | None = Field(None, max_length=40, description="A pm_ id of the account.")
-    metadata: dict[str, str] | None = None
+    quantity: int = Field(None, ge=1, le=1_000_000, description="From the next period on.")
+    plan: str = Field(None, max_length=40, description="A plan_ id in the same currency, from the next "
+                                                       "period on.")
+    renewal_mode: RenewalMode = None
+    payment_method: str = Field(None, max_length=40, description="A pm_ id of the account.")
+    metadata: dict[str, str] = None
 
     @field_validator("quantity", "plan", "renewal_mode", "payment_method", "metadata", mode="before")
     @classmethod

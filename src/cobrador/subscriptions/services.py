@@ -11,9 +11,17 @@ from django.db.models import Q
 from cobrador.catalog.models import Coupon, Plan
 from cobrador.catalog.services import redeem_coupon
 from cobrador.core import clock
-from cobrador.core.errors import Conflict, ValidationFailed
+from cobrador.core.errors import ValidationFailed
 from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.events.services import record_event
+from cobrador.subscriptions.errors import (
+    BillingAccountNotActive,
+    SubscriptionCancelScheduled,
+    SubscriptionCommitted,
+    SubscriptionNotLive,
+    SubscriptionNotPromptRenewal,
+    SubscriptionNotResumable,
+)
 from cobrador.subscriptions.models import Subscription, SubscriptionSettings
 from cobrador.subscriptions.periods import add_months, period_end
 
@@ -154,7 +162,7 @@ def create_subscription(*, organization, account: str, plan: str, quantity: int 
     if quantity < 1:
         raise ValidationFailed("quantity must be at least 1", field="quantity")
     if billing_account.status != "active":
-        raise Conflict(f"billing account {account} is {billing_account.status}", field="account")
+        raise BillingAccountNotActive(f"billing account {account} is {billing_account.status}", field="account")
     method = (_payment_method(billing_account, payment_method) if payment_method
               else default_payment_method(billing_account))
     if trial_days is not None and trial_end is not None:
@@ -191,7 +199,7 @@ def create_subscription(*, organization, account: str, plan: str, quantity: int 
 
 def _require_live(subscription: Subscription) -> None:
     if subscription.status not in LIVE_STATUSES:
-        raise Conflict(f"the subscription is {subscription.status}", field="status")
+        raise SubscriptionNotLive(f"the subscription is {subscription.status}", field="status")
 
 
 def update_subscription(*, subscription: Subscription, changes: dict) -> Subscription:
@@ -246,8 +254,8 @@ def cancel_subscription(*, subscription: Subscription, immediately: bool = False
                         and committed_until > now)
     if under_commitment:
         if immediately or (cancel_at is not None and cancel_at < committed_until):
-            raise Conflict(f"the subscription is committed until {committed_until.isoformat()}; it can be "
-                           f"canceled from then on", field="cancel_at" if cancel_at else "immediately")
+            raise SubscriptionCommitted(f"the subscription is committed until {committed_until.isoformat()}; it can be "
+                                        f"canceled from then on", field="cancel_at" if cancel_at else "immediately")
         cancel_at = cancel_at or committed_until
     elif subscription.status == "paused" and cancel_at is None:
         immediately = True  # a paused subscription has no running period to finish
@@ -276,11 +284,12 @@ def cancel_subscription(*, subscription: Subscription, immediately: bool = False
 def confirm_renewal(*, subscription: Subscription) -> Subscription:
     """Prompt mode: the customer agrees to renew at the end of the current term."""
     if subscription.renewal_mode != "prompt":
-        raise Conflict("only prompt-mode subscriptions need a confirmed renewal", field="renewal_mode")
+        raise SubscriptionNotPromptRenewal("only prompt-mode subscriptions need a confirmed renewal",
+                                           field="renewal_mode")
     if subscription.status not in ("trialing", "active", "past_due"):
-        raise Conflict(f"the subscription is {subscription.status}", field="status")
+        raise SubscriptionNotLive(f"the subscription is {subscription.status}", field="status")
     if subscription.cancel_at is not None:
-        raise Conflict("the subscription is scheduled to cancel; resume it first", field="cancel_at")
+        raise SubscriptionCancelScheduled("the subscription is scheduled to cancel; resume it first", field="cancel_at")
     if subscription.renewal_confirmed_at is None:
         now = clock.now()
         subscription.renewal_confirmed_at = now
@@ -334,5 +343,5 @@ def resume_subscription(*, subscription: Subscription, payment_method: str | Non
         subscription.save(update_fields=CANCELLATION_FIELDS)
         _emit(subscription, "subscription.resumed")
         return subscription
-    raise Conflict(f"nothing to resume: the subscription is {subscription.status} with no scheduled "
-                   f"cancellation", field="status")
+    raise SubscriptionNotResumable(f"nothing to resume: the subscription is {subscription.status} with no scheduled "
+                                   f"cancellation", field="status")

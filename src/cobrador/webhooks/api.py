@@ -3,8 +3,12 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
+from cobrador.core.errors import errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 from cobrador.webhooks import services
+from cobrador.webhooks.errors import WebhookEndpointDisabled
 from cobrador.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from cobrador.webhooks.schemas import (
     WebhookDeliveryOut,
@@ -16,6 +20,8 @@ from cobrador.webhooks.schemas import (
 )
 
 router = Router(tags=["webhooks"])
+register_path_id("endpoint_id", WebhookEndpoint)
+register_path_id("delivery_id", WebhookDelivery)
 
 
 def _endpoint(request, endpoint_id: str) -> WebhookEndpoint:
@@ -53,7 +59,7 @@ def create_webhook_endpoint(request, payload: WebhookEndpointCreate):
 
 
 @router.get("/webhook_endpoints", response=WebhookEndpointPage, summary="List webhook endpoints")
-def list_webhook_endpoints(request, limit: int = 20, cursor: str | None = None):
+def list_webhook_endpoints(request, limit: Limit = 20, cursor: str | None = None):
     return paginate(WebhookEndpoint.objects.filter(organization=request.auth), cursor=cursor, limit=limit,
                     serialize=services.endpoint_data)
 
@@ -86,7 +92,8 @@ def rotate_webhook_secret(request, endpoint_id: str):
     return services.endpoint_data(endpoint, with_secret=True)
 
 
-@router.post("/webhook_endpoints/{endpoint_id}/test", response={202: WebhookDeliveryOut},
+@router.post("/webhook_endpoints/{endpoint_id}/test",
+             response={202: WebhookDeliveryOut, **errors(WebhookEndpointDisabled)},
              summary="Send a test ping event")
 def send_webhook_test(request, endpoint_id: str):
     with transaction.atomic():
@@ -96,7 +103,7 @@ def send_webhook_test(request, endpoint_id: str):
 
 @router.get("/webhook_endpoints/{endpoint_id}/deliveries", response=WebhookDeliveryPage,
             summary="List an endpoint's deliveries with every attempt")
-def list_webhook_deliveries(request, endpoint_id: str, status: str | None = None, limit: int = 20,
+def list_webhook_deliveries(request, endpoint_id: str, status: str | None = None, limit: Limit = 20,
                             cursor: str | None = None):
     deliveries = (WebhookDelivery.objects.filter(endpoint=_endpoint(request, endpoint_id))
                   .select_related("event", "endpoint")
@@ -106,7 +113,8 @@ def list_webhook_deliveries(request, endpoint_id: str, status: str | None = None
     return paginate(deliveries, cursor=cursor, limit=limit, serialize=delivery_data)
 
 
-@router.post("/webhook_deliveries/{delivery_id}/replay", response={202: WebhookDeliveryOut},
+@router.post("/webhook_deliveries/{delivery_id}/replay",
+             response={202: WebhookDeliveryOut, **errors(WebhookEndpointDisabled)},
              summary="Send a delivery again (same webhook-id)")
 def replay_webhook_delivery(request, delivery_id: str):
     with transaction.atomic():

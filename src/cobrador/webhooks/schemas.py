@@ -4,11 +4,15 @@ from typing import Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
+# What the code checks first (webhooks/ssrf.py), as OpenAPI states it.
+HTTP_URL = "^[Hh][Tt][Tt][Pp][Ss]?://"
+
 
 class WebhookEndpointCreate(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    url: str = Field(..., max_length=2048, description="An http(s) URL on a public address.")
+    url: str = Field(..., max_length=2048, description="An http(s) URL on a public address.",
+                     json_schema_extra={"pattern": HTTP_URL})
     enabled_events: list[str] = Field(["*"], description='Event types to receive, or ["*"] for all.')
     description: str = Field("", max_length=500)
 
@@ -17,7 +21,7 @@ class WebhookEndpointUpdate(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     # Omitted fields stay as they are; an explicit null is a 422 (the defaults are never validated).
-    url: str = Field(None, max_length=2048)
+    url: str = Field(None, max_length=2048, json_schema_extra={"pattern": HTTP_URL})
     enabled_events: list[str] = None
     description: str = Field(None, max_length=500)
     status: Literal["enabled", "disabled"] = None

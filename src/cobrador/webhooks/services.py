@@ -8,11 +8,12 @@ from django.conf import settings
 
 from cobrador.core import clock
 from cobrador.core.bulk import insert_objects
-from cobrador.core.errors import Conflict, ValidationFailed
+from cobrador.core.errors import ValidationFailed
 from cobrador.events.models import Event
 from cobrador.events.services import record_event, register_sink
 from cobrador.events.types import EVENT_TYPES
 from cobrador.core.outbox import wake_outbox_after_commit
+from cobrador.webhooks.errors import WebhookEndpointDisabled
 from cobrador.webhooks.models import WebhookDelivery, WebhookEndpoint
 from cobrador.webhooks.ssrf import BlockedTarget, validate_webhook_url
 
@@ -107,7 +108,7 @@ def _new_delivery(event: Event, endpoint: WebhookEndpoint, now) -> WebhookDelive
 
 def send_test_ping(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
     if endpoint.status != "enabled":
-        raise Conflict("the endpoint is disabled; enable it before sending a ping", field="status")
+        raise WebhookEndpointDisabled("the endpoint is disabled; enable it before sending a ping", field="status")
     event = Event.objects.create(organization=endpoint.organization, type="ping", created_at=clock.now(),
                                  data={"webhook_endpoint": endpoint.public_id, "message": "ping from cobrador"})
     delivery = _new_delivery(event, endpoint, clock.now())
@@ -119,7 +120,7 @@ def send_test_ping(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
 def replay_delivery(*, delivery: WebhookDelivery) -> WebhookDelivery:
     """Send the same event again (same webhook-id), with a fresh retry schedule."""
     if delivery.endpoint.status != "enabled":
-        raise Conflict("the endpoint is disabled; enable it before replaying", field="endpoint")
+        raise WebhookEndpointDisabled("the endpoint is disabled; enable it before replaying", field="endpoint")
     now = clock.now()
     delivery.status = "pending"
     delivery.next_attempt_at = now

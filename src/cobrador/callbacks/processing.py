@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 
 from cobrador.callbacks.models import GatewayCallback
-from cobrador.core import clock
+from cobrador.core import clock, stopping
 from cobrador.core.bulk import update_rows
 from cobrador.gateways.base import ChargeResult
 from cobrador.gateways.registry import gateway_for
@@ -238,6 +238,7 @@ def process_received(*, max_batches: int = 50) -> dict:
             break
         _add(counts, process_callbacks(ids))
     return counts
+    return counts
 
 
 def due_for_retry(as_of: datetime) -> Q:
@@ -250,7 +251,7 @@ def retry_due(*, as_of: datetime | None = None) -> dict:
     """Rerun failed callbacks whose backoff has passed, and stuck ones."""
     as_of = as_of or clock.now()
     counts: dict[str, int] = {}
-    while True:
+    while not stopping.requested():
         ids = _claim(due_for_retry(as_of), now=as_of)
         if not ids:
             return counts

@@ -56,6 +56,9 @@ JOBS: dict[str, JobSpec] = {
                 "Suspend accounts whose dunning retries are exhausted and whose grace period has passed."),
         JobSpec("payment-retry", "0 */6 * * *", "cobrador.dunning.sweeps.payment_retry_sweep",
                 "Mark invoices in dunning overdue, then run every due retry (card, boleto, PIX per the policy)."),
+        JobSpec("job-watch", "*/5 * * * *", "cobrador.jobs.health.job_watch_sweep",
+                "Nothing silent: a job late or stuck opens an incident and mails COBRADOR_OPS_EMAIL once; "
+                "one more e-mail when it recovers."),
         JobSpec("retention-cleanup", "0 3 * * *", "cobrador.jobs.retention.retention_cleanup_sweep",
                 "Prune old webhook deliveries, events, JobRuns, idempotency keys and finished task rows."),
     ]

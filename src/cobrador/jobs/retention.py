@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.db import transaction
 
 from cobrador.callbacks.models import GatewayCallback
+from cobrador.core import stopping
 from cobrador.core.models import IdempotencyRecord
 from cobrador.core.idempotency import REPLAY_WINDOW
 from cobrador.events.models import Event
@@ -20,13 +21,14 @@ BATCH = 1000
 
 def _delete_in_batches(queryset) -> int:
     deleted = 0
-    while True:
+    while not stopping.requested():
         with transaction.atomic():
             ids = list(queryset.values_list("pk", flat=True)[:BATCH])
             if not ids:
                 return deleted
             queryset.model.objects.filter(pk__in=ids).delete()
         deleted += len(ids)
+    return deleted
 
 
 def retention_cleanup_sweep(run) -> None:

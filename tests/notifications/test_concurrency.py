@@ -118,7 +118,8 @@ def test_sigterm_stops_a_worker_sending_thousands_of_notices_within_seconds_and_
         assert worker.wait(timeout=30) == 0, processes.output(worker)
         took = time.monotonic() - asked
         sent_before_restart = Notice.objects.filter(status="sent").count()
-        assert took < 15, f"the worker took {took:.1f} s to stop"  # measured < 5 s (SQLite), 10.9 s (PostgreSQL, loaded machine); > 30 s before
+        # Measured: under 5 s on SQLite, 10.9 s on PostgreSQL on a loaded machine; over 30 s before the fix.
+        assert took < 15, f"the worker took {took:.1f} s to stop"
         assert sent_before_restart < n, "everything was sent before the stop: this proves nothing"
         run = JobRun.objects.get(job_name="notification-delivery")
         assert run.status == "interrupted", (run.status, run.error)

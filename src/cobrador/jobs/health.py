@@ -101,7 +101,8 @@ def job_health(as_of: datetime | None = None) -> list[JobHealth]:
         if cron is None:
             health, reason = "off", f"schedule switched off ({spec.env_var}=off)"
         elif run is not None and as_of - run.started_at > _stuck_after(state.typical_seconds if state else None):
-            typical = f"usually {state.typical_seconds:.0f} s" if state and state.typical_seconds else "no usual time yet"
+            typical = (f"usually {state.typical_seconds:.0f} s" if state and state.typical_seconds
+                       else "no usual time yet")
             health, reason = "stuck", f"running since {run.started_at:%Y-%m-%d %H:%M} UTC ({typical})"
         elif last_success is None:
             health, reason = "never", "no successful run yet"

@@ -299,9 +299,14 @@ def test_a_persistently_failing_monthly_account_is_suspended_with_the_default_po
     assert DunningInvoice.objects.get(invoice=first).status == "exhausted"
     assert BillingAccount.objects.get(pk=account.pk).status == "active"  # still within the grace period
 
+    run_jobs_until(datetime(2026, 5, 1, 1, 30, tzinfo=UTC))
+    assert case.invoices.count() == 2  # May 1's invoice joined the case at 01:00 with fresh retries...
+    preview = org.get(f"/v1/billing_accounts/{account.public_id}/dunning/preview").json()
+    assert preview["suspension_at"] == "2026-05-01T02:00:00Z"  # ...and postpones nothing
+
     run_jobs_until(datetime(2026, 7, 1, 3, tzinfo=UTC))
     account.refresh_from_db()
-    # May 1's invoice joined the case at 01:00 with fresh retries; the 02:00 check suspends anyway.
+    # The 02:00 check suspends the account.
     assert (account.status, account.suspended_at) == ("suspended", datetime(2026, 5, 1, 2, tzinfo=UTC))
     case.refresh_from_db()
     assert (case.status, case.opened_at.date()) == ("suspended", start.date())

@@ -133,7 +133,7 @@ def test_a_running_run_writes_its_heartbeat_and_two_at_once_run_once(settings):
 @pytest.mark.django_db(transaction=True)
 def test_a_stop_request_ends_the_sweep_after_the_batch_in_hand_and_the_next_run_finishes():
     for i in range(6):
-        make_org(f"Org {i}", "test")
+        make_org(f"Org{i}", "test")
     GATE["hold"] = "batch"
     result: list[JobRun] = []
     thread = threading.Thread(target=lambda: (result.append(run_job(JOB)), connection.close()))

@@ -18,6 +18,13 @@ polls the queue; `start(*args, env=None)` starts any command;
 `run(*args, env=None, timeout=30)` runs one to completion. `stop(proc)` sends SIGTERM (SIGKILL after
 a timeout) and returns the exit status; `kill(proc)` is kill -9. `output(proc)` is what it printed.
 `wait_until(predicate, timeout, interval=0.05)` polls until the predicate is truthy, else fails.
+`HEARTBEAT_ENV` makes a subprocess's job runs beat every 0.2 s; `wait_until_abandonable(job_name, after)`
+waits until a killed subprocess's `running` JobRun has had no heartbeat for `after` seconds (set the test's
+settings.JOB_ABANDONED_AFTER to `after`), so the next run marks it abandoned and takes over.
+`restart_postgres()` restarts the PostgreSQL server (`pg_ctlcluster ... restart`: every connection of every
+client is cut) and waits until this process can connect again. The server is shared: use it once per fault
+test. COBRADOR_TEST_PG_FAULT=terminate cuts only the test database's connections instead
+(pg_terminate_backend), for working on such a test without disturbing others.
 """
 
 import os
@@ -26,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -176,3 +184,48 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, message=""):
                 message = message()
             raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
         time.sleep(interval)
+
+
+HEARTBEAT_ENV = {"COBRADOR_JOB_HEARTBEAT_SECONDS": "0.2"}
+
+
+def wait_until_abandonable(job_name: str, after: float, timeout: float = 30) -> None:
+    from cobrador.core import clock
+    from cobrador.jobs.models import JobRun
+
+    def stale():
+        beats = list(JobRun.objects.filter(job_name=job_name, status="running").values_list("heartbeat_at",
+                                                                                          flat=True))
+        return all(beat < clock.wall_now() - timedelta(seconds=after + 0.1) for beat in beats if beat)
+
+    wait_until(stale, timeout, interval=0.1, message=f"the killed {job_name} run's heartbeat to go stale")
+
+
+def restart_postgres(timeout: float = 90) -> float:
+    """Restart PostgreSQL (or cut the test database's connections, see above); returns the seconds until
+    this process could connect again."""
+    from django.db import OperationalError, connection, connections
+
+    started = time.monotonic()
+    if os.environ.get("COBRADOR_TEST_PG_FAULT") == "terminate":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    else:
+        version = sorted(os.listdir("/etc/postgresql"))[-1]
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True,
+                       timeout=timeout, capture_output=True)
+    connections.close_all()
+
+    def connects():
+        try:
+            connection.ensure_connection()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return True
+        except OperationalError:
+            connections.close_all()
+            return False
+
+    wait_until(connects, timeout, interval=0.2, message="PostgreSQL to accept connections again")
+    return time.monotonic() - started

@@ -160,9 +160,18 @@ TASKS = {
             "BACKOFF_INITIAL": 5,
             "BACKOFF_MAX": 600,
             "SCHEDULES": ox_schedules(),
+            # Passes SIGTERM on to the sweeps and delivery loops (core/stopping.py).
+            "WORKER_CLASS": "cobrador.jobs.worker.StoppableWorker",
         },
     }
 }
+
+# A running JobRun writes a heartbeat this often; one whose heartbeat is older than JOB_ABANDONED_AFTER
+# seconds belongs to a process that died and is marked `abandoned` (jobs/runner.py).
+JOB_HEARTBEAT_SECONDS = float(os.environ.get("COBRADOR_JOB_HEARTBEAT_SECONDS", "10"))
+JOB_ABANDONED_AFTER = float(os.environ.get("COBRADOR_JOB_ABANDONED_AFTER", str(6 * JOB_HEARTBEAT_SECONDS)))
+# Operators told (one e-mail per incident, one when it recovers) when a job is late or stuck (jobs/health.py).
+OPS_EMAIL = [a.strip() for a in os.environ.get("COBRADOR_OPS_EMAIL", "").split(",") if a.strip()]
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"

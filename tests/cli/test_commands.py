@@ -140,15 +140,20 @@ def test_key_commands_name_what_they_could_not_find(capsys):
 @pytest.mark.django_db
 def test_jobs_list_shows_the_schedules_with_their_next_fire_time(clock, capsys):
     run_before = JobRun.objects.create(job_name="retention-cleanup", as_of=clock.now(), started_at=clock.now(),
-                                       status="succeeded", items_done=7)
+                                       finished_at=clock.now(), status="succeeded", items_done=7)
     code, out, err = cli(capsys, "jobs", "list")
 
     assert code == 0, err
-    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    lines = out.splitlines()
+    assert lines[0].split()[:6] == ["NAME", "CRON", "NEXT", "RUN", "(UTC)", "LAST"]
+    rows = {line.split()[0]: line for line in lines[1:]}
     # The clock is frozen at 2026-03-01 12:00 UTC.
-    assert re.match(r"webhook-delivery +\* \* \* \* \* +2026-03-01 12:01 +never", rows["webhook-delivery"])
-    assert re.match(r"retention-cleanup +0 3 \* \* \* +2026-03-02 03:00 +2026-03-01 12:00:00 +succeeded: 7 done",
-                    rows["retention-cleanup"])
+    assert re.match(r"webhook-delivery +\* \* \* \* \* +2026-03-01 12:01 +never +never +never +-$",
+                    rows["webhook-delivery"])
+    assert re.match(r"retention-cleanup +0 3 \* \* \* +2026-03-02 03:00 +2026-03-01 12:00:00 +ok +"
+                    r"2026-03-01 12:00:00 +succeeded: 7 done", rows["retention-cleanup"])
+    # Ordered by the latest run: the one job that ran comes first.
+    assert lines[1].startswith("retention-cleanup")
     assert run_before.pk
 
 

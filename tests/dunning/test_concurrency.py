@@ -177,12 +177,13 @@ def test_a_worker_that_died_mid_attempt_is_taken_over_after_its_lease(committed)
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_sweep_killed_halfway_and_rerun_makes_each_attempt_exactly_once(committed):
+def test_a_sweep_killed_halfway_and_rerun_makes_each_attempt_exactly_once(committed, settings):
+    settings.JOB_ABANDONED_AFTER = 1
     organization = make_org("Killed", "test").organization
     n = 600
     bulk_failed_invoices(organization, n)
     clock.set(RETRY_AT)
-    env = processes.worker_env(COBRADOR_TIME_TRAVEL="1", COBRADOR_DUNNING_BATCH_SIZE="20")
+    env = processes.worker_env(COBRADOR_TIME_TRAVEL="1", COBRADOR_DUNNING_BATCH_SIZE="20", **processes.HEARTBEAT_ENV)
     proc = processes.start("jobs", "run", "payment-retry", "--at", RETRY_AT.isoformat(), env=env)
     try:
         processes.wait_until(lambda: DunningInvoice.objects.filter(next_attempt_number=2).count() >= 40
@@ -194,6 +195,7 @@ def test_a_sweep_killed_halfway_and_rerun_makes_each_attempt_exactly_once(commit
     assert 0 < done < n, f"the run was not killed halfway ({done} of {n}): {processes.output(proc)}"
 
     clock.set(RETRY_AT + retries.LEASE + timedelta(seconds=1))
+    processes.wait_until_abandonable("payment-retry", after=1)
     run = run_job("payment-retry", as_of=RETRY_AT)
     assert run.status == "succeeded"
     # Reconciliation settles what the killed run left in flight (a charge that never reached the

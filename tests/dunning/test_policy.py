@@ -1,5 +1,7 @@
 """The dunning policy's rules, each through the real jobs, services and API."""
 
+from datetime import UTC, datetime, timedelta
+
 from django_ox.testing import run_tasks
 
 from cobrador.customers.models import BillingAccount
@@ -7,6 +9,7 @@ from cobrador.dunning.models import DunningInvoice, RecoveryRecord
 from cobrador.invoicing.models import Invoice
 from cobrador.jobs.runner import run_job
 from cobrador.notifications.models import Notice
+from cobrador.organizations.models import DunningConfig
 from cobrador.payments import charging
 from cobrador.payments.models import Payment
 from cobrador.subscriptions.models import Subscription
@@ -20,6 +23,7 @@ from tests.dunning.conftest import (
     pay_by_callback,
     records,
     run_jobs_until,
+    subscribed_account,
 )
 from tests.payments.billing import add_card, make_invoice
 
@@ -275,3 +279,37 @@ def test_the_sweeps_are_idempotent_at_the_same_tick(org, clock):
     again = run_job("payment-retry", as_of=day(1, 6))
     assert first.counts["attempts"] == 1 and "attempts" not in again.counts
     assert len(records(invoice, attempt=1)) == 2
+
+
+def test_a_persistently_failing_monthly_account_is_suspended_with_the_default_policy(org, clock):
+    """Default config (retries after 1, 2, 3, 5, 7 days; grace 30 days): a 30-day month means the next
+    invoice joins the case with fresh retries before the grace period ends. The grace still runs from
+    the day the account became delinquent, and the first invoice's retries are exhausted and unpaid."""
+    config = DunningConfig.objects.get(organization=org.organization)
+    assert (config.grace_period_days, config.suspend_after_retries) == (30, True)
+    start = datetime(2026, 4, 1, tzinfo=UTC)  # April has 30 days: May's invoice arrives on day 30
+    clock.set(start)
+    account, subscription = subscribed_account(org.organization)
+    run_jobs_until(start + timedelta(hours=1, minutes=5))
+    first = subscription.invoices.get()
+    case = case_of(account)
+    assert DunningInvoice.objects.get(invoice=first).status == "scheduled"
+
+    run_jobs_until(datetime(2026, 4, 30, 23, tzinfo=UTC))
+    assert DunningInvoice.objects.get(invoice=first).status == "exhausted"
+    assert BillingAccount.objects.get(pk=account.pk).status == "active"  # still within the grace period
+
+    run_jobs_until(datetime(2026, 5, 1, 1, 30, tzinfo=UTC))
+    assert case.invoices.count() == 2  # May 1's invoice joined the case at 01:00 with fresh retries...
+    preview = org.get(f"/v1/billing_accounts/{account.public_id}/dunning/preview").json()
+    assert preview["suspension_at"] == "2026-05-01T02:00:00Z"  # ...and postpones nothing
+
+    run_jobs_until(datetime(2026, 7, 1, 3, tzinfo=UTC))
+    account.refresh_from_db()
+    # The 02:00 check suspends the account.
+    assert (account.status, account.suspended_at) == ("suspended", datetime(2026, 5, 1, 2, tzinfo=UTC))
+    case.refresh_from_db()
+    assert (case.status, case.opened_at.date()) == ("suspended", start.date())
+    assert len(events(org.organization, "billing_account.suspended")) == 1
+    # Suspended: June's and July's periods are not invoiced.
+    assert subscription.invoices.count() == 2

@@ -1,12 +1,14 @@
 """invoice-generation under concurrency and crashes, against a committed database."""
 
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.db import connections
 
 from cobrador.core import clock
 from cobrador.invoicing.models import Invoice, InvoiceNumberSequence
+from cobrador.jobs.models import JobRun
 from cobrador.jobs.runner import run_job
 from cobrador.subscriptions.models import Subscription
 from tests import processes
@@ -57,13 +59,14 @@ def test_two_workers_running_invoice_generation_at_once_make_one_invoice_per_per
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_run_killed_halfway_and_rerun_completes_without_duplicates_or_gaps():
+def test_a_run_killed_halfway_and_rerun_completes_without_duplicates_or_gaps(settings):
+    settings.JOB_ABANDONED_AFTER = 2
     clock.set(START)
     try:
         organization = make_org("Crashy", "live").organization
         n = 8000
         bulk_subscriptions(organization, n)
-        env = processes.worker_env(COBRADOR_TIME_TRAVEL="1")
+        env = processes.worker_env(COBRADOR_TIME_TRAVEL="1", COBRADOR_JOB_HEARTBEAT_SECONDS="0.2")
         proc = processes.start("jobs", "run", "invoice-generation", "--at", AS_OF.isoformat(), env=env)
         try:
             processes.wait_until(lambda: Invoice.objects.exists() or proc.poll() is not None, timeout=60,
@@ -75,7 +78,14 @@ def test_a_run_killed_halfway_and_rerun_completes_without_duplicates_or_gaps():
         # What the killed run committed is whole batches, numbered without gaps.
         assert sorted(Invoice.objects.values_list("number", flat=True)) == list(range(1, made + 1))
 
+        # kill -9 left its run `running`: while its heartbeat is fresh the next tick skips...
+        killed = JobRun.objects.get(job_name="invoice-generation")
+        assert killed.status == "running" and killed.heartbeat_at > killed.started_at
+        assert run_job("invoice-generation", as_of=AS_OF).status == "skipped"
+        # ...and once it is stale the run is marked abandoned and the next one takes over.
+        processes.wait_until(lambda: killed.heartbeat_at < clock.wall_now() - timedelta(seconds=2.1), timeout=10)
         run = run_job("invoice-generation", as_of=AS_OF)
+        assert JobRun.objects.get(pk=killed.pk).status == "abandoned"
         assert run.status == "succeeded" and run.counts["invoices_created"] == n - made
         assert_one_invoice_per_period_and_gapless(organization, n)
     finally:

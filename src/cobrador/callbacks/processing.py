@@ -26,7 +26,7 @@ from django.db.models import F, Q
 
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.callbacks.providers import INBOUND
-from cobrador.core import clock
+from cobrador.core import clock, stopping
 from cobrador.core.bulk import update_rows
 from cobrador.gateways import kobana
 from cobrador.gateways.base import ChargeResult
@@ -301,9 +301,10 @@ def retry_due(*, as_of: datetime | None = None) -> Processed:
     """Rerun failed callbacks whose backoff has passed, and stuck ones."""
     as_of = as_of or clock.now()
     processed = Processed()
-    while True:
+    while not stopping.requested():
         ids = _claim(due_for_retry(as_of), now=as_of)
         if not ids:
             return processed
         processed.add(process_callbacks(ids))
+    return processed
 

@@ -14,6 +14,8 @@ from importlib import import_module
 from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection, transaction
 
+from cobrador.core import stopping
+
 logger = logging.getLogger(__name__)
 
 CHANNEL = "cobrador_outbox"
@@ -119,7 +121,8 @@ def drain_forever(stop: threading.Event) -> None:
     waiter = _Waiter()
     idle_wait = settings.OUTBOX_POLL_SECONDS if connection.vendor != "postgresql" else 1.0
     try:
-        while not stop.is_set():
+        # core.stopping: the worker's SIGTERM stops the drainer with its tasks, not after them.
+        while not stop.is_set() and not stopping.requested():
             handled = 0
             for drain in drainers:
                 try:
@@ -139,8 +142,9 @@ def drain_until_idle() -> int:
     """Run every drainer until none finds due work (used by `cobrador worker --drain` and tests)."""
     total = 0
     drainers = _drainers()
-    while True:
+    while not stopping.requested():
         handled = sum(drain() for drain in drainers)
         total += handled
         if not handled:
             return total
+    return total

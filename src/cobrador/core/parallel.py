@@ -12,11 +12,12 @@ the parent's database and, when frozen, the parent's clock.
 import gc
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable
 
 from django.db import connection
 
-from cobrador.core import clock
+from cobrador.core import clock, stopping
 
 
 def run_in_processes(function: Callable, args: tuple, *, processes: int) -> list:
@@ -25,15 +26,31 @@ def run_in_processes(function: Callable, args: tuple, *, processes: int) -> list
     if processes <= 1:
         return [function(*args)]
     context = multiprocessing.get_context("spawn")
-    with context.Pool(processes - 1, initializer=_set_up_child,
-                      initargs=(connection.settings_dict["NAME"], clock.now() if clock.is_frozen() else None),
-                      maxtasksperchild=1) as pool:
-        pending = [pool.apply_async(function, args) for _ in range(processes - 1)]
-        own = function(*args)
-        return [own] + [result.get() for result in pending]
+    # The children stop at the worker's stop request too (core.stopping): the parent passes it on.
+    stop = context.Event()
+    finished = threading.Event()
+
+    def pass_on_stop():
+        while not finished.wait(0.2):
+            if stopping.requested():
+                stop.set()
+                return
+
+    watcher = threading.Thread(target=pass_on_stop, name="pass-on-stop", daemon=True)
+    watcher.start()
+    try:
+        with context.Pool(processes - 1, initializer=_set_up_child,
+                          initargs=(connection.settings_dict["NAME"], clock.now() if clock.is_frozen() else None,
+                                    stop),
+                          maxtasksperchild=1) as pool:
+            pending = [pool.apply_async(function, args) for _ in range(processes - 1)]
+            own = function(*args)
+            return [own] + [result.get() for result in pending]
+    finally:
+        finished.set()
 
 
-def _set_up_child(database_name: str, frozen_at) -> None:
+def _set_up_child(database_name: str, frozen_at, stop) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cobrador.settings")
     import django
 
@@ -43,4 +60,5 @@ def _set_up_child(database_name: str, frozen_at) -> None:
     # A test database (test_<name>) is named only in the parent's settings.
     connections["default"].settings_dict["NAME"] = database_name
     clock.set(frozen_at)
+    stopping.link(stop)
     gc.freeze()  # as the worker does: what setup loaded is not walked by every full collection

@@ -5,7 +5,9 @@ scheduled (its due date and methods were fixed when it was scheduled), then the 
 config would still make, each assumed to fail when made. An attempt is made by the first payment-retry
 run at or after it is due (`at`), and the next one is due counting from there. An account not in dunning gets the
 timeline a charge failing now would start. The suspension date is the first suspension-check run at
-or after both the end of the grace period and the last planned retry.
+or after both the end of the grace period (from when the account became delinquent) and the moment one
+of its unpaid invoices has its retries exhausted (the earliest such invoice's last planned retry): an
+invoice joining the case later does not postpone it.
 """
 
 from collections import defaultdict
@@ -66,7 +68,8 @@ def account_preview(*, account: BillingAccount) -> dict:
     for record in RecoveryRecord.objects.filter(invoice_id__in=[r.invoice_id for r in rows]).order_by("pk"):
         made[record.invoice_id][record.attempt_number].append(record)
 
-    invoices, last_retry_at = [], None
+    # When the first invoice's retries are exhausted: None while none is planned to end (or one already has).
+    invoices, last_retry_at, exhausted_at, one_exhausted = [], None, None, False
     for row in rows:
         attempts = [{"attempt_number": k, "due_at": None, "at": min(r.attempted_at for r in records),
                      "methods": [r.method for r in records], "state": "made",
@@ -79,10 +82,15 @@ def account_preview(*, account: BillingAccount) -> dict:
                              "methods": list(row.next_methods), "state": state, "outcome": None})
             if config.auto_retry_enabled:
                 attempts += _planned(config, after_attempt=row.next_attempt_number, anchor=at)
-        if config.auto_retry_enabled:
+        row_last = None
+        if config.auto_retry_enabled and row.status in DunningInvoice.PENDING:
             for attempt in attempts:
-                if attempt["attempt_number"] > 0 and (last_retry_at is None or attempt["at"] > last_retry_at):
-                    last_retry_at = attempt["at"]
+                if attempt["attempt_number"] > 0 and (row_last is None or attempt["at"] > row_last):
+                    row_last = attempt["at"]
+        if row_last is None:
+            one_exhausted = True  # exhausted already, or retries are off: counts from the grace period's end
+        elif exhausted_at is None or row_last < exhausted_at:
+            exhausted_at = row_last
         invoices.append({"invoice": row.invoice.public_id, "amount_due": row.invoice.amount_due,
                          "currency": row.invoice.currency, "status": row.status, "opened_at": row.opened_at,
                          "attempts": attempts})
@@ -94,6 +102,8 @@ def account_preview(*, account: BillingAccount) -> dict:
         if config.auto_retry_enabled:
             if_failed_now += _planned(config, after_attempt=0, anchor=now)
             last_retry_at = if_failed_now[-1]["at"] if len(if_failed_now) > 1 else None
+    elif not one_exhausted:
+        last_retry_at = exhausted_at
 
     suspension_at = None
     if account.status == "suspended":

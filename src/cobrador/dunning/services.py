@@ -377,7 +377,11 @@ def cancel_retries(*, subscription_ids) -> int:
 
 def suspendable_cases(as_of: datetime):
     """Open cases whose organization suspends, whose grace period has passed since they opened, and
-    whose retries are exhausted (none scheduled or running, or automatic retries switched off)."""
+    that still have an unpaid invoice whose retries are exhausted (or any unpaid invoice in dunning
+    when automatic retries are switched off).
+
+    The grace period runs from `opened_at`, when the account became delinquent: an invoice that joins
+    the case later (next month's, with fresh retries) neither resets nor postpones it."""
     graces = set(DunningConfig.objects.filter(suspend_after_retries=True).values_list("grace_period_days", flat=True))
     if not graces:
         return DelinquentAccount.objects.none()
@@ -385,10 +389,12 @@ def suspendable_cases(as_of: datetime):
     for days in graces:
         past_grace |= Q(organization__dunning_config__grace_period_days=days,
                         opened_at__lte=as_of - timedelta(days=days))
-    pending = DunningInvoice.objects.filter(status__in=DunningInvoice.PENDING).values("delinquent_account_id")
+    unpaid = DunningInvoice.objects.filter(invoice__status__in=PAYABLE)
+    exhausted = unpaid.exclude(status__in=DunningInvoice.PENDING).values("delinquent_account_id")
     return (DelinquentAccount.objects.filter(status="open", organization__dunning_config__suspend_after_retries=True)
             .filter(past_grace)
-            .filter(Q(organization__dunning_config__auto_retry_enabled=False) | ~Q(pk__in=pending)))
+            .filter(Q(organization__dunning_config__auto_retry_enabled=False,
+                      pk__in=unpaid.values("delinquent_account_id")) | Q(pk__in=exhausted)))
 
 
 def suspend(*, case_ids, as_of: datetime) -> dict[str, int]:

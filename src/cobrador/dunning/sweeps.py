@@ -21,7 +21,7 @@ from collections import Counter
 from django.db import connection, connections, transaction
 from django.db.models import F
 
-from cobrador.core import clock, parallel
+from cobrador.core import clock, parallel, stopping
 from cobrador.dunning import retries, services
 from cobrador.dunning.models import DunningInvoice
 
@@ -69,7 +69,7 @@ def retry_lane(as_of, threads: int = 1) -> "_Tally":
     tally = _Tally()
 
     def claim_and_run() -> None:
-        while True:
+        while not stopping.requested():  # a claimed batch is finished; the rest stays due
             ids, token = retries.claim_due(as_of=as_of, limit=retries.BATCH_SIZE)
             if not ids:
                 return

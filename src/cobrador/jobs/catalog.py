@@ -59,6 +59,9 @@ JOBS: dict[str, JobSpec] = {
         JobSpec("nfe-sync", "*/30 * * * *", "cobrador.nfe.sweeps.nfe_sync_sweep",
                 "Issue pending NFS-e (and blocked ones whose account was fixed), send cancellations, and ask "
                 "NFe.io about every note it has not settled (the main path starts right after commit)."),
+        JobSpec("job-watch", "*/5 * * * *", "cobrador.jobs.health.job_watch_sweep",
+                "Nothing silent: a job late or stuck opens an incident and mails COBRADOR_OPS_EMAIL once; "
+                "one more e-mail when it recovers."),
         JobSpec("retention-cleanup", "0 3 * * *", "cobrador.jobs.retention.retention_cleanup_sweep",
                 "Prune old webhook deliveries, events, JobRuns, idempotency keys and finished task rows."),
     ]

@@ -1,7 +1,9 @@
-"""`cobrador jobs list` (the schedules, their next fire time and last result) and `cobrador jobs run`
-(one sweep now, synchronously, optionally as of another time)."""
+"""`cobrador jobs list` (every job's cron, next tick, latest run or check and health, the most recently
+run first, jobs that never ran last) and `cobrador jobs run` (one sweep now, synchronously, optionally as
+of another time)."""
 
 import sys
+from datetime import datetime
 
 from django.conf import settings
 from django_ox.cron import CronExpression
@@ -9,30 +11,56 @@ from django_ox.cron import CronExpression
 from cobrador.core import clock
 from cobrador.core.commandline import CommandFailed, check_encryption_key, parse_at
 from cobrador.jobs.catalog import JOBS
-from cobrador.jobs.models import JobRun
-from cobrador.jobs.runner import run_job
+from cobrador.jobs.health import job_health
+from cobrador.jobs.models import JobRun, JobState
+from cobrador.jobs.runner import abandon_dead_runs, run_job
+
+HEADER = ("NAME", "CRON", "NEXT RUN (UTC)", "LAST RUN (UTC)", "HEALTH", "LAST SUCCESS (UTC)", "RESULT")
 
 
-def jobs_list(args) -> int:
-    now = clock.now()
-    rows = [("NAME", "CRON", "NEXT RUN (UTC)", "LAST RUN (UTC)", "RESULT")]
+def _at(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "never"
+
+
+def jobs_list_rows(now: datetime) -> list[tuple[str, ...]]:
+    """The table's rows; raises CommandFailed naming the job whose cron is invalid."""
+    next_runs = {}
     for name, spec in JOBS.items():
         cron = spec.effective_cron
         try:
-            next_run = (CronExpression(cron).following(now.replace(tzinfo=None)).strftime("%Y-%m-%d %H:%M")
-                        if cron else "off")
+            next_runs[name] = (CronExpression(cron).following(now.replace(tzinfo=None)).strftime("%Y-%m-%d %H:%M")
+                               if cron else "off")
         except ValueError as exc:
             raise CommandFailed(f"job {name}: cron {cron!r} is invalid ({exc}); check {spec.env_var}") from None
-        last = JobRun.objects.filter(job_name=name).order_by("-started_at").first()
-        if last is None:
-            last_at, result = "never", "-"
+    abandon_dead_runs()
+    health = {h.name: h for h in job_health(now)}
+    checks = dict(JobState.objects.values_list("job_name", "last_checked_at"))
+    rows = []
+    for name, spec in JOBS.items():
+        cron, next_run = spec.effective_cron, next_runs[name]
+        last = JobRun.objects.filter(job_name=name).exclude(status="skipped").order_by("-started_at").first()
+        checked = checks.get(name)
+        if checked is not None and (last is None or checked > (last.finished_at or last.started_at)):
+            last_at, result = checked, "checked: nothing to do"
+        elif last is None:
+            last_at, result = None, "-"
         else:
-            last_at = last.started_at.strftime("%Y-%m-%d %H:%M:%S")
+            last_at = last.started_at
             result = f"{last.status}: {last.items_done} done, {last.items_failed} failed, {last.items_skipped} skipped"
-        rows.append((name, cron or "off", next_run, last_at, result))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        state = health[name]
+        health_text = state.state + (f" ({state.reason})" if state.state in ("late", "stuck") else "")
+        rows.append((last_at, (name, cron or "off", next_run, _at(last_at), health_text,
+                               _at(state.last_success_at), result)))
+    rows.sort(key=lambda row: (row[0] is None, -(row[0].timestamp() if row[0] else 0)))
+    return [row for _, row in rows]
+
+
+def jobs_list(args) -> int:
+    rows = [HEADER, *jobs_list_rows(clock.now())]
+    last = len(HEADER) - 1
+    widths = [max(len(r[i]) for r in rows) for i in range(last)]
     for row in rows:
-        print("  ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)))
+        print("  ".join(cell.ljust(widths[i]) if i < last else cell for i, cell in enumerate(row)))
     return 0
 
 

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
 
+from cobrador.core import stopping
 from cobrador.jobs.models import JobRun
 
 BATCH = 1000
@@ -29,13 +30,14 @@ def register_pruner(name: str, prune: Callable[[datetime], int]) -> None:
 def delete_in_batches(queryset) -> int:
     """Delete what `queryset` selects, BATCH rows per short transaction; returns how many."""
     deleted = 0
-    while True:
+    while not stopping.requested():
         with transaction.atomic():
             ids = list(queryset.values_list("pk", flat=True)[:BATCH])
             if not ids:
                 return deleted
             queryset.model.objects.filter(pk__in=ids).delete()
         deleted += len(ids)
+    return deleted
 
 
 def retention_cleanup_sweep(run) -> None:

@@ -31,7 +31,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F
 
-from cobrador.core import clock
+from cobrador.core import clock, stopping
 from cobrador.core.bulk import update_rows
 from cobrador.core.outbox import write_with_eager_sqlite_lock
 from cobrador.dunning.models import DunningInvoice
@@ -407,7 +407,7 @@ def deliver_batch(*, limit: int = BATCH_SIZE) -> int:
 
 def deliver_due(*, max_batches: int | None = None) -> int:
     total, batches = 0, 0
-    while max_batches is None or batches < max_batches:
+    while (max_batches is None or batches < max_batches) and not stopping.requested():
         handled = deliver_batch()
         total += handled
         batches += 1

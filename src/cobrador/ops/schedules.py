@@ -13,7 +13,7 @@ from django.db.models import Min
 from django_ox.cron import CronExpression
 
 from cobrador.jobs.catalog import JOBS
-from cobrador.jobs.models import JobRun
+from cobrador.jobs.models import JobRun, JobState
 
 # A tick is fired by the first worker that polls after it and the run takes its time: allow this much
 # past the second missed fire time before calling a job late.
@@ -41,8 +41,11 @@ def _installed_at() -> datetime | None:
 
 def last_finished_at(name: str) -> datetime | None:
     # Walks the (job_name, -started_at) index from the newest run: a few rows, however long the history.
-    return (JobRun.objects.filter(job_name=name, finished_at__isnull=False).order_by("-started_at")
-            .values_list("finished_at", flat=True).first())
+    run = (JobRun.objects.filter(job_name=name, finished_at__isnull=False).order_by("-started_at")
+           .values_list("finished_at", flat=True).first())
+    # A scheduled run that found nothing to do leaves no JobRun row, only the job's last check.
+    checked = JobState.objects.filter(job_name=name).values_list("last_checked_at", flat=True).first()
+    return max([t for t in (run, checked) if t], default=None)
 
 
 def late_jobs(as_of: datetime) -> list[LateJob]:

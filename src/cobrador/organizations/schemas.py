@@ -25,9 +25,12 @@ POLICY_DESCRIPTION = (
     "method saved on an account with invoices in dunning triggers an immediate retry with that method "
     "(the next attempt number); canceling a subscription cancels the pending retries of its invoices. "
     "Suspension: with suspend_after_retries true, the suspension-check job (02:00 UTC) suspends an account "
-    "once its retries are exhausted (none pending, or auto_retry_enabled false) and grace_period_days "
-    "have passed since it became delinquent, recording suspended_at and the reason with the invoices "
-    "(billing_account.suspended); with false, no account is ever suspended automatically. While an "
+    "once grace_period_days have passed since it became delinquent (its first failed charge) and it still "
+    "has an unpaid invoice whose retries are exhausted (or, with auto_retry_enabled false, any unpaid "
+    "invoice in dunning), recording suspended_at and the reason with the invoices "
+    "(billing_account.suspended). Invoices that join the open case later (the next period's, with fresh "
+    "retries) neither reset nor postpone the grace period. With false, no account is ever suspended "
+    "automatically. While an "
     "account is suspended, invoice generation skips its subscriptions (counted as skipped). "
     "Reactivation: as soon as a suspended or delinquent account has no overdue invoice left (an open "
     "invoice with something due that is past its due date or in dunning) because of a retry's success, "
@@ -63,7 +66,9 @@ class DunningConfigPatch(Schema):
                     "list repeats its last entry.")
     suspend_after_retries: bool = Field(None, description="Suspend the account once retries are "
                                                            "exhausted and the grace period has passed.")
-    grace_period_days: int = Field(None, ge=0, le=365, description="Days from delinquency to suspension, 0-365.")
+    grace_period_days: int = Field(
+        None, ge=0, le=365, description="Days from delinquency (the case's first failed charge) to suspension, "
+                                        "0-365; invoices joining the case later do not postpone it.")
     auto_retry_enabled: bool = Field(None, description="False: no automatic retries.")
     retry_payment_methods: list[PaymentMethodType] = Field(
         None, min_length=1, description="Methods each attempt walks, in order: a non-empty subset of card, "

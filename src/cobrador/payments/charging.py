@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import connection, connections, transaction
 from django.db.models import Exists, OuterRef
 
-from cobrador.core import clock
+from cobrador.core import clock, stopping
 from cobrador.core.bulk import insert_objects
 from cobrador.customers.models import PaymentMethod
 from cobrador.gateways.base import ChargeRequest, ChargeResult, Customer, GatewayError
@@ -269,7 +269,7 @@ def charge_open_invoices(*, organization_id: int | None = None, batch_size: int 
 
     while True:
         ids = []
-        if max_batches is None or batches < max_batches:
+        if (max_batches is None or batches < max_batches) and not stopping.requested():
             ids = list(uncharged_open_invoices(organization_id=organization_id).filter(pk__gt=after_pk)
                        .order_by("pk").values_list("pk", flat=True)[:batch_size])
         started = None

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.db.models import F
 
-from cobrador.core import clock
+from cobrador.core import clock, stopping
 from cobrador.gateways.base import ChargeResult
 from cobrador.gateways.registry import gateway_for
 from cobrador.payments import charging, services
@@ -103,7 +103,7 @@ def reconcile_due_payments(*, as_of: datetime | None = None, max_batches: int | 
     gateways: dict = {}
     due = Payment.objects.filter(status__in=["processing", "unknown", "pending"])
     batches = 0
-    while max_batches is None or batches < max_batches:
+    while (max_batches is None or batches < max_batches) and not stopping.requested():
         ids = _claim(due, as_of=as_of, limit=BATCH_SIZE, field="next_reconcile_at")
         if not ids:
             break
@@ -148,7 +148,7 @@ def _bump(counts: dict, key: str, n: int = 1) -> None:
 def reconcile_due_refunds(*, as_of: datetime) -> dict:
     """Send refunds whose answer was lost (or whose worker died) again, with the same idempotency key."""
     counts: dict[str, int] = {}
-    while True:
+    while not stopping.requested():
         ids = _claim(PaymentRefund.objects.filter(status__in=["processing", "unknown"]), as_of=as_of,
                      limit=BATCH_SIZE, field="next_attempt_at")
         if not ids:
@@ -157,3 +157,4 @@ def reconcile_due_refunds(*, as_of: datetime) -> dict:
         for refund in PaymentRefund.objects.filter(pk__in=ids).order_by("pk"):
             refund = charging.send_refund(refund)
             _bump(counts, refund.status)
+    return counts

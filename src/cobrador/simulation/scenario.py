@@ -38,9 +38,10 @@ COUPONS = [
     {"code": "PARCEIRO15", "name": "15% off, partners, forever", "percent_off": 15.0, "duration": "forever"},
 ]
 
-# The default retries (after 1, 2, 3, 5 and 7 days) with a grace period that ends right after them: a
-# monthly customer whose card keeps failing is suspended before the next month's invoice opens new retries.
-DUNNING_POLICY = {"grace_period_days": 20}
+# The default policy (retries after 1, 2, 3, 5 and 7 days, grace 30 days): the grace period runs from the
+# first failed charge, so a monthly customer whose card keeps failing is suspended about a month later even
+# though the next month's invoice joins the case with fresh retries.
+DUNNING_POLICY = {"grace_period_days": 30}
 
 CARD_TOKENS = {
     "ok": "tok_sandbox_success",

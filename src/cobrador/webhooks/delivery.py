@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from standardwebhooks.webhooks import Webhook
 
-from cobrador.core import clock
+from cobrador.core import clock, stopping
 from cobrador.core.outbox import write_with_eager_sqlite_lock
 from cobrador.jobs.retention import delete_in_batches
 from cobrador.webhooks import deadline, services
@@ -307,7 +307,8 @@ def deliver_due(*, max_batches: int | None = None) -> int:
     if max_batches is not None:
         return deliver_batch(max_batches=max_batches)
     total = 0
-    while attempted := deliver_batch():
+    # A worker's stop request ends the loop between batches (the rest stays due).
+    while not stopping.requested() and (attempted := deliver_batch()):
         total += attempted
     return total
 

@@ -5,9 +5,12 @@ from ninja import Schema
 from pydantic import ConfigDict, Field, model_serializer
 
 InvoiceStatus = Literal["draft", "open", "paid", "void", "uncollectible"]
+InvoiceKind = Literal["period", "proration", "one_off"]
+CollectionMethod = Literal["charge", "send"]
 
 INVOICE_DESCRIPTION = (
-    "A bill for one subscription period. `number` is gapless per organization (1, 2, 3, ...). "
+    "A bill for one subscription period (`kind` period), a change of plan or quantity made with proration "
+    "(proration), or anything else (one_off, POST /invoices). `number` is gapless per organization (1, 2, 3, ...). "
     "Amounts are integer minor units of `currency`: total = subtotal - discount - credit_applied >= 0 and "
     "amount_due = total - amount_paid. The invoice-generation job (daily, 01:00 UTC) makes exactly one "
     "invoice per (subscription, period_start) once the period has started: one line per plan (amount × "
@@ -18,7 +21,11 @@ INVOICE_DESCRIPTION = (
     "period's start date (UTC) plus COBRADOR_INVOICE_DUE_DAYS (default 0: due when the period starts; a "
     "card is charged then), never before the day the invoice is issued. Periods the renewal job advanced "
     "past before they were invoiced (jobs not running for a whole period) are each invoiced once, at the "
-    "current plan."
+    "current plan. An invoice is charged as soon as the transaction that issued it commits (a sign-up, a "
+    "nightly batch, a proration, a one-off with collect charge_now); the invoice-charging job only catches "
+    "what that missed. A proration invoice whose credit line exceeds its charge line (a downgrade) has a "
+    "negative subtotal: its total is 0, it is paid at once, and the difference is granted to the account as "
+    "credit for its next invoices."
 )
 
 
@@ -27,9 +34,11 @@ class InvoiceLineOut(Schema):
     plan: str | None
     quantity: int
     unit_amount: int
-    amount: int = Field(description="unit_amount × quantity.")
+    amount: int = Field(description="unit_amount × quantity; on a proration's lines the prorated amount "
+                                    "(negative on the credit line for the unused old price).")
     period_start: datetime | None
     period_end: datetime | None
+    service_code: str | None = Field(None, description="The NFS-e service code of a one-off line, if given.")
 
 
 class InvoiceServiceInvoiceOut(Schema):
@@ -52,6 +61,12 @@ class InvoiceOut(Schema):
     number: int
     account: str
     subscription: str | None
+    kind: InvoiceKind = Field(description="period: a subscription period; proration: a change of plan or quantity "
+                                          "with proration now; one_off: made with POST /invoices.")
+    collection_method: CollectionMethod = Field(
+        description="charge: charged with its payment method (the invoice's, else the subscription's, else the "
+                    "account's default) as soon as it is issued; send: the customer pays it from the invoice.")
+    payment_method: str | None = Field(description="The pm_ id to charge, when one was given for the invoice.")
     status: InvoiceStatus
     currency: str
     period_start: datetime | None

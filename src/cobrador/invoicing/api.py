@@ -3,20 +3,20 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
-from ninja import Router
+from ninja import Router, Status
 
 from cobrador.core.errors import ValidationFailed
 from cobrador.core.pagination import paginate
 from cobrador.invoicing import services
 from cobrador.invoicing.models import Invoice, InvoiceLine
-from cobrador.invoicing.schemas import InvoiceOut, InvoicePage, InvoiceStatus
+from cobrador.invoicing.schemas import InvoiceCreate, InvoiceOut, InvoicePage, InvoiceStatus
 
 router = Router(tags=["invoices"])
 
 
 def _invoices(request):
     return (Invoice.objects.filter(organization=request.auth)
-            .select_related("organization", "account", "subscription", "coupon")
+            .select_related("organization", "account", "subscription", "coupon", "payment_method")
             .prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.select_related("plan").order_by("pk"))))
 
 
@@ -24,6 +24,18 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValidationFailed("a date-time with a timezone is required", field=field)
     return value
+
+
+@router.post("/invoices", response={201: InvoiceOut}, summary="Create a one-off invoice")
+def create_invoice(request, payload: InvoiceCreate):
+    """An invoice for a billing account with your own lines (description, unit amount, quantity, an
+    optional NFS-e service code). The account's credit applies as on period invoices; a total of zero
+    is paid at once. `collect: charge_now` charges it right after the request with `payment_method`
+    (else the account's default); `send` leaves it open for the customer to pay. Send an
+    `Idempotency-Key`: a retried request then makes one invoice. 404 for another organization's account."""
+    with transaction.atomic():
+        invoice = services.create_one_off_invoice(organization=request.auth, **payload.model_dump())
+    return Status(201, services.invoice_object(_invoices(request).get(pk=invoice.pk)))
 
 
 @router.get("/invoices", response=InvoicePage, summary="List invoices")

@@ -2,7 +2,9 @@ from datetime import date, datetime
 from typing import Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, model_serializer
+from pydantic import ConfigDict, Field, field_validator, model_serializer
+
+from cobrador.customers.schemas import Currency
 
 InvoiceStatus = Literal["draft", "open", "paid", "void", "uncollectible"]
 InvoiceKind = Literal["period", "proration", "one_off"]
@@ -99,3 +101,45 @@ class InvoicePage(Schema):
     data: list[InvoiceOut]
     has_more: bool
     next_cursor: str | None = None
+
+
+STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class OneOffLineCreate(Schema):
+    model_config = STRICT
+
+    description: str = Field(..., min_length=1, max_length=300)
+    unit_amount: int = Field(..., ge=0, le=10**12, description="Minor units per unit.")
+    quantity: int = Field(1, ge=1, le=1_000_000)
+    service_code: str | None = Field(None, min_length=1, max_length=20, pattern=r"^[0-9A-Za-z.\-]+$",
+                                     description="The municipal service code the NFS-e of this line is issued "
+                                                 "under (default: the organization's fiscal settings).")
+
+    @field_validator("description")
+    @classmethod
+    def _not_blank(cls, value):
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class InvoiceCreate(Schema):
+    """A one-off invoice: anything to bill besides a subscription's periods (setup fees, services,
+    overages). Dunning, notifications and webhooks treat it as any invoice."""
+
+    model_config = STRICT
+
+    account: str = Field(..., max_length=40, description="The billing account (ba_ id); another "
+                                                         "organization's is a 404.")
+    lines: list[OneOffLineCreate] = Field(..., min_length=1, max_length=100,
+                                          description="At least one line; they must add up to more than zero.")
+    currency: Currency | None = Field(None, description="Default: the organization's currency.")
+    due_date: date | None = Field(None, strict=False, description="YYYY-MM-DD, today or later; default today "
+                                                                   "plus COBRADOR_INVOICE_DUE_DAYS.")
+    payment_method: str | None = Field(None, max_length=40, description="A pm_ id of the account to charge "
+                                                                        "(default: its default method).")
+    collect: Literal["charge_now", "send"] = Field(
+        "charge_now", description="charge_now: charged right after this request (a declined charge enters "
+                                  "dunning); send: the customer is sent the invoice (invoice.created) and pays "
+                                  "it; the payment jobs never charge it by themselves.")

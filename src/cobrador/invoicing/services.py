@@ -17,9 +17,10 @@ from django.db.models import F
 from cobrador.catalog.models import Coupon, Plan
 from cobrador.catalog.services import coupon_applies_to, coupon_discount
 from cobrador.core import clock
-from cobrador.core.errors import Conflict
+from cobrador.core.errors import Conflict, NotFound, ValidationFailed
 from cobrador.core.ids import new_public_id
 from cobrador.customers.credits import balances_for, consume_credit, grant_credit
+from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.events.services import EventDraft, record_event, record_events
 from cobrador.invoicing import proration
 from cobrador.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
@@ -460,3 +461,36 @@ def change_subscription_now(*, subscription: Subscription, changes: dict) -> Inv
     return issue_invoice(organization=subscription.organization, account=subscription.account, lines=lines,
                          currency=subscription.plan.currency, kind="proration", subscription=subscription,
                          coupon=period_coupon, due_date=due_date_for(now, now))
+
+
+def create_one_off_invoice(*, organization, account: str, lines: list[dict], currency: str | None = None,
+                           due_date: date | None = None, payment_method: str | None = None,
+                           collect: str = "charge_now") -> Invoice:
+    """An invoice for anything but a subscription period (`POST /invoices`). `collect` charge_now: it
+    is charged right after commit with `payment_method` (default: the account's default method);
+    send: the customer pays it from the invoice they are sent. Credits apply as on period invoices."""
+    billing_account = BillingAccount.objects.filter(organization=organization, public_id=account).first()
+    if billing_account is None:
+        raise NotFound(f"no billing account {account!r}", field="account")
+    today = clock.now().date()
+    if due_date is not None and due_date < today:
+        raise ValidationFailed("due_date must be today or later", field="due_date")
+    method = None
+    if payment_method is not None:
+        method = PaymentMethod.objects.filter(account=billing_account, public_id=payment_method,
+                                              status="active").first()
+        if method is None:
+            raise ValidationFailed(f"no active payment method {payment_method!r} on this account",
+                                   field="payment_method")
+    elif collect == "charge_now" and not PaymentMethod.objects.filter(account=billing_account, is_default=True,
+                                                                      status="active").exists():
+        raise ValidationFailed("the account has no default payment method to charge: give payment_method, or "
+                               "collect: send", field="payment_method")
+    drafts = [LineDraft(description=line["description"], unit_amount=line["unit_amount"],
+                        quantity=line["quantity"], service_code=line.get("service_code") or "") for line in lines]
+    if sum(line.amount for line in drafts) <= 0:
+        raise ValidationFailed("the lines must add up to more than zero", field="lines")
+    return issue_invoice(organization=organization, account=billing_account, lines=drafts,
+                         currency=currency or organization.default_currency, kind="one_off",
+                         payment_method=method, collection_method="charge" if collect == "charge_now" else "send",
+                         due_date=due_date or due_date_for(clock.now(), clock.now()))

@@ -285,7 +285,7 @@ def _create_first_payments(invoice_ids: list[int], counts: dict) -> list[Payment
 
 def charge_open_invoices(*, organization_id: int | None = None, invoice_ids: list[str] | None = None,
                          batch_size: int = BATCH_SIZE, max_batches: int | None = None) -> dict:
-    """Charge every open, never-charged invoice (or only those of `invoice_ids`, public ids) with its
+    """Charge every open, never-charged invoice (or from the first of `invoice_ids`, public ids, on) with its
     method (see `methods_to_charge`), a batch at a time: one transaction writes a batch's payments, the
     gateway calls run concurrently, one transaction records their answers. The calls of one batch
     overlap the recording of the batch before. Safe to run in several workers at once. Returns counts
@@ -296,7 +296,10 @@ def charge_open_invoices(*, organization_id: int | None = None, invoice_ids: lis
     in_flight = None  # (payments, wait for their results) of the batch whose calls are running
     due = uncharged_open_invoices(organization_id=organization_id)
     if invoice_ids is not None:
-        due = due.filter(public_id__in=invoice_ids)
+        # These invoices and any uncharged one issued after them: in a burst of sign-ups the first task
+        # to run charges the backlog in batches, and the tasks enqueued for it find nothing left.
+        first = Invoice.objects.filter(public_id__in=invoice_ids).order_by("pk").values_list("pk", flat=True)[:1]
+        due = due.filter(pk__gte=first[0]) if first else due.none()
 
     while True:
         ids = []

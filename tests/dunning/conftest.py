@@ -81,6 +81,7 @@ def failed_first_charge(organization, *, token="tok_sandbox_decline", document="
     clock.set(day(0))
     account, subscription = subscribed_account(organization, token=token, document=document)
     run_jobs_until(day(0, 1, 5))
+    run_tasks()  # the charge task invoice.created enqueued: invoice-charging already charged the invoice
     invoice = subscription.invoices.get()
     assert DunningInvoice.objects.filter(invoice=invoice).exists()
     return account, subscription, invoice

@@ -27,7 +27,7 @@ def test_retrieve_matches_the_invoice_created_event(api, org, account, plan, clo
     assert body["account"] == account.public_id and body["subscription"] == sub.public_id
     assert body["lines"] == [{"description": "Pro × 2", "plan": plan.public_id, "quantity": 2, "unit_amount": 10000,
                               "amount": 20000, "period_start": "2026-03-01T12:00:00Z",
-                              "period_end": "2026-04-01T12:00:00Z"}]
+                              "period_end": "2026-04-01T12:00:00Z", "service_code": None}]
     assert body["due_date"] == "2026-03-01"
 
 

@@ -79,6 +79,11 @@ def test_forty_days_of_twenty_accounts_show_every_flow(mail_dir):
     assert callbacks["stored"] == {"sandbox processed": callbacks["sent"]} and callbacks["answered"] == {
         "200": callbacks["sent"]} and callbacks["sent"] > 0
     assert report["dunning"]["suspended"] >= 1 and report["dunning"]["reactivated"] >= 1
+    # Billing at the moment it happens: sign-ups invoiced at once, upgrades prorated, one-off invoices.
+    kinds = report["invoices"]["by_kind"]
+    assert report["customer_actions"]["upgrade"] == kinds["proration"]["count"] == 2
+    assert report["customer_actions"]["bill_one_off"] == kinds["one_off"]["count"] == 1
+    assert kinds["proration"]["amount"] > 0 and kinds["one_off"]["amount"] > 0
 
     # Every event reached the demo endpoint once, signed.
     webhooks = report["webhooks"]
@@ -113,6 +118,7 @@ def test_forty_days_of_twenty_accounts_show_every_flow(mail_dir):
 
     text = render_text(simulation, summary)
     assert "ACCOUNT SUSPENDED" in text and "Summary of 40 simulated days, 20 accounts" in text
+    assert "by kind: " in text and "proration 2" in text and "one-off 1" in text
     assert str(mail_dir) in text
 
 

@@ -2,7 +2,7 @@
 from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
-from ninja import Router
+from ninja import Router, Status
 
 from cobrador.core.errors import errors
 from cobrador.core.operations import register_path_id
@@ -11,7 +11,7 @@ from cobrador.core.params import Limit, Timestamp
 from cobrador.invoicing import services
 from cobrador.invoicing.errors import InvoiceNotVoidable
 from cobrador.invoicing.models import Invoice, InvoiceLine
-from cobrador.invoicing.schemas import InvoiceOut, InvoicePage, InvoiceStatus
+from cobrador.invoicing.schemas import InvoiceCreate, InvoiceOut, InvoicePage, InvoiceStatus
 
 router = Router(tags=["invoices"])
 register_path_id("invoice_id", Invoice)
@@ -19,9 +19,21 @@ register_path_id("invoice_id", Invoice)
 
 def _invoices(request):
     return (Invoice.objects.filter(organization=request.auth)
-            .select_related("organization", "account", "subscription", "coupon")
+            .select_related("organization", "account", "subscription", "coupon", "payment_method")
             .prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.select_related("plan").order_by("pk"))))
 
+
+
+@router.post("/invoices", response={201: InvoiceOut}, summary="Create a one-off invoice")
+def create_invoice(request, payload: InvoiceCreate):
+    """An invoice for a billing account with your own lines (description, unit amount, quantity, an
+    optional NFS-e service code). The account's credit applies as on period invoices; a total of zero
+    is paid at once. `collect: charge_now` charges it right after the request with `payment_method`
+    (else the account's default); `send` leaves it open for the customer to pay. Send an
+    `Idempotency-Key`: a retried request then makes one invoice. 404 for another organization's account."""
+    with transaction.atomic():
+        invoice = services.create_one_off_invoice(organization=request.auth, **payload.model_dump())
+    return Status(201, services.invoice_object(_invoices(request).get(pk=invoice.pk)))
 
 
 @router.get("/invoices", response=InvoicePage, summary="List invoices")

@@ -16,6 +16,10 @@ class Invoice(models.Model):
     # Foreign keys that a composite index or unique constraint already leads with get no index of
     # their own (invoice generation inserts 100k rows a run; every index costs each insert).
     STATUSES = [(s, s) for s in ("draft", "open", "paid", "void", "uncollectible")]
+    # charge: the payment jobs charge it (the invoice's method, else the subscription's, else the
+    # account's default); send: the customer pays it from the invoice they are sent (one-off invoices).
+    COLLECTION_METHODS = [("charge", "charge"), ("send", "send")]
+    KINDS = [(k, k) for k in ("period", "proration", "one_off")]
 
     public_id = models.CharField(max_length=40, unique=True, default=public_id_default("in"))
     organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="invoices",
@@ -25,6 +29,12 @@ class Invoice(models.Model):
     subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.PROTECT, null=True, blank=True,
                                      related_name="invoices", db_index=False)
     number = models.PositiveIntegerField()
+    kind = models.CharField(max_length=9, choices=KINDS, default="period", db_default="period")
+    collection_method = models.CharField(max_length=6, choices=COLLECTION_METHODS, default="charge",
+                                         db_default="charge")
+    # The method to charge; unset (or no longer active): the subscription's, else the account's default.
+    payment_method = models.ForeignKey("customers.PaymentMethod", on_delete=models.SET_NULL, null=True, blank=True,
+                                       related_name="+", db_index=False)
     status = models.CharField(max_length=14, choices=STATUSES, default="open")
     currency = models.CharField(max_length=3, default="BRL")
     period_start = models.DateTimeField(null=True, blank=True)
@@ -60,6 +70,7 @@ class InvoiceLine(models.Model):
     plan = models.ForeignKey("catalog.Plan", on_delete=models.SET_NULL, null=True, blank=True, db_index=False)
     quantity = models.PositiveIntegerField(default=1)
     unit_amount = models.BigIntegerField()
-    amount = models.BigIntegerField()
+    amount = models.BigIntegerField()  # negative on a proration's credit line
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
+    service_code = models.CharField(max_length=20, blank=True, default="", db_default="")  # the NFS-e service code, if any

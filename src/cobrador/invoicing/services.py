@@ -17,15 +17,19 @@ from django.db.models import F
 from cobrador.catalog.models import Coupon, Plan
 from cobrador.catalog.services import coupon_applies_to, coupon_discount
 from cobrador.core import clock
+from cobrador.core.errors import Conflict, NotFound, ValidationFailed
 from cobrador.core.ids import new_public_id
-from cobrador.customers.credits import balances_for, consume_credit
+from cobrador.customers.credits import balances_for, consume_credit, grant_credit
+from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.events.services import EventDraft, record_event, record_events
+from cobrador.invoicing import proration
 from cobrador.invoicing.errors import InvoiceNotVoidable
 from cobrador.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from cobrador.organizations.models import Organization
 from cobrador.core.bulk import insert_rows
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.periods import periods_between
+from cobrador.subscriptions.services import update_subscription
 
 # Subscriptions that are billed for their current period (paused, canceled, expired are not).
 BILLABLE_STATUSES = ("trialing", "active", "past_due")
@@ -44,6 +48,7 @@ def line_data(line: InvoiceLine) -> dict:
         "amount": line.amount,
         "period_start": line.period_start,
         "period_end": line.period_end,
+        "service_code": line.service_code or None,
     }
 
 
@@ -52,7 +57,8 @@ def invoice_data(invoice: Invoice, lines: list[InvoiceLine] | None = None) -> di
     if lines is None:
         lines = list(invoice.lines.all())
     return _invoice_dict(invoice, account=invoice.account.public_id, subscription=_id(invoice.subscription),
-                         coupon=_id(invoice.coupon), lines=[line_data(line) for line in lines])
+                         coupon=_id(invoice.coupon), lines=[line_data(line) for line in lines],
+                         payment_method=_id(invoice.payment_method) if invoice.payment_method_id else None)
 
 
 # Fields other apps add to the invoice object the API returns (nfe: `service_invoice`), registered in
@@ -73,7 +79,8 @@ def invoice_object(invoice: Invoice) -> dict:
     return data
 
 
-def _invoice_dict(invoice, *, account: str, subscription: str | None, coupon: str | None, lines: list[dict]) -> dict:
+def _invoice_dict(invoice, *, account: str, subscription: str | None, coupon: str | None, lines: list[dict],
+                  payment_method: str | None) -> dict:
     # `invoice` is an Invoice or a _NewInvoice (the sweep's rows, before any model instance exists).
     return {
         "id": invoice.public_id,
@@ -81,6 +88,9 @@ def _invoice_dict(invoice, *, account: str, subscription: str | None, coupon: st
         "number": invoice.number,
         "account": account,
         "subscription": subscription,
+        "kind": invoice.kind,
+        "collection_method": invoice.collection_method,
+        "payment_method": payment_method,
         "status": invoice.status,
         "currency": invoice.currency,
         "period_start": invoice.period_start,
@@ -173,6 +183,8 @@ class _NewInvoice:
     public_id: str = ""
     number: int = 0
     pk: int | None = None
+    kind: str = "period"
+    collection_method: str = "charge"
     credit_applied: int = 0
     total: int = 0
     amount_due: int = 0
@@ -196,11 +208,13 @@ class _NewInvoice:
         return {"description": f"{'Trial of ' if self.trial else ''}{self.plan.name} × {s.quantity}"[:300],
                 "plan": self.plan.public_id, "quantity": s.quantity,
                 "unit_amount": 0 if self.trial else self.plan.amount,
-                "amount": self.subtotal, "period_start": self.period_start, "period_end": self.period_end}
+                "amount": self.subtotal, "period_start": self.period_start, "period_end": self.period_end,
+                "service_code": None}
 
     def data(self) -> dict:
         return _invoice_dict(self, account=self.subscription.account__public_id,
-                             subscription=self.subscription.public_id, coupon=_id(self.coupon), lines=[self.line()])
+                             subscription=self.subscription.public_id, coupon=_id(self.coupon), lines=[self.line()],
+                             payment_method=None)
 
     def row(self) -> tuple:
         s = self.subscription
@@ -336,3 +350,149 @@ def generate_invoices(*, subscription_ids, as_of: datetime) -> dict[str, int]:
     record_events(events)
     return {"invoices_created": len(new_invoices), "paid_at_once": sum(new.status == "paid" for new in new_invoices),
             "missed_periods_billed": len(new_invoices) - len({new.subscription.pk for new in new_invoices})}
+
+
+# --- invoicing at the moment it happens --------------------------------------------------------------
+
+
+def invoice_current_period(*, subscription: Subscription) -> Invoice | None:
+    """Invoice the subscription's current paid period now if it has started and has no invoice yet,
+    in the caller's transaction, through the sweep's own `generate_invoices`: the (subscription,
+    period_start) key keeps it single whichever runs first. Used at sign-up (the first period) and
+    before a proration. Nothing for a trial or a period that has not started. Returns the invoice."""
+    now = clock.now()
+    if subscription.status not in ("active", "past_due") or subscription.current_period_start > now:
+        return None
+    generate_invoices(subscription_ids=[subscription.pk], as_of=now)
+    return current_period_invoice(subscription)
+
+
+def current_period_invoice(subscription: Subscription) -> Invoice | None:
+    return Invoice.objects.filter(subscription=subscription, period_start=subscription.current_period_start).first()
+
+
+def latest_invoice_summary(subscription: Subscription) -> dict | None:
+    """The subscription's newest invoice as a subscription response shows it (id, status, total)."""
+    row = (Invoice.objects.filter(subscription=subscription).order_by("-pk")
+           .values("public_id", "status", "total", "amount_due", "currency").first())
+    if row is None:
+        return None
+    return {"id": row["public_id"], "status": row["status"], "total": row["total"],
+            "amount_due": row["amount_due"], "currency": row["currency"]}
+
+
+@dataclass
+class LineDraft:
+    """A line of an invoice made at once (a one-off invoice, a proration)."""
+
+    description: str
+    unit_amount: int
+    quantity: int = 1
+    plan: Plan | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    service_code: str = ""
+    amount: int | None = None  # default unit_amount × quantity; a proration gives its rounded amount
+
+    def __post_init__(self):
+        if self.amount is None:
+            self.amount = self.unit_amount * self.quantity
+
+
+def issue_invoice(*, organization, account, lines: list[LineDraft], currency: str, kind: str, due_date: date,
+                  subscription: Subscription | None = None, payment_method=None, collection_method: str = "charge",
+                  coupon: Coupon | None = None) -> Invoice:
+    """Issue one invoice now, in the caller's transaction: the next number, the account's credit
+    applied as on period invoices, invoice.created (and invoice.paid when nothing is due). A negative
+    subtotal (a downgrade's credit exceeds its charge) makes a zero invoice and grants the difference
+    to the account as credit, never a refund."""
+    now = clock.now()
+    sequence = _lock_sequences([organization.pk])[organization.pk]
+    sequence.last_number += 1
+    InvoiceNumberSequence.objects.filter(pk=sequence.pk).update(last_number=sequence.last_number)
+    subtotal = sum(line.amount for line in lines)
+    invoice = Invoice.objects.create(
+        organization=organization, account=account, subscription=subscription, number=sequence.last_number,
+        kind=kind, collection_method=collection_method, payment_method=payment_method, status="open",
+        currency=currency, subtotal=subtotal, total=max(subtotal, 0), amount_due=max(subtotal, 0), coupon=coupon,
+        due_date=due_date, created_at=now)
+    InvoiceLine.objects.bulk_create([
+        InvoiceLine(invoice=invoice, description=line.description[:300], plan=line.plan, quantity=line.quantity,
+                    unit_amount=line.unit_amount, amount=line.amount, period_start=line.period_start,
+                    period_end=line.period_end, service_code=line.service_code) for line in lines])
+    if subtotal < 0:
+        grant_credit(account=account, amount=-subtotal, currency=currency,
+                     reason=f"proration: {invoice.public_id} credits more than it charges")
+    elif subtotal > 0:
+        applied = consume_credit(account_id=account.pk, currency=currency, up_to=subtotal, invoice=invoice,
+                                 as_of=now)
+        invoice.credit_applied = applied
+        invoice.total = invoice.amount_due = subtotal - applied
+    if invoice.amount_due == 0:
+        invoice.status, invoice.paid_at = "paid", now
+    invoice.save(update_fields=["credit_applied", "total", "amount_due", "status", "paid_at"])
+    invoice.account, invoice.organization = account, organization
+    data = invoice_data(invoice)
+    drafts = [EventDraft(organization, "invoice.created", data)]
+    if invoice.status == "paid":
+        drafts.append(EventDraft(organization, "invoice.paid", data))
+    record_events(drafts)
+    return invoice
+
+
+def change_subscription_now(*, subscription: Subscription, changes: dict) -> Invoice | None:
+    """`PATCH /subscriptions/{id}` with `proration: now`: the current period is invoiced if it was not
+    yet (at the old price), the change applies at once, and the rest of the period is invoiced (see
+    invoicing/proration.py). Returns the proration invoice, if the change made one."""
+    period_invoice = invoice_current_period(subscription=subscription)
+    old_plan, old_quantity = subscription.plan, subscription.quantity
+    update_subscription(subscription=subscription, changes=changes, at_once=True)
+    now = clock.now()
+    start, end = subscription.current_period_start, subscription.current_period_end
+    if period_invoice is None or not start <= now < end:
+        return None  # a trial (or a period not started): nothing was billed, nothing to prorate
+    period_coupon = period_invoice.coupon if period_invoice.discount else None
+    old = proration.price(old_plan, old_quantity, period_coupon)
+    new = proration.price(subscription.plan, subscription.quantity, period_coupon)
+    if (old.plan.pk, old.quantity) == (new.plan.pk, new.quantity):
+        return None
+    lines = [LineDraft(description=line.description, unit_amount=line.price.plan.amount,
+                       quantity=line.price.quantity, plan=line.price.plan, period_start=line.period_start,
+                       period_end=line.period_end, amount=line.amount)
+             for line in proration.proration_lines(old=old, new=new, at=now, period_start=start, period_end=end)]
+    return issue_invoice(organization=subscription.organization, account=subscription.account, lines=lines,
+                         currency=subscription.plan.currency, kind="proration", subscription=subscription,
+                         coupon=period_coupon, due_date=due_date_for(now, now))
+
+
+def create_one_off_invoice(*, organization, account: str, lines: list[dict], currency: str | None = None,
+                           due_date: date | None = None, payment_method: str | None = None,
+                           collect: str = "charge_now") -> Invoice:
+    """An invoice for anything but a subscription period (`POST /invoices`). `collect` charge_now: it
+    is charged right after commit with `payment_method` (default: the account's default method);
+    send: the customer pays it from the invoice they are sent. Credits apply as on period invoices."""
+    billing_account = BillingAccount.objects.filter(organization=organization, public_id=account).first()
+    if billing_account is None:
+        raise NotFound(f"no billing account {account!r}", field="account")
+    today = clock.now().date()
+    if due_date is not None and due_date < today:
+        raise ValidationFailed("due_date must be today or later", field="due_date")
+    method = None
+    if payment_method is not None:
+        method = PaymentMethod.objects.filter(account=billing_account, public_id=payment_method,
+                                              status="active").first()
+        if method is None:
+            raise ValidationFailed(f"no active payment method {payment_method!r} on this account",
+                                   field="payment_method")
+    elif collect == "charge_now" and not PaymentMethod.objects.filter(account=billing_account, is_default=True,
+                                                                      status="active").exists():
+        raise ValidationFailed("the account has no default payment method to charge: give payment_method, or "
+                               "collect: send", field="payment_method")
+    drafts = [LineDraft(description=line["description"], unit_amount=line["unit_amount"],
+                        quantity=line["quantity"], service_code=line.get("service_code") or "") for line in lines]
+    if sum(line.amount for line in drafts) <= 0:
+        raise ValidationFailed("the lines must add up to more than zero", field="lines")
+    return issue_invoice(organization=organization, account=billing_account, lines=drafts,
+                         currency=currency or organization.default_currency, kind="one_off",
+                         payment_method=method, collection_method="charge" if collect == "charge_now" else "send",
+                         due_date=due_date or due_date_for(clock.now(), clock.now()))

@@ -5,7 +5,8 @@ invoice for (subscription, current_period_start) — one query with an anti-join
 (subscription, period_start) index. Trialing subscriptions without a payment method (on the
 subscription or the account's default) are skipped and counted. Batches of BATCH_SIZE are invoiced
 by `generate_invoices`, one transaction per batch; a rerun finds nothing due and writes nothing.
-The invoices are left open for the payments job to charge (a zero-total invoice is paid at once).
+The invoices are left open (a zero-total invoice is paid at once); their invoice.created events make
+payments/sink.py enqueue their charge in the batch's transaction, so charging starts as it commits.
 """
 
 from django.db.models import BooleanField, Case, Exists, OuterRef, Q, Value, When

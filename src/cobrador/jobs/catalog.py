@@ -35,10 +35,11 @@ JOBS: dict[str, JobSpec] = {
                 "Scheduled cancellations, ended trials, ended terms (auto or prompt renewal), then advance "
                 "every elapsed period."),
         JobSpec("invoice-generation", "0 1 * * *", "cobrador.invoicing.sweeps.invoice_generation_sweep",
-                "One invoice per (subscription, period_start): lines, coupon, credits; zero totals paid at once."),
+                "One invoice per (subscription, period_start): lines, coupon, credits; zero totals paid at "
+                "once; charging starts as each batch commits."),
         JobSpec("invoice-charging", "5 1 * * *", "cobrador.payments.sweeps.invoice_charging_sweep",
-                "Safety net: charge open invoices never charged with the account's default method (the main "
-                "path is the charge_open_invoices task enqueued after invoice generation)."),
+                "Safety net: charge open invoices never charged (the main path is the charge_open_invoices "
+                "task that payments/sink.py enqueues with every invoice.created, run right after commit)."),
         JobSpec("payment-reconciliation", "0 * * * *", "cobrador.payments.sweeps.payment_reconciliation_sweep",
                 "Ask the provider about unknown, stuck or expired payments (5 min, 1 h, then daily); cancel "
                 "boleto/PIX documents of paid or void invoices; resend refunds whose answer was lost."),

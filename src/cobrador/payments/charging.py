@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import connection, connections, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 
 from cobrador.core import clock, stopping
 from cobrador.core.bulk import insert_objects
@@ -210,13 +210,40 @@ def charge_invoice(*, organization, invoice: Invoice, payment_method: PaymentMet
 
 
 def uncharged_open_invoices(*, organization_id: int | None = None):
-    """Open invoices with something due, never charged, whose account has a default payment method."""
-    invoices = Invoice.objects.filter(status="open", amount_due__gt=0).exclude(
+    """Open invoices to collect by charging, with something due, never charged, with a method to charge:
+    the invoice's own, else its subscription's, else the account's default (see `methods_to_charge`)."""
+    active = PaymentMethod.objects.filter(status="active")
+    invoices = Invoice.objects.filter(status="open", amount_due__gt=0, collection_method="charge").exclude(
         Exists(Payment.objects.filter(invoice=OuterRef("pk")))).filter(
-        Exists(PaymentMethod.objects.filter(account=OuterRef("account_id"), is_default=True, status="active")))
+        Exists(active.filter(account=OuterRef("account_id"), is_default=True))
+        | Exists(active.filter(pk=OuterRef("payment_method_id")))
+        | Exists(active.filter(pk=OuterRef("subscription__payment_method_id"))))
     if organization_id is not None:
         invoices = invoices.filter(organization_id=organization_id)
     return invoices
+
+
+def methods_to_charge(invoices: list[Invoice]) -> dict[int, PaymentMethod]:
+    """The method each invoice is charged with (by invoice pk), in one query: the invoice's own when it
+    is still active, else its subscription's, else the account's default."""
+    chosen_ids = {i.payment_method_id for i in invoices} | {
+        i.subscription.payment_method_id for i in invoices if i.subscription_id is not None}
+    methods = PaymentMethod.objects.filter(status="active").filter(
+        Q(pk__in=chosen_ids - {None}) | Q(account_id__in={i.account_id for i in invoices}, is_default=True))
+    by_pk, defaults = {}, {}
+    for method in methods:
+        by_pk[method.pk] = method
+        if method.is_default:
+            defaults[method.account_id] = method
+    chosen = {}
+    for invoice in invoices:
+        candidates = [invoice.payment_method_id,
+                      invoice.subscription.payment_method_id if invoice.subscription_id is not None else None]
+        method = next((by_pk[pk] for pk in candidates if pk in by_pk and by_pk[pk].account_id == invoice.account_id),
+                      defaults.get(invoice.account_id))
+        if method is not None:
+            chosen[invoice.pk] = method
+    return chosen
 
 
 def _create_first_payments(invoice_ids: list[int], counts: dict) -> list[Payment]:
@@ -230,12 +257,12 @@ def _create_first_payments(invoice_ids: list[int], counts: dict) -> list[Payment
         # A fresh query after the locks: on PostgreSQL it sees what other workers committed meanwhile.
         # With what the payments' events carry: their answers are recorded on these instances.
         invoices = list(uncharged_open_invoices().filter(pk__in=locked)
-                        .select_related("organization", "account", "subscription", "coupon").prefetch_related("lines"))
-        methods = {pm.account_id: pm for pm in PaymentMethod.objects.filter(
-            account_id__in={i.account_id for i in invoices}, is_default=True, status="active")}
+                        .select_related("organization", "account", "subscription", "coupon", "payment_method")
+                        .prefetch_related("lines"))
+        methods = methods_to_charge(invoices)
         payments = []
         for invoice in invoices:
-            payment_method = methods[invoice.account_id]
+            payment_method = methods[invoice.pk]
             key = (invoice.organization_id, payment_method.type)
             if key not in configs:
                 try:
@@ -256,22 +283,28 @@ def _create_first_payments(invoice_ids: list[int], counts: dict) -> list[Payment
     return payments
 
 
-def charge_open_invoices(*, organization_id: int | None = None, batch_size: int = BATCH_SIZE,
-                         max_batches: int | None = None) -> dict:
-    """Charge every open, never-charged invoice with its account's default method, a batch at a time:
-    one transaction writes a batch's payments, the gateway calls run concurrently, one transaction
-    records their answers. The calls of one batch overlap the recording of the batch before. Safe to
-    run in several workers at once. Returns counts by outcome."""
+def charge_open_invoices(*, organization_id: int | None = None, invoice_ids: list[str] | None = None,
+                         batch_size: int = BATCH_SIZE, max_batches: int | None = None) -> dict:
+    """Charge every open, never-charged invoice (or from the first of `invoice_ids`, public ids, on) with its
+    method (see `methods_to_charge`), a batch at a time: one transaction writes a batch's payments, the
+    gateway calls run concurrently, one transaction records their answers. The calls of one batch
+    overlap the recording of the batch before. Safe to run in several workers at once. Returns counts
+    by outcome."""
     counts: dict[str, int] = {}
     gateways: dict = {}
     after_pk, batches = 0, 0
     in_flight = None  # (payments, wait for their results) of the batch whose calls are running
+    due = uncharged_open_invoices(organization_id=organization_id)
+    if invoice_ids is not None:
+        # These invoices and any uncharged one issued after them: in a burst of sign-ups the first task
+        # to run charges the backlog in batches, and the tasks enqueued for it find nothing left.
+        first = Invoice.objects.filter(public_id__in=invoice_ids).order_by("pk").values_list("pk", flat=True)[:1]
+        due = due.filter(pk__gte=first[0]) if first else due.none()
 
     while True:
         ids = []
         if (max_batches is None or batches < max_batches) and not stopping.requested():
-            ids = list(uncharged_open_invoices(organization_id=organization_id).filter(pk__gt=after_pk)
-                       .order_by("pk").values_list("pk", flat=True)[:batch_size])
+            ids = list(due.filter(pk__gt=after_pk).order_by("pk").values_list("pk", flat=True)[:batch_size])
         started = None
         if ids:
             after_pk, batches = ids[-1], batches + 1

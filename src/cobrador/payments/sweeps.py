@@ -13,8 +13,8 @@ def _report(run, counts: dict, *, done_keys=None, failed_keys=("failed_unrecorde
 
 
 def invoice_charging_sweep(run) -> None:
-    """`invoice-charging`: the safety net behind the task the invoice-generation sweep enqueues. Charges
-    open invoices never charged (a lost task, an invoice created by the API) with the default method."""
+    """`invoice-charging`: the safety net behind the charge task enqueued with every invoice.created
+    (payments/sink.py). Charges open invoices never charged (a lost or failed task)."""
     counts = charging.charge_open_invoices()
     _report(run, counts, done_keys={"succeeded", "failed", "pending", "unknown"})
     run.skipped += counts.get("skipped", 0) + counts.get("no_gateway", 0)

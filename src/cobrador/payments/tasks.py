@@ -6,9 +6,10 @@ from cobrador.payments import charging, reconciliation
 
 
 @task
-def charge_open_invoices(organization_id: int | None = None) -> dict:
-    """Enqueued by enqueue_charging."""
-    return charging.charge_open_invoices(organization_id=organization_id)
+def charge_open_invoices(organization_id: int | None = None, invoice_ids: list[str] | None = None) -> dict:
+    """Enqueued by payments/sink.py in the transaction that created the invoices (`invoice_ids`, public
+    ids), so charging starts as soon as it commits; without ids it charges every uncharged open invoice."""
+    return charging.charge_open_invoices(organization_id=organization_id, invoice_ids=invoice_ids)
 
 
 @task

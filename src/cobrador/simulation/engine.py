@@ -39,6 +39,7 @@ from django_ox.models import OxTask
 from django_ox.worker import worker_class
 
 from cobrador.core import clock
+from cobrador.core.money import format_money
 from cobrador.core.outbox import drain_until_idle
 from cobrador.customers.models import PaymentMethod
 from cobrador.events.models import Event
@@ -53,7 +54,15 @@ from cobrador.payments.models import Payment
 from cobrador.simulation import nfeio as nfeio_sandbox
 from cobrador.simulation.receiver import WebhookReceiver
 from cobrador.simulation.report import count_mails
-from cobrador.simulation.scenario import CARD_TOKENS, COUPONS, DUNNING_POLICY, PLANS, Customer, build_customers
+from cobrador.simulation.scenario import (
+    CARD_TOKENS,
+    COUPONS,
+    DUNNING_POLICY,
+    ONE_OFF_FEES,
+    PLANS,
+    Customer,
+    build_customers,
+)
 from cobrador.simulation.timeline import Timeline
 from cobrador.webhooks.models import WebhookDelivery
 
@@ -452,7 +461,29 @@ class Simulation:
             self._customer_acts(customer, trial_end - _days(customer.adds_card_before_trial_end), "add_card")
         if customer.cancels_at is not None:
             self._customer_acts(customer, self.start + customer.cancels_at, "cancel")
+        if customer.upgrades_after is not None:
+            self._customer_acts(customer, clock.now() + _days(customer.upgrades_after), "upgrade")
+        if customer.one_off_after is not None:
+            self._customer_acts(customer, clock.now() + _days(customer.one_off_after), "bill_one_off")
         return ""  # the events tell it
+
+    def _upgrade(self, customer: Customer) -> str:
+        """Basic moves to Pro, a team adds seats: at once, the rest of the period invoiced (proration)."""
+        subscription_id = self.subscriptions[customer.index]
+        change = ({"quantity": customer.quantity + customer.rng.randint(1, 5)} if customer.plan == "team"
+                  else {"plan": self.plan_ids["pro"]})
+        data = self.api.patch(f"/subscriptions/{subscription_id}", {**change, "proration": "now"})
+        what = (f"{data['quantity']} seats" if "quantity" in change else self.plan_names[data["plan"]])
+        invoice = data.get("latest_invoice") or {}
+        return f"upgrades to {what} now, prorated: {format_money(invoice.get('total', 0))} for the rest of the period"
+
+    def _bill_one_off(self, customer: Customer) -> str:
+        description, amount, service_code = customer.rng.choice(ONE_OFF_FEES)
+        collect = "send" if customer.one_off_sent else "charge_now"
+        invoice = self.api.post("/invoices", {"account": customer.account_id, "collect": collect, "lines": [
+            {"description": description, "unit_amount": amount, "service_code": service_code}]})
+        how = "sent to pay" if collect == "send" else "charged now"
+        return f"is billed once: {description}, {format_money(invoice['total'])} ({how})"
 
     def _add_card(self, customer: Customer) -> str:
         """A new card becomes the default. The sandbox has one token per outcome, so a customer whose

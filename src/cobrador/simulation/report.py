@@ -76,6 +76,8 @@ def summarize(simulation) -> dict:
 
     invoices = {row["status"]: {"count": row["count"], "amount": row["amount"] or 0}
                 for row in by(Invoice.objects.filter(organization=organization), "status", amount="total")}
+    invoice_kinds = {row["kind"]: {"count": row["count"], "amount": row["amount"] or 0}
+                     for row in by(Invoice.objects.filter(organization=organization), "kind", amount="total")}
     totals = Invoice.objects.filter(organization=organization).aggregate(
         billed=Sum("total"), discounts=Sum("discount"), collected=Sum("amount_paid"), outstanding=Sum("amount_due"))
     payments: dict[str, dict] = defaultdict(dict)
@@ -130,7 +132,7 @@ def summarize(simulation) -> dict:
         "jobs": dict(sorted(jobs.items())),
         "subscriptions": {row["status"]: row["count"] for row in by(
             Subscription.objects.filter(organization=organization), "status")},
-        "invoices": {"by_status": invoices, **{k: v or 0 for k, v in totals.items()}},
+        "invoices": {"by_status": invoices, "by_kind": invoice_kinds, **{k: v or 0 for k, v in totals.items()}},
         "payments": dict(payments),
         "dunning": dunning,
         "callbacks": {"sent": simulation.actions["signed_callbacks_sent"],
@@ -216,6 +218,8 @@ def summary_lines(summary: dict) -> list[str]:
     lines.append("Invoices:")
     lines += _table([("status", "count", "total")] + [(status, row["count"], _money(row["amount"]))
                                                       for status, row in invoices["by_status"].items()])
+    lines.append("  by kind: " + ", ".join(f"{kind.replace('_', '-')} {row['count']} ({_money(row['amount'])})"
+                                           for kind, row in invoices["by_kind"].items()))
     lines.append(f"  billed {_money(invoices['billed'])} (after {_money(invoices['discounts'])} of discounts), "
                  f"collected {_money(invoices['collected'])}, outstanding {_money(invoices['outstanding'])}")
     lines.append("Payments by method and status:")

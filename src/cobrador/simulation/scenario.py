@@ -133,6 +133,11 @@ class Customer:
     new_card_after_decline: float | None = None
     pays_after_suspension: float | None = None
     replaces_expiring_card_after: float | None = None
+    # Billing at the moment it happens (days after joining): a mid-period upgrade with proration, and a
+    # one-off invoice (a setup or consulting fee) charged at once or sent.
+    upgrades_after: float | None = None
+    one_off_after: float | None = None
+    one_off_sent: bool = False
     rng: random.Random = field(default_factory=random.Random, repr=False)
     account_id: str = ""  # the ba_ id, once the account exists
 
@@ -257,7 +262,26 @@ def _crowd_customer(seed: int, index: int, days: int, start: datetime) -> Custom
     return customer
 
 
+# A one-off line: (description, amount, NFS-e service code).
+ONE_OFF_FEES = [("Implantação e configuração", 49900, "01.07"), ("Treinamento da equipe (4 h)", 60000, "08.02"),
+                ("Consultoria de integração", 120000, "01.06")]
+
+
+def _bills_at_once(customer: Customer, seed: int, days: int) -> None:
+    """Some crowd customers upgrade mid-period with proration, some get a one-off invoice. Drawn from a
+    stream of their own, so the draws before these (every other behaviour) stay as they were."""
+    rng = random.Random(f"{seed}:{customer.index}:billing")
+    window = max(1.0, min(25.0, days * 0.6))
+    if customer.plan in ("basic", "team") and customer.pays_with is not None and rng.random() < 0.12:
+        customer.upgrades_after = rng.uniform(2, window)
+    if rng.random() < 0.08:
+        customer.one_off_after = rng.uniform(0.1, window)
+        customer.one_off_sent = customer.pays_with != "card" or rng.random() < 0.3
+
+
 def build_customers(*, accounts: int, days: int, seed: int, start: datetime) -> list[Customer]:
     stories = _story_customers(seed, start)[:accounts]
     crowd = [_crowd_customer(seed, index, days, start) for index in range(len(stories), accounts)]
+    for customer in crowd:
+        _bills_at_once(customer, seed, days)
     return stories + crowd

@@ -7,6 +7,7 @@ from cobrador.core.errors import errors
 from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
 from cobrador.core.params import Limit
+from cobrador.invoicing.services import change_subscription_now, invoice_current_period, latest_invoice_summary
 from cobrador.subscriptions import services
 from cobrador.subscriptions.errors import (
     BillingAccountNotActive,
@@ -42,15 +43,27 @@ def _locked(request, subscription_id: str) -> Subscription:
     return get_object_or_404(_subscriptions(request).select_for_update(of=("self",)), public_id=subscription_id)
 
 
+def _with_latest_invoice(subscription: Subscription) -> dict:
+    return {**services.subscription_data(subscription), "latest_invoice": latest_invoice_summary(subscription)}
+
+
 @router.post("/subscriptions", response={201: SubscriptionOut, **errors(BillingAccountNotActive, CouponNotRedeemable)},
              summary="Create a subscription")
 def create_subscription(request, payload: SubscriptionCreate):
     """Without a trial the subscription is `active` and its first period starts at `start` (default
-    now); the first invoice is made by the next invoice-generation run. With a trial it is `trialing`
-    until `trial_end`. A coupon is redeemed now; `commitment_months` sets `commitment_end`."""
+    now). With `first_invoice: now` (the default) and a start not in the future, the first period is
+    invoiced in this request (`latest_invoice`, invoice.created) and charged right after it with the
+    subscription's payment method (payment.succeeded, invoice.paid; a declined card: the invoice stays
+    open in dunning and the subscription `active`, `past_due` once the invoice is overdue). With
+    `next_run` the next invoice-generation run invoices it. With a trial it is `trialing` until
+    `trial_end`. A coupon is redeemed now; `commitment_months` sets `commitment_end`."""
+    fields = payload.model_dump()
+    first_invoice = fields.pop("first_invoice")
     with transaction.atomic():
-        subscription = services.create_subscription(organization=request.auth, **payload.model_dump())
-    return Status(201, services.subscription_data(subscription))
+        subscription = services.create_subscription(organization=request.auth, **fields)
+        if first_invoice == "now":
+            invoice_current_period(subscription=subscription)
+    return Status(201, _with_latest_invoice(subscription))
 
 
 @router.get("/subscriptions", response=SubscriptionPage, summary="List subscriptions")
@@ -69,19 +82,27 @@ def list_subscriptions(request, account: str | None = None, plan: str | None = N
 
 @router.get("/subscriptions/{subscription_id}", response=SubscriptionOut, summary="Retrieve a subscription")
 def get_subscription(request, subscription_id: str):
-    return services.subscription_data(get_object_or_404(_subscriptions(request), public_id=subscription_id))
+    return _with_latest_invoice(get_object_or_404(_subscriptions(request), public_id=subscription_id))
 
 
 @router.patch("/subscriptions/{subscription_id}", response={200: SubscriptionOut, **errors(SubscriptionNotLive)},
               summary="Change a subscription")
 def update_subscription(request, subscription_id: str, payload: SubscriptionUpdate):
     """`plan` and `quantity` wait in pending_plan / pending_quantity until the next period starts
-    (sending the current value withdraws a pending change); `renewal_mode`, `payment_method` and
-    `metadata` change now. A canceled or expired subscription is a 409."""
+    (sending the current value withdraws a pending change), unless `proration` is `now`: then they
+    apply at once and the rest of the period is invoiced and charged at once (`latest_invoice`; a
+    downgrade's excess credit goes to the account's credit). `renewal_mode`, `payment_method` and
+    `metadata` change now. A canceled or expired subscription is a 409, and so is `proration: now`
+    on a paused one."""
+    changes = payload.model_dump(exclude_unset=True)
+    at_once = changes.pop("proration", "none") == "now"
     with transaction.atomic():
-        subscription = services.update_subscription(subscription=_locked(request, subscription_id),
-                                                    changes=payload.model_dump(exclude_unset=True))
-    return services.subscription_data(subscription)
+        subscription = _locked(request, subscription_id)
+        if at_once and ("plan" in changes or "quantity" in changes):
+            change_subscription_now(subscription=subscription, changes=changes)
+        else:
+            services.update_subscription(subscription=subscription, changes=changes)
+    return _with_latest_invoice(subscription)
 
 
 @router.post("/subscriptions/{subscription_id}/cancel",

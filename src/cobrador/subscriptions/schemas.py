@@ -27,9 +27,18 @@ SUBSCRIPTION_DESCRIPTION = (
     "A change of plan or quantity waits in `pending_plan` / `pending_quantity` until the next period. "
     "Cancellation happens at the end of the current period by default; under a commitment it is "
     "scheduled at commitment_end. `canceled_at` is when cancellation was requested, `ended_at` when the "
-    "subscription stopped. No proration or refund happens on any change. "
+    "subscription stopped. No refund happens on any change; a change of plan or quantity with "
+    "`proration: now` is invoiced at once for the rest of the period. "
+    "A subscription that starts paid now (no trial, `start` not in the future) is invoiced at creation "
+    "(`first_invoice: now`, the default) and charged right after the request, so `latest_invoice` is "
+    "`open` in the 201 and becomes `paid` within moments (invoice.paid, payment.succeeded). When that "
+    "first charge is declined the subscription stays `active` and the invoice `open` in dunning like any "
+    "other (invoice.payment_failed; retries per the dunning settings); once the invoice is overdue (the "
+    "payment-retry job, the day after its due date) the subscription is `past_due`, and it is `active` "
+    "again the moment the invoice is paid. cobrador has no separate `incomplete` status: use "
+    "`latest_invoice.status` to hold back service until the first invoice is paid. "
     "The subscription-renewal job (daily, 00:00 UTC) advances periods; the invoice-generation job "
-    "(daily, 01:00 UTC) invoices each period once."
+    "(daily, 01:00 UTC) invoices each later period once, and charging starts as soon as it does."
 )
 
 
@@ -53,6 +62,11 @@ class SubscriptionCreate(Schema):
         None, description="When the first period (or the trial) starts; default now. A past start is billed "
                           "from then on by the next sweeps.")
     metadata: dict[str, str] | None = Field(None, description="Your own key-value pairs.")
+    first_invoice: Literal["now", "next_run"] = Field(
+        "now", description="now (default): a subscription that starts paid now (no trial, `start` not in the "
+                           "future) gets its first period's invoice in this request, charged right after with "
+                           "the subscription's payment method; next_run: the next invoice-generation run "
+                           "invoices it. A trial and a future start always wait for the nightly run.")
 
 
 class SubscriptionUpdate(Schema):
@@ -66,6 +80,14 @@ class SubscriptionUpdate(Schema):
     renewal_mode: RenewalMode = None
     payment_method: str = Field(None, max_length=40, description="A pm_ id of the account.")
     metadata: dict[str, str] = None
+    proration: Literal["none", "now"] = Field(
+        "none", description="none (default): a new plan or quantity waits for the next period. now: it applies "
+                            "at once and an invoice for the rest of the current period is issued and charged at "
+                            "once: a credit line for the unused part of the old price and a charge line for the "
+                            "new one, prorated by the second and rounded half-up once per line, coupons "
+                            "prorating with the price they discount. When the credit exceeds the charge (a "
+                            "downgrade) the invoice is zero and the difference becomes account credit, never a "
+                            "refund. A trialing subscription changes at once with no invoice.")
 
     @field_validator("quantity", "plan", "renewal_mode", "payment_method", "metadata", mode="before")
     @classmethod
@@ -94,6 +116,14 @@ class SubscriptionResume(Schema):
     model_config = STRICT
 
     payment_method: str | None = Field(None, max_length=40, description="A pm_ id of the account to bill.")
+
+
+class LatestInvoice(Schema):
+    id: str
+    status: Literal["draft", "open", "paid", "void", "uncollectible"]
+    total: int
+    amount_due: int
+    currency: str
 
 
 class SubscriptionOut(Schema):
@@ -128,6 +158,9 @@ class SubscriptionOut(Schema):
     metadata: dict
     created_at: datetime
     updated_at: datetime
+    latest_invoice: LatestInvoice | None = Field(
+        None, description="The newest invoice of the subscription (on create, retrieve and change responses; "
+                          "not in lists or events).")
 
 
 class SubscriptionPage(Schema):

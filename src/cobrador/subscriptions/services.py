@@ -202,10 +202,14 @@ def _require_live(subscription: Subscription) -> None:
         raise SubscriptionNotLive(f"the subscription is {subscription.status}", field="status")
 
 
-def update_subscription(*, subscription: Subscription, changes: dict) -> Subscription:
+def update_subscription(*, subscription: Subscription, changes: dict, at_once: bool = False) -> Subscription:
     """`changes` may hold quantity, plan (plan_ id), renewal_mode, payment_method (pm_ id), metadata.
-    A new plan or quantity waits in pending_* until the next period starts."""
+    A new plan or quantity waits in pending_* until the next period starts; with `at_once` it applies
+    now (and withdraws any pending change): the caller invoices the rest of the period (proration)."""
     _require_live(subscription)
+    if at_once and subscription.status == "paused":
+        raise Conflict("a paused subscription has no running period to change at once; resume it first",
+                       field="proration", type="subscription_not_running")
     organization = subscription.organization
     new_plan = _plan(organization, changes["plan"]) if changes.get("plan") is not None else None
     quantity = changes.get("quantity")
@@ -221,9 +225,15 @@ def update_subscription(*, subscription: Subscription, changes: dict) -> Subscri
               if changes.get("payment_method") is not None else None)
 
     before = subscription_data(subscription)
-    if new_plan is not None:
+    if at_once and (new_plan is not None or quantity is not None):
+        if new_plan is not None:
+            subscription.plan = new_plan
+        if quantity is not None:
+            subscription.quantity = quantity
+        subscription.pending_plan, subscription.pending_quantity = None, None
+    if not at_once and new_plan is not None:
         subscription.pending_plan = None if new_plan.pk == subscription.plan_id else new_plan
-    if quantity is not None:
+    if not at_once and quantity is not None:
         subscription.pending_quantity = None if quantity == subscription.quantity else quantity
     subscription.renewal_mode = renewal_mode
     if method is not None:

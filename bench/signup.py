@@ -1,0 +1,244 @@
+"""Sign-up benchmark: customers signing up through the HTTP API of a real `cobrador web`, with one
+`cobrador worker` charging their first invoices.
+
+    python bench/signup.py                       # SQLite in a temporary directory, --n 2000
+    python bench/signup.py --n 500 --database postgres://postgres@127.0.0.1:5432/cobrador_bench
+
+1. Ceiling: the same server (no worker running) answering --n `POST /v1/billing_accounts` alone, over
+   --concurrency keep-alive connections, as fast as it can: requests per second.
+2. Sign-ups: one worker starts; each connection signs customers up one after the other, each with
+   three requests: the account, a sandbox card (`tok_sandbox_success`) and the subscription (its
+   first invoice made in the request; the charge starts right after it commits). Throughput is
+   sign-ups per second over the phase.
+3. Latency to payment: a webhook endpoint for `payment.succeeded` points at a receiver on loopback
+   (in its own process; it checks signatures with `standardwebhooks` on a sample). For each
+   subscription, the time from its 201 to the arrival of its payment.succeeded webhook.
+
+Targets (issue 21): sign-ups per second >= 0.3 x the ceiling's requests per second (a sign-up is
+three requests; `signup_requests_over_ceiling` shows the request rate's share too, for information); 201 to
+payment.succeeded p50 <= 0.5 s and p99 <= 2 s; every sign-up paid. Prints one JSON object with
+`meets_targets`. A benchmark, not a timed test.
+"""
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+import time
+
+from _common import ReceiverProcess, add_database_argument, fresh_database, percentile, print_json, start_worker, \
+    wait_until
+from callbacks import Web
+
+TARGET_THROUGHPUT_RATIO = 0.3
+TARGET_P50_S = 0.5
+TARGET_P99_S = 2.0
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection to the server, JSON in and out."""
+
+    def __init__(self, port: int, key: str):
+        self.port, self.key = port, key
+
+    async def open(self):
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writer.transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    async def post(self, path: str, body: dict) -> tuple[int, dict]:
+        data = json.dumps(body).encode()
+        head = (f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{self.port}\r\nauthorization: Bearer {self.key}\r\n"
+                f"content-type: application/json\r\ncontent-length: {len(data)}\r\n\r\n").encode()
+        self.writer.write(head + data)
+        answer = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(answer.split(b" ", 2)[1])
+        length = 0
+        for line in answer.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        payload = await self.reader.readexactly(length) if length else b"{}"
+        return status, json.loads(payload)
+
+    def close(self):
+        self.writer.close()
+
+
+def account_body(n: int) -> dict:
+    return {"name": f"Customer {n}", "email": f"customer{n}@example.test", "document": "529.982.247-25"}
+
+
+async def _closed_loop(port: int, key: str, n: int, concurrency: int, one) -> list:
+    """Run `one(connection, i)` for i in 0..n-1 over `concurrency` connections; results in order."""
+    results: list = [None] * n
+    counter = iter(range(n))
+
+    async def loop():
+        connection = Connection(port, key)
+        await connection.open()
+        try:
+            for i in counter:
+                results[i] = await one(connection, i)
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    return results
+
+
+async def create_account(connection: Connection, i: int, offset: int) -> int:
+    status, _ = await connection.post("/v1/billing_accounts", account_body(offset + i))
+    return status
+
+
+async def sign_up(connection: Connection, i: int, plan_id: str, offset: int):
+    """(status of the subscription's 201, subscription id, time.time() when its 201 arrived, the three
+    requests' seconds)."""
+    seconds = []
+    started = time.monotonic()
+    status, account = await connection.post("/v1/billing_accounts", account_body(offset + i))
+    seconds.append(time.monotonic() - started)
+    if status != 201:
+        return status, None, None, seconds
+    status, method = await connection.post(f"/v1/billing_accounts/{account['id']}/payment_methods", {
+        "type": "card", "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2040,
+        "gateway_token": "tok_sandbox_success"})
+    seconds.append(time.monotonic() - started - sum(seconds))
+    if status != 201:
+        return status, None, None, seconds
+    status, subscription = await connection.post("/v1/subscriptions", {"account": account["id"], "plan": plan_id})
+    seconds.append(time.monotonic() - started - sum(seconds))
+    return status, subscription.get("id"), time.time(), seconds
+
+
+def setup(receiver_url: str):
+    from django.db import transaction
+
+    from cobrador.catalog.models import Plan
+    from cobrador.core import clock
+    from cobrador.organizations.services import create_api_key, create_organization
+    from cobrador.webhooks.services import create_endpoint
+
+    with transaction.atomic():
+        organization = create_organization(name="Bench", mode="test", billing_email="bench@example.test")
+        _, key = create_api_key(organization=organization)
+        plan = Plan.objects.create(organization=organization, name="Pro", amount=4990, currency="BRL",
+                                   interval="month", created_at=clock.now())
+        endpoint = create_endpoint(organization=organization, url=receiver_url, enabled_events=["payment.succeeded"])
+    return organization, key, plan, endpoint.secret
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_database_argument(parser)
+    parser.add_argument("--n", type=int, default=2000, help="sign-ups, and account creations for the ceiling (2000)")
+    parser.add_argument("--concurrency", type=int, default=8, help="client connections (8)")
+    parser.add_argument("--web-workers", type=int, default=2, help="`cobrador web` processes (2)")
+    parser.add_argument("--worker-concurrency", type=int, default=4, help="task threads of the worker (4)")
+    parser.add_argument("--worker-interval", type=float, default=0.5, help="idle poll interval of the worker (0.5)")
+    parser.add_argument("--worker-after", action="store_true",
+                        help="start the worker after the sign-ups (diagnosis: the API's cost alone)")
+    args = parser.parse_args()
+
+    receiver = ReceiverProcess(verify_every=20)
+    with fresh_database(args.database, extra_env={"COBRADOR_WEBHOOK_ALLOW_PRIVATE": "1"}) as bench_db:
+        from cobrador.events.models import Event
+        from cobrador.invoicing.models import Invoice
+        from cobrador.payments.models import Payment
+
+        organization, key, plan, secret = setup(receiver.url)
+        receiver.set_secret(secret)
+        web = Web(bench_db, args.web_workers)
+        worker = None
+        try:
+            web.wait_ready()
+            # Warm-up (not measured): every web process and thread loads what Django loads lazily.
+            asyncio.run(_closed_loop(web.port, key, 20 * args.concurrency, args.concurrency,
+                                     lambda c, i: create_account(c, i, 10_000_000)))
+
+            started = time.monotonic()
+            statuses = asyncio.run(_closed_loop(web.port, key, args.n, args.concurrency,
+                                                lambda c, i: create_account(c, i, 20_000_000)))
+            ceiling_seconds = time.monotonic() - started
+            ceiling_rate = args.n / ceiling_seconds
+            ceiling_errors = sum(1 for s in statuses if s != 201)
+
+            def start_the_worker():
+                started = start_worker(bench_db, "--concurrency", str(args.worker_concurrency), "--interval",
+                                       str(args.worker_interval))
+                time.sleep(2)  # the worker starts polling
+                started.check_alive()
+                return started
+
+            if not args.worker_after:
+                worker = start_the_worker()
+            started = time.monotonic()
+            results = asyncio.run(_closed_loop(web.port, key, args.n, args.concurrency,
+                                               lambda c, i: sign_up(c, i, plan.public_id, 0)))
+            signup_seconds = time.monotonic() - started
+            signup_rate = args.n / signup_seconds
+            if args.worker_after:
+                worker = start_the_worker()
+            created = {sub: at for status, sub, at, _ in results if status == 201}
+            request_ms = {name: round(1000 * sum(r[3][k] for r in results if len(r[3]) > k) / len(results), 1)
+                          for k, name in enumerate(("account", "payment_method", "subscription"))}
+
+            wait_until(lambda: receiver.stats()["unique"] >= len(created), timeout=max(60, args.n / 10),
+                       interval=0.2, what="a payment.succeeded webhook per sign-up")
+            worker.check_alive()
+        finally:
+            web.stop()
+            if worker:
+                worker.stop()
+            stats = receiver.stats()
+            receipts = receiver.receipts()
+            receiver.stop()
+
+        # webhook-id = event id -> the payment's invoice -> its subscription.
+        invoice_of_event = {public_id: data["invoice"] for public_id, data in Event.objects.filter(
+            organization=organization, type="payment.succeeded").values_list("public_id", "data")}
+        subscription_of_invoice = dict(Invoice.objects.filter(organization=organization).values_list(
+            "public_id", "subscription__public_id"))
+        first_receipt = {}
+        for webhook_id, at in receipts:
+            first_receipt.setdefault(webhook_id, at)
+        latencies = []
+        for webhook_id, at in first_receipt.items():
+            subscription = subscription_of_invoice.get(invoice_of_event.get(webhook_id))
+            if subscription in created:
+                latencies.append(at - created[subscription])
+        paid = Invoice.objects.filter(organization=organization, status="paid").count()
+        payments = Payment.objects.filter(organization=organization).count()
+        ratio = signup_rate / ceiling_rate
+        p50 = percentile(latencies, 50) if latencies else None
+        p99 = percentile(latencies, 99) if latencies else None
+        meets = (ratio >= TARGET_THROUGHPUT_RATIO and p50 is not None and p50 <= TARGET_P50_S
+                 and p99 <= TARGET_P99_S and len(created) == args.n and paid == args.n and payments == args.n
+                 and ceiling_errors == 0 and stats["bad_signatures"] == 0)
+        print_json({
+            "benchmark": "signup",
+            "database": bench_db.vendor,
+            "n": args.n,
+            "concurrency": args.concurrency,
+            "ceiling": {"account_creations_per_second": round(ceiling_rate, 1), "seconds": round(ceiling_seconds, 2),
+                        "non_201": ceiling_errors},
+            "signups": {"per_second": round(signup_rate, 1), "requests_per_second": round(3 * signup_rate, 1),
+                        "seconds": round(signup_seconds, 2), "mean_request_ms": request_ms,
+                        "created": len(created), "invoices_paid": paid,
+                        "payments": payments},
+            "signups_over_ceiling": round(ratio, 3),
+            "signup_requests_over_ceiling": round(3 * ratio, 3),
+            "created_to_payment_succeeded_s": {
+                "measured": len(latencies), "p50": round(p50, 3) if p50 is not None else None,
+                "p99": round(p99, 3) if p99 is not None else None,
+                "max": round(max(latencies), 3) if latencies else None},
+            "webhooks": {"received": stats["count"], "unique": stats["unique"], "verified": stats["verified"],
+                         "bad_signatures": stats["bad_signatures"]},
+            "targets": {"signups_over_ceiling": TARGET_THROUGHPUT_RATIO, "p50_s": TARGET_P50_S, "p99_s": TARGET_P99_S},
+            "meets_targets": meets,
+        })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

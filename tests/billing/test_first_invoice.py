@@ -4,7 +4,6 @@ from datetime import timedelta
 
 from django_ox.testing import run_tasks
 
-from cobrador.core import clock
 from cobrador.dunning.models import DunningInvoice
 from cobrador.invoicing.models import Invoice
 from cobrador.jobs.models import JobRun

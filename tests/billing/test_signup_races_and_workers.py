@@ -15,7 +15,7 @@ from cobrador.payments.models import Payment
 from tests.billing.signup import create_plan, sign_up
 from tests.conftest import make_org
 from tests.fakes.receiver import WebhookReceiver
-from tests.processes import output, start_worker, stop, wait_ready, wait_until
+from tests.processes import output, start_worker, stop, wait_ready
 from tests.webhooks.conftest import register
 
 pytestmark = pytest.mark.django_db(transaction=True)

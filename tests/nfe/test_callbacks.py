@@ -1,11 +1,8 @@
 """NFe.io's account webhooks through the callbacks inbox: signature, dedupe (three copies at once),
 the environment guard, partial events, a callback that arrives before our own call has returned."""
 
-import threading
 import uuid
 
-from django.db import close_old_connections
-from django.test import Client
 
 from cobrador.callbacks import processing as callback_processing
 from cobrador.callbacks.models import GatewayCallback

@@ -17,7 +17,7 @@ from django.db.models import F
 from cobrador.catalog.models import Coupon, Plan
 from cobrador.catalog.services import coupon_applies_to, coupon_discount
 from cobrador.core import clock
-from cobrador.core.errors import Conflict, NotFound, ValidationFailed
+from cobrador.core.errors import NotFound, ValidationFailed
 from cobrador.core.ids import new_public_id
 from cobrador.customers.credits import balances_for, consume_credit, grant_credit
 from cobrador.customers.models import BillingAccount, PaymentMethod

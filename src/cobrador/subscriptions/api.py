@@ -16,6 +16,7 @@ from cobrador.subscriptions.errors import (
     SubscriptionNotLive,
     SubscriptionNotPromptRenewal,
     SubscriptionNotResumable,
+    SubscriptionNotRunning,
 )
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.schemas import (
@@ -85,7 +86,8 @@ def get_subscription(request, subscription_id: str):
     return _with_latest_invoice(get_object_or_404(_subscriptions(request), public_id=subscription_id))
 
 
-@router.patch("/subscriptions/{subscription_id}", response={200: SubscriptionOut, **errors(SubscriptionNotLive)},
+@router.patch("/subscriptions/{subscription_id}",
+              response={200: SubscriptionOut, **errors(SubscriptionNotLive, SubscriptionNotRunning)},
               summary="Change a subscription")
 def update_subscription(request, subscription_id: str, payload: SubscriptionUpdate):
     """`plan` and `quantity` wait in pending_plan / pending_quantity until the next period starts

@@ -26,3 +26,8 @@ class SubscriptionCancelScheduled(Conflict):
 
 class SubscriptionNotResumable(Conflict):
     type = "subscription_not_resumable"
+
+
+class SubscriptionNotRunning(Conflict):
+    """Paused: no running period to change at once (proration `now`)."""
+    type = "subscription_not_running"

@@ -21,6 +21,7 @@ from cobrador.subscriptions.errors import (
     SubscriptionNotLive,
     SubscriptionNotPromptRenewal,
     SubscriptionNotResumable,
+    SubscriptionNotRunning,
 )
 from cobrador.subscriptions.models import Subscription, SubscriptionSettings
 from cobrador.subscriptions.periods import add_months, period_end
@@ -208,8 +209,8 @@ def update_subscription(*, subscription: Subscription, changes: dict, at_once: b
     now (and withdraws any pending change): the caller invoices the rest of the period (proration)."""
     _require_live(subscription)
     if at_once and subscription.status == "paused":
-        raise Conflict("a paused subscription has no running period to change at once; resume it first",
-                       field="proration", type="subscription_not_running")
+        raise SubscriptionNotRunning("a paused subscription has no running period to change at once; resume it "
+                                     "first", field="proration")
     organization = subscription.organization
     new_plan = _plan(organization, changes["plan"]) if changes.get("plan") is not None else None
     quantity = changes.get("quantity")

@@ -21,10 +21,10 @@ a timeout) and returns the exit status; `kill(proc)` is kill -9. `output(proc)` 
 `HEARTBEAT_ENV` makes a subprocess's job runs beat every 0.2 s; `wait_until_abandonable(job_name, after)`
 waits until a killed subprocess's `running` JobRun has had no heartbeat for `after` seconds (set the test's
 settings.JOB_ABANDONED_AFTER to `after`), so the next run marks it abandoned and takes over.
-`restart_postgres()` restarts the PostgreSQL server (`pg_ctlcluster ... restart`: every connection of every
-client is cut) and waits until this process can connect again. The server is shared: use it once per fault
-test. COBRADOR_TEST_PG_FAULT=terminate cuts only the test database's connections instead
-(pg_terminate_backend), for working on such a test without disturbing others.
+`restart_postgres()` cuts every connection to the test database (pg_terminate_backend: what its clients
+see of a server restart) and waits until this process can connect again. The server and the suite's other
+xdist worker are shared, so that is the default; COBRADOR_TEST_PG_FAULT=restart restarts the server itself
+(`pg_ctlcluster ... restart`), for a run of the fault tests alone (bench/faults.py restarts it too).
 """
 
 import os
@@ -207,7 +207,7 @@ def restart_postgres(timeout: float = 90) -> float:
     from django.db import OperationalError, connection, connections
 
     started = time.monotonic()
-    if os.environ.get("COBRADOR_TEST_PG_FAULT") == "terminate":
+    if os.environ.get("COBRADOR_TEST_PG_FAULT", "terminate") == "terminate":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")

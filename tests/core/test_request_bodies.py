@@ -6,6 +6,7 @@ import http.client
 import json
 import logging
 import socket
+import threading
 
 import pytest
 from django.test import Client
@@ -91,17 +92,35 @@ def test_provider_callbacks_keep_their_raw_body_whatever_the_media_type(api):
 
 
 def _post_chunked(port: int, key: str, body: bytes, chunk_size: int = 7) -> tuple[int, dict]:
-    """POST /v1/billing_accounts with `Transfer-Encoding: chunked` and no Content-Length."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    """POST /v1/billing_accounts with `Transfer-Encoding: chunked` and no Content-Length.
+
+    The chunks go out from a thread while this one reads the answer: a server that refuses an oversized
+    body answers (and closes) before it has read it all, and a client that only reads after sending
+    everything would meet a broken pipe instead of the answer."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    head = (b"POST /v1/billing_accounts HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            b"Authorization: Bearer %s\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            % key.encode())
+
+    def send():
+        try:
+            sock.sendall(head)
+            for i in range(0, len(body), chunk_size):
+                piece = body[i:i + chunk_size]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            sock.sendall(b"0\r\n\r\n")
+        except OSError:  # the server answered early and closed: the answer is what the test reads
+            pass
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
     try:
-        connection.request("POST", "/v1/billing_accounts", encode_chunked=True,
-                           body=(body[i:i + chunk_size] for i in range(0, len(body), chunk_size)),
-                           headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
-                                    "Transfer-Encoding": "chunked"})
-        response = connection.getresponse()
+        response = http.client.HTTPResponse(sock)
+        response.begin()
         return response.status, json.loads(response.read() or b"null")
     finally:
-        connection.close()
+        sender.join(timeout=30)
+        sock.close()
 
 
 def _free_port() -> int:

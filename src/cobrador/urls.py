@@ -14,6 +14,7 @@ from cobrador.nfe.api import router as nfe_router
 from cobrador.notifications.api import router as notifications_router
 from cobrador.organizations.api import router as organizations_router
 from cobrador.payments.api import router as payments_router
+from cobrador.proposals.api import router as proposals_router
 from cobrador.subscriptions.api import router as subscriptions_router
 from cobrador.webhooks.api import router as webhooks_router
 
@@ -33,6 +34,7 @@ api.add_router("", gateways_router)
 api.add_router("", notifications_router)
 api.add_router("", dunning_router)
 api.add_router("", nfe_router)
+api.add_router("", proposals_router)
 
 # The operators' console says whose it is ("Django administration" by default).
 admin.site.site_header = admin.site.site_title = "cobrador"

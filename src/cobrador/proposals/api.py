@@ -1,16 +1,18 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
-from ninja import Router, Status
+from ninja import Query, Router, Status
 
+from cobrador.core import clock
 from cobrador.core.errors import ValidationFailed
 from cobrador.core.pagination import paginate
-from cobrador.proposals import services
+from cobrador.proposals import analytics, services
 from cobrador.proposals.models import Proposal, ProposalLine
 from cobrador.proposals.schemas import (
     ErrorOut,
+    ProposalAnalyticsOut,
     ProposalCreate,
     ProposalDecline,
     ProposalOut,
@@ -22,6 +24,7 @@ from cobrador.proposals.schemas import (
 )
 
 router = Router(tags=["proposals"])
+ANALYTICS_DEFAULT_DAYS = 30
 
 ERRORS_READ = {404: ErrorOut}
 ERRORS_WRITE = {404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
@@ -146,3 +149,15 @@ def update_proposal_settings(request, payload: ProposalSettingsUpdate):
     with transaction.atomic():
         settings = services.update_proposal_settings(organization=request.auth, reminder_days=payload.reminder_days)
     return services.settings_data(settings)
+
+
+@router.get("/analytics/proposals", response={200: ProposalAnalyticsOut, 422: ErrorOut}, by_alias=True,
+            summary="Proposal conversion and timing")
+def proposal_analytics(request, date_from: datetime | None = Query(None, alias="from"),
+                       date_to: datetime | None = Query(None, alias="to")):
+    """`from` and `to` are ISO 8601 date-times with a timezone; default: the last 30 days."""
+    end = _aware(date_to, "to") or clock.now()
+    start = _aware(date_from, "from") or end - timedelta(days=ANALYTICS_DEFAULT_DAYS)
+    if start >= end:
+        raise ValidationFailed("from must be before to", field="from")
+    return analytics.proposal_analytics(organization=request.auth, start=start, end=end)

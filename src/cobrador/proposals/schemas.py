@@ -173,3 +173,44 @@ class ProposalSettingsUpdate(Schema):
     model_config = STRICT
 
     reminder_days: list[Annotated[int, Field(ge=1, le=60)]] = Field(..., max_length=5)
+
+
+ANALYTICS_DESCRIPTION = (
+    "Proposals sent in [from, to): how many were viewed, accepted, declined, expired, canceled or are still "
+    "open; the conversion rate over closed proposals (accepted / (accepted + declined + expired)); mean, "
+    "median and p90 seconds from send to first view and to acceptance; and the same counts by month of "
+    "sending (in the organization's time zone)."
+)
+
+
+class ProposalCounts(Schema):
+    sent: int
+    viewed: int
+    open: int
+    accepted: int
+    declined: int
+    expired: int
+    canceled: int
+    conversion_rate: float | None = Field(description="accepted / (accepted + declined + expired); null with none.")
+
+
+class DurationStats(Schema):
+    count: int
+    mean_seconds: int | None
+    median_seconds: int | None
+    p90_seconds: int | None
+
+
+class ProposalMonth(ProposalCounts):
+    month: str = Field(description="YYYY-MM, in the organization's time zone.")
+
+
+class ProposalAnalyticsOut(ProposalCounts):
+    model_config = ConfigDict(json_schema_extra={"description": ANALYTICS_DESCRIPTION}, populate_by_name=True)
+
+    object: str = "proposal_analytics"
+    from_: datetime = Field(alias="from")
+    to: datetime
+    time_to_first_view: DurationStats
+    time_to_acceptance: DurationStats
+    by_month: list[ProposalMonth]

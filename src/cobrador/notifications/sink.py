@@ -35,6 +35,8 @@ EVENT_TO_NOTICE = {
 }
 # Proposals go to a billing account or to a prospect that has none yet (its e-mail is on the proposal).
 PROSPECT_TYPES = {"proposal_sent", "proposal_reminder"}
+# Their e-mails link to the hosted invoice page (when an app serves one and the event names no URL).
+INVOICE_PAGE_TYPES = {"invoice_created", "payment_succeeded"}
 # The seller hears of these at the organization's billing e-mail.
 SELLER_TYPES = {"proposal_accepted", "proposal_expired"}
 ACCOUNT_KEYS = ("account", "account_id", "billing_account", "billing_account_id")
@@ -89,6 +91,9 @@ class _Lookups:
         self.plan_names = dict(Plan.objects.filter(organization_id__in=org_ids, public_id__in=plan_refs)
                                .values_list("public_id", "name")) if plan_refs else {}
         # Links to the hosted proposal page, when an app registered a builder for them.
+        self.invoice_links = links.links_for("invoice", (
+            (e.organization_id, r) for e in events
+            if EVENT_TO_NOTICE.get(e.type) in INVOICE_PAGE_TYPES and (r := _invoice_ref(e))))
         self.proposal_links = links.links_for("proposal", (
             (e.organization_id, r) for e in events
             if EVENT_TO_NOTICE.get(e.type) in PROSPECT_TYPES and (r := contexts.ref(e.data.get("id")))))
@@ -178,12 +183,14 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
     if type_name == "invoice_created":
         draft.key = entity
         draft.context = {"invoice": contexts.invoice_context(data, locale, timezone)}
-        draft.link = draft.context["invoice"]["url"]
+        draft.link = draft.context["invoice"]["url"] or lookups.invoice_links.get(
+            (event.organization_id, _invoice_ref(event)), "")
     elif type_name == "payment_succeeded":
         draft.key = entity
         draft.context = {"payment": contexts.payment_context(data, locale, timezone),
                          "invoice": contexts.invoice_context(invoice_data, locale, timezone)}
-        draft.link = draft.context["invoice"]["url"]
+        draft.link = draft.context["invoice"]["url"] or lookups.invoice_links.get(
+            (event.organization_id, _invoice_ref(event)), "")
     elif type_name == "payment_failed":
         # payment.failed, invoice.payment_failed and dunning.retry_attempted can all describe one failure:
         # one notice per invoice and day. The retry date and the boleto / PIX to pay are looked up again

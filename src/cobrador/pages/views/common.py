@@ -1,0 +1,34 @@
+"""What every hosted page shares: the organization's branding, the customer's language, the one 404."""
+
+from django.shortcuts import render
+from django.utils import translation
+
+from cobrador.pages.models import PageBranding
+
+LANGUAGES = {"pt-BR": "pt-br", "en": "en"}
+
+
+def branding(organization) -> dict:
+    found = PageBranding.objects.filter(organization=organization).first()
+    return {"name": organization.name, "logo_url": found.logo_url if found else "",
+            "color": found.color if found else PageBranding.DEFAULT_COLOR}
+
+
+def _private(response):
+    # The token is in the URL: keep it out of caches, search engines and other sites' Referer headers.
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+def render_page(request, template: str, *, organization, locale: str, context: dict, status: int = 200):
+    with translation.override(LANGUAGES.get(locale, "pt-br")):
+        response = render(request, template, {"brand": branding(organization), "locale": locale, **context},
+                          status=status)
+    return _private(response)
+
+
+def not_found(request):
+    """The same answer for a wrong, revoked or dangling token: nothing tells them apart."""
+    return _private(render(request, "pages/not_found.html", status=404))

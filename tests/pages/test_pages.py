@@ -51,7 +51,7 @@ def test_the_e_mailed_link_opens_the_proposal_page_and_every_view_is_recorded(ap
     html = first.content.decode()
     assert "Proposta 1" in html and "Joana Lima" in html and "Oferta para a Joana" in html
     assert "R$ 300,00" in html and "10/03/2026" in html and "Aceitar proposta" in html
-    assert first["Cache-Control"] == "no-store" and first["Referrer-Policy"] == "no-referrer"
+    assert first["Cache-Control"] == "no-store" and first["Referrer-Policy"] == "same-origin"
     row = Proposal.objects.get(public_id=proposal["id"])
     assert row.status == "viewed" and row.view_count == 2
     assert row.first_viewed_at == utc(2026, 3, 1, 12) and row.last_viewed_at == utc(2026, 3, 1, 13)

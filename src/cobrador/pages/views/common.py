@@ -16,8 +16,10 @@ def branding(organization) -> dict:
 
 def _private(response):
     # The token is in the URL: keep it out of caches, search engines and other sites' Referer headers.
+    # (same-origin, not no-referrer: with no-referrer the page's own form posts carry `Origin: null`,
+    # which the CSRF check refuses.)
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
 

@@ -51,10 +51,11 @@ def create_link(*, organization, kind: str, object_id: str) -> tuple[PageLink, s
 
 
 def resolve(kind: str, token: str) -> PageLink | None:
+    """The live link of `kind` with this token (only its organization and object loaded), or None."""
     if not token or len(token) > 100:
         return None
-    link = PageLink.objects.filter(token_hash=token_hash(token), kind=kind, revoked_at=None).first()
-    return link
+    return PageLink.objects.filter(token_hash=token_hash(token), kind=kind, revoked_at=None).only(
+        "organization_id", "object_id").first()
 
 
 def revoke_link(link: PageLink) -> PageLink:

@@ -9,9 +9,9 @@ LANGUAGES = {"pt-BR": "pt-br", "en": "en"}
 
 
 def branding(organization) -> dict:
-    found = PageBranding.objects.filter(organization=organization).first()
-    return {"name": organization.name, "logo_url": found.logo_url if found else "",
-            "color": found.color if found else PageBranding.DEFAULT_COLOR}
+    found = PageBranding.objects.filter(organization=organization).values_list("logo_url", "color").first()
+    logo_url, color = found or ("", PageBranding.DEFAULT_COLOR)
+    return {"name": organization.name, "logo_url": logo_url, "color": color}
 
 
 def _private(response):

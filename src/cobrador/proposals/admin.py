@@ -22,7 +22,7 @@ class ProposalReminderInline(admin.TabularInline):
 
 @admin.register(Proposal)
 class ProposalAdmin(admin.ModelAdmin):
-    list_display = ("public_id", "organization", "number", "status", "total", "currency", "expires_on", "sent_at")
+    list_display = ("public_id", "organization", "number", "status", "total", "expires_on", "sent_at")
     list_filter = ("status",)
     search_fields = ("public_id", "prospect_email", "account__public_id")
     raw_id_fields = ("organization", "account")

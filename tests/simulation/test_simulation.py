@@ -65,7 +65,7 @@ def test_forty_days_of_twenty_accounts_show_every_flow(mail_dir):
     assert sum(nfse["at_nfeio"].values()) == sum(n for s, n in nfse["by_status"].items() if s != "pending")
 
     counts = report["timeline"]
-    assert counts["sign-ups"] == 20
+    assert counts["sign-ups"] == 20 + 1  # and the prospect whose proposal was accepted
     assert counts["renewals"] > 0 and counts["invoices"] > 0 and counts["trials started"] > 0
     assert counts["cards declined"] > 0
     assert counts["boletos paid"] + counts["PIX paid"] > 0
@@ -111,8 +111,17 @@ def test_forty_days_of_twenty_accounts_show_every_flow(mail_dir):
     new_card = _story(report, "new_card")
     _index(new_card, "card payment", _index(new_card, "CUSTOMER adds a new card", _index(new_card, "card declined")))
 
+    # Three proposals: one viewed and accepted, one viewed and left to expire, one never opened.
+    proposals = report["proposals"]
+    assert {k: proposals[k] for k in ("sent", "viewed", "accepted", "expired", "open")} == {
+        "sent": 3, "viewed": 2, "accepted": 1, "expired": 2, "open": 0}
+    assert proposals["conversion_rate"] == 0.3333 and proposals["time_to_acceptance"]["median_seconds"] == 93600
+    assert webhooks["by_type"]["proposal.accepted"] == 1 and webhooks["by_type"]["proposal.expired"] == 2
+    assert notices["written"]["proposal_sent"] == {"email": 3}
+
     text = render_text(simulation, summary)
     assert "ACCOUNT SUSPENDED" in text and "Summary of 40 simulated days, 20 accounts" in text
+    assert "Proposals: 3 sent, 2 viewed, 1 accepted, 0 declined, 2 expired, 0 open; conversion 33%" in text
     assert str(mail_dir) in text
 
 

@@ -103,8 +103,7 @@ def test_an_acceptance_racing_the_sweep_is_never_expired():
         def accept():
             try:
                 with transaction.atomic():
-                    row = Proposal.objects.select_for_update().select_related("organization", "account").get(
-                        pk=proposal.pk)
+                    row = services.lock_proposal(Proposal.objects.all(), pk=proposal.pk)
                     services.accept_proposal(proposal=row)
                     locked.set()
                     time.sleep(0.5)  # the sweep starts while the acceptance holds the row

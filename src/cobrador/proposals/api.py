@@ -2,6 +2,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Prefetch
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Status
 
@@ -38,8 +39,10 @@ def _proposals(request):
 
 def _locked(request, proposal_id: str) -> Proposal:
     """The proposal, row-locked for the rest of the transaction (the sweeps lock it too)."""
-    return get_object_or_404(Proposal.objects.filter(organization=request.auth).select_related(*services.RELATED)
-                             .select_for_update(of=("self",)), public_id=proposal_id)
+    proposal = services.lock_proposal(Proposal.objects.filter(organization=request.auth), public_id=proposal_id)
+    if proposal is None:
+        raise Http404
+    return proposal
 
 
 def _aware(value: datetime | None, field: str) -> datetime | None:

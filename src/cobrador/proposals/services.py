@@ -3,7 +3,7 @@ callers do, and every check runs before any write, so a rejected request changes
 
 Acceptance turns the proposal into business in the caller's transaction: the prospect becomes a billing
 account (customers.services) and each line a subscription (subscriptions.services). It runs on the
-proposal row locked by the caller (`locked_proposal`), and only from `sent` or `viewed`, so two clicks at
+proposal row locked by the caller (`lock_proposal`), and only from `sent` or `viewed`, so two clicks at
 once, or a click racing the expiration sweep, leave exactly one outcome.
 """
 
@@ -118,6 +118,15 @@ def proposal_data(proposal: Proposal) -> dict:
         "created_at": p.created_at,
         "updated_at": p.updated_at,
     }
+
+
+def lock_proposal(proposals, **lookup) -> Proposal | None:
+    """The proposal of `proposals` matching `lookup`, row-locked for the rest of the transaction, then
+    loaded with its organization and account. The joins are read after the lock: on PostgreSQL a row
+    joined in the locking query keeps its version from before the wait, so a second click waiting on
+    the first would see the account the first one created as missing."""
+    pk = proposals.select_for_update().filter(**lookup).values_list("pk", flat=True).first()
+    return Proposal.objects.select_related(*RELATED).get(pk=pk) if pk is not None else None
 
 
 def _emit(proposal: Proposal, type_: str) -> None:

@@ -16,10 +16,10 @@ from cobrador.subscriptions.models import Subscription
 
 
 def _proposal(link, *, lock: bool) -> Proposal | None:
-    proposals = Proposal.objects.select_related("organization", "account")
+    lookup = {"organization_id": link.organization_id, "public_id": link.object_id}
     if lock:
-        proposals = proposals.select_for_update(of=("self",))
-    return proposals.filter(organization_id=link.organization_id, public_id=link.object_id).first()
+        return services.lock_proposal(Proposal.objects.all(), **lookup)
+    return Proposal.objects.select_related(*services.RELATED).filter(**lookup).first()
 
 
 def _locale(proposal: Proposal) -> str:

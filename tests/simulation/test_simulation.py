@@ -169,7 +169,8 @@ def test_cobrador_simulate_runs_on_a_database_of_its_own_and_a_seed_tells_one_st
     assert (directory / "cobrador.sqlite3").is_file()
     assert report["notices"]["mail_dir"] == str(directory / "mails")
     assert report["notices"]["mail_files"] == len(list((directory / "mails").glob("*.eml"))) > 0
-    assert report["timeline"]["sign-ups"] == 12 and report["timeline"]["invoices"] > 0
+    # 12 accounts, and the one prospect (of 3) whose proposal was accepted.
+    assert report["timeline"]["sign-ups"] == 12 + 1 and report["timeline"]["invoices"] > 0
     assert report["timeline"]["cards declined"] > 0 and report["callbacks"]["sent"] > 0
     assert [d["date"] for d in report["days"]][0] == "2026-05-04"
     # The same story, apart from ids.
@@ -201,7 +202,7 @@ def test_the_default_run_tells_a_whole_dunning_case_and_took_is_the_whole_wall_t
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["errors"] == []
-    assert report["timeline"]["sign-ups"] == 100
+    assert report["timeline"]["sign-ups"] == 100 + 4  # and the prospects of the 4 accepted proposals (of 10)
     assert report["simulation"]["start"] == datetime(2026, 2, 2, tzinfo=UTC).isoformat()
     assert report["dunning"]["suspended"] >= 1 and report["dunning"]["reactivated"] >= 1
     padaria = _story(report, "suspended")

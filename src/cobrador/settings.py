@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "cobrador.notifications",
     "cobrador.dunning",
     "cobrador.nfe",
+    "cobrador.proposals",
+    "cobrador.pages",
 ]
 
 MIDDLEWARE = [

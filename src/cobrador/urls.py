@@ -14,7 +14,9 @@ from cobrador.invoicing.api import router as invoicing_router
 from cobrador.nfe.api import router as nfe_router
 from cobrador.notifications.api import router as notifications_router
 from cobrador.organizations.api import router as organizations_router
+from cobrador.pages.api import router as pages_router
 from cobrador.payments.api import router as payments_router
+from cobrador.proposals.api import router as proposals_router
 from cobrador.subscriptions.api import router as subscriptions_router
 from cobrador.webhooks.api import router as webhooks_router
 
@@ -34,6 +36,8 @@ api.add_router("", gateways_router)
 api.add_router("", notifications_router)
 api.add_router("", dunning_router)
 api.add_router("", nfe_router)
+api.add_router("", proposals_router)
+api.add_router("", pages_router)
 operations.apply(api)
 
 # The operators' console says whose it is ("Django administration" by default).
@@ -43,5 +47,6 @@ admin.site.index_title = "Operations"
 urlpatterns = [
     path("v1/", api.urls),
     path("admin/", admin.site.urls),
+    path("pages/", include("cobrador.pages.urls")),  # hosted customer pages (tokenized links)
     path("", include("cobrador.ops.urls")),  # /healthz, /readyz, /metrics
 ]

@@ -76,7 +76,7 @@ def test_bad_schedule_values_are_422_by_field_and_change_nothing(api, clock, pay
 
 def test_every_type_has_a_default_template_in_both_locales(api, clock):
     listing = api.get(TEMPLATES).json()["data"]
-    assert len(listing) == 24 and all(t["is_default"] for t in listing)
+    assert len(listing) == 28 and all(t["is_default"] for t in listing)
     for locale, word in (("pt-BR", "Fatura"), ("en", "Invoice")):
         body = api.get(f"{TEMPLATES}/invoice_created", params={"locale": locale}).json()
         assert body["is_default"] and body["id"] is None and body["locale"] == locale
@@ -193,8 +193,9 @@ def test_preferences_list_every_type_and_channel(api, clock):
     account = make_account(api.organization)
     body = api.get(prefs_url(account)).json()
     assert body["account_id"] == account.public_id and body["webhook_url"] is None
-    assert len(body["preferences"]) == 12
-    assert all(p["channels"] == {"email": True, "in_app": True, "webhook": True} for p in body["preferences"])
+    assert len(body["preferences"]) == 14
+    assert all(p["channels"] == ({"email": True} if p["type"].startswith("proposal_") else
+                                 {"email": True, "in_app": True, "webhook": True}) for p in body["preferences"])
 
 
 def test_opting_out_and_back_in(api, clock):

@@ -65,7 +65,7 @@ def test_forty_days_of_twenty_accounts_show_every_flow(mail_dir):
     assert sum(nfse["at_nfeio"].values()) == sum(n for s, n in nfse["by_status"].items() if s != "pending")
 
     counts = report["timeline"]
-    assert counts["sign-ups"] == 20
+    assert counts["sign-ups"] == 20 + 1  # and the prospect whose proposal was accepted
     assert counts["renewals"] > 0 and counts["invoices"] > 0 and counts["trials started"] > 0
     assert counts["cards declined"] > 0
     assert counts["boletos paid"] + counts["PIX paid"] > 0
@@ -116,9 +116,18 @@ def test_forty_days_of_twenty_accounts_show_every_flow(mail_dir):
     new_card = _story(report, "new_card")
     _index(new_card, "card payment", _index(new_card, "CUSTOMER adds a new card", _index(new_card, "card declined")))
 
+    # Three proposals: one viewed and accepted, one viewed and left to expire, one never opened.
+    proposals = report["proposals"]
+    assert {k: proposals[k] for k in ("sent", "viewed", "accepted", "expired", "open")} == {
+        "sent": 3, "viewed": 2, "accepted": 1, "expired": 2, "open": 0}
+    assert proposals["conversion_rate"] == 0.3333 and proposals["time_to_acceptance"]["median_seconds"] == 93600
+    assert webhooks["by_type"]["proposal.accepted"] == 1 and webhooks["by_type"]["proposal.expired"] == 2
+    assert notices["written"]["proposal_sent"] == {"email": 3}
+
     text = render_text(simulation, summary)
     assert "ACCOUNT SUSPENDED" in text and "Summary of 40 simulated days, 20 accounts" in text
     assert "by kind: " in text and "proration 2" in text and "one-off 1" in text
+    assert "Proposals: 3 sent, 2 viewed, 1 accepted, 0 declined, 2 expired, 0 open; conversion 33%" in text
     assert str(mail_dir) in text
 
 
@@ -166,7 +175,8 @@ def test_cobrador_simulate_runs_on_a_database_of_its_own_and_a_seed_tells_one_st
     assert (directory / "cobrador.sqlite3").is_file()
     assert report["notices"]["mail_dir"] == str(directory / "mails")
     assert report["notices"]["mail_files"] == len(list((directory / "mails").glob("*.eml"))) > 0
-    assert report["timeline"]["sign-ups"] == 12 and report["timeline"]["invoices"] > 0
+    # 12 accounts, and the one prospect (of 3) whose proposal was accepted.
+    assert report["timeline"]["sign-ups"] == 12 + 1 and report["timeline"]["invoices"] > 0
     assert report["timeline"]["cards declined"] > 0 and report["callbacks"]["sent"] > 0
     assert [d["date"] for d in report["days"]][0] == "2026-05-04"
     # The same story, apart from ids.
@@ -198,7 +208,7 @@ def test_the_default_run_tells_a_whole_dunning_case_and_took_is_the_whole_wall_t
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["errors"] == []
-    assert report["timeline"]["sign-ups"] == 100
+    assert report["timeline"]["sign-ups"] == 100 + 4  # and the prospects of the 4 accepted proposals (of 10)
     assert report["simulation"]["start"] == datetime(2026, 2, 2, tzinfo=UTC).isoformat()
     assert report["dunning"]["suspended"] >= 1 and report["dunning"]["reactivated"] >= 1
     padaria = _story(report, "suspended")

@@ -15,4 +15,6 @@ EVENT_TYPES = frozenset({
     "payment.overpaid",
     "dunning.retry_attempted", "dunning.exhausted",
     "nfe.issued", "nfe.failed", "nfe.canceled",
+    "proposal.sent", "proposal.viewed", "proposal.accepted", "proposal.declined", "proposal.expired",
+    "proposal.canceled", "proposal.expiring_soon",
 })

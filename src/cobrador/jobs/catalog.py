@@ -63,6 +63,11 @@ JOBS: dict[str, JobSpec] = {
         JobSpec("job-watch", "*/5 * * * *", "cobrador.jobs.health.job_watch_sweep",
                 "Nothing silent: a job late or stuck opens an incident and mails COBRADOR_OPS_EMAIL once; "
                 "one more e-mail when it recovers."),
+        JobSpec("proposal-expiration", "30 0 * * *", "cobrador.proposals.sweeps.proposal_expiration_sweep",
+                "Expire sent or viewed proposals whose last valid day has ended in the organization's time zone."),
+        JobSpec("proposal-reminder", "0 9 * * *", "cobrador.proposals.sweeps.proposal_reminder_sweep",
+                "Remind customers of open proposals on the organization's reminder days (default 3 and 1 "
+                "days before the last valid day), once each."),
         JobSpec("retention-cleanup", "0 3 * * *", "cobrador.jobs.retention.retention_cleanup_sweep",
                 "Prune old webhook deliveries, events, JobRuns, idempotency keys and finished task rows."),
     ]

@@ -110,3 +110,19 @@ def service_invoice_context(data: dict, locale: str, timezone: str) -> dict:
         "pdf_url": _text(data.get("pdf_url")),
         "error": _text(data.get("error") or data.get("flow_message")),
     }
+
+
+def proposal_context(data: dict, locale: str, customer_name: str) -> dict:
+    currency = data.get("currency") or "BRL"
+    lines = [line for line in data.get("lines") or () if isinstance(line, dict)]
+    return {
+        "id": _text(data.get("id")),
+        "number": _text(data.get("number")),
+        "total": formatting.money(data.get("total"), currency, locale),
+        "expires_on": formatting.day(data.get("expires_on"), locale),
+        "customer_name": customer_name,
+        "customer_email": _text(data.get("email")),
+        "message": _text(data.get("message")),
+        "lines": [{"plan_name": _text(line.get("plan_name")), "quantity": line.get("quantity") or 1,
+                   "amount": formatting.money(line.get("amount"), currency, locale)} for line in lines],
+    }

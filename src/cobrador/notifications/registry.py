@@ -54,6 +54,13 @@ def _service_invoice(locale: str, **extra) -> dict:
             "invoice": "in_sample", "pdf_url": "https://example.com/nfse/123.pdf", "error": "", **extra}
 
 
+def _proposal(locale: str) -> dict:
+    return {"id": "prop_sample", "number": 17, "total": formatting.money(29900, "BRL", locale),
+            "expires_on": formatting.day("2026-03-10", locale), "customer_name": "Joana Lima",
+            "customer_email": "joana@example.com", "message": "", "lines": [
+                {"plan_name": "Pro", "quantity": 2, "amount": formatting.money(29900, "BRL", locale)}]}
+
+
 _TYPES = [
     NotificationType(
         "invoice_created", ACCOUNT, "A new invoice was issued.", ("invoice",),
@@ -107,6 +114,20 @@ _TYPES = [
     NotificationType(
         "account_reactivated", ACCOUNT, "The account is active again.", (),
         lambda loc: {}),
+    # Proposals reach prospects too (no account yet): by e-mail only, to the proposal's address.
+    NotificationType(
+        "proposal_sent", ACCOUNT, "A proposal for the customer to review; `link` opens the proposal page.",
+        ("proposal",), lambda loc: {"proposal": _proposal(loc)}, channels=("email",)),
+    NotificationType(
+        "proposal_reminder", ACCOUNT,
+        "An open proposal expires in a few days (proposal settings: reminder_days); `link` opens it.",
+        ("proposal", "days_left"), lambda loc: {"proposal": _proposal(loc), "days_left": 3}, channels=("email",)),
+    NotificationType(
+        "proposal_accepted", ORGANIZATION, "The seller's news: a customer accepted a proposal.", ("proposal",),
+        lambda loc: {"proposal": _proposal(loc)}, channels=("email",)),
+    NotificationType(
+        "proposal_expired", ORGANIZATION, "The seller's news: a proposal expired unanswered.", ("proposal",),
+        lambda loc: {"proposal": _proposal(loc)}, channels=("email",)),
     NotificationType(
         "nfe_issued", ACCOUNT, "An NFS-e (service e-invoice) was issued for an invoice; `link` is its PDF.",
         ("service_invoice",),

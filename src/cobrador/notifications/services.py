@@ -411,7 +411,8 @@ class NoticeDraft:
     context: dict = field(default_factory=dict)
     account: object | None = None  # account audience
     link: str = ""
-    recipient: str = ""  # organization audience: the e-mail address
+    recipient: str = ""  # organization audience, or a prospect (no account yet): the e-mail address
+    locale: str = ""  # a prospect's language (an account's is on the account)
 
 
 def notice_dedupe_key(type_name: str, key: str, channel: str) -> str:
@@ -465,6 +466,12 @@ def enqueue_notices(drafts: list[NoticeDraft]) -> int:
                                     {**context, "locale": config.organization_locale}))
             continue
         account = draft.account
+        if account is None:
+            # A prospect (a proposal's customer before acceptance): e-mail only, no preferences yet.
+            if draft.recipient and "email" in kind.channels:
+                rows.append(new_row(draft, None, "email", draft.locale, draft.recipient,
+                                    {**context, "locale": draft.locale}))
+            continue
         context["account"] = {"id": account.public_id, "name": account.name, "email": account.email}
         context["locale"] = account.locale
         mandatory = draft.type in config.mandatory_types

@@ -13,7 +13,7 @@ from cobrador.catalog.models import Plan
 from cobrador.customers.models import BillingAccount
 from cobrador.events.services import register_sink
 from cobrador.invoicing.models import Invoice
-from cobrador.notifications import contexts, formatting, services
+from cobrador.notifications import contexts, formatting, links, services
 from cobrador.subscriptions.models import Subscription
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,17 @@ EVENT_TO_NOTICE = {
     "webhook_endpoint.disabled": "webhook_endpoint_disabled",
     "nfe.issued": "nfe_issued",
     "nfe.failed": "nfe_failed",
+    "proposal.sent": "proposal_sent",
+    "proposal.expiring_soon": "proposal_reminder",
+    "proposal.accepted": "proposal_accepted",
+    "proposal.expired": "proposal_expired",
 }
+# Proposals go to a billing account or to a prospect that has none yet (its e-mail is on the proposal).
+PROSPECT_TYPES = {"proposal_sent", "proposal_reminder"}
+# Their e-mails link to the hosted invoice page (when an app serves one and the event names no URL).
+INVOICE_PAGE_TYPES = {"invoice_created", "payment_succeeded"}
+# The seller hears of these at the organization's billing e-mail.
+SELLER_TYPES = {"proposal_accepted", "proposal_expired"}
 ACCOUNT_KEYS = ("account", "account_id", "billing_account", "billing_account_id")
 
 stats: Counter = Counter()  # per process: "unresolved" events skipped, "notified" events turned into notices
@@ -79,6 +89,13 @@ class _Lookups:
         plan_refs.discard(None)
         self.plan_names = dict(Plan.objects.filter(organization_id__in=org_ids, public_id__in=plan_refs)
                                .values_list("public_id", "name")) if plan_refs else {}
+        # Links to the hosted proposal page, when an app registered a builder for them.
+        self.invoice_links = links.links_for("invoice", (
+            (e.organization_id, r) for e in events
+            if EVENT_TO_NOTICE.get(e.type) in INVOICE_PAGE_TYPES and (r := _invoice_ref(e))))
+        self.proposal_links = links.links_for("proposal", (
+            (e.organization_id, r) for e in events
+            if EVENT_TO_NOTICE.get(e.type) in PROSPECT_TYPES and (r := contexts.ref(e.data.get("id")))))
         self.trials_with_payment_method = services.trials_with_payment_method(
             _trial(account, e) for e in events if e.type == "subscription.trial_will_end"
             if (account := self.account_for(e)) is not None)
@@ -102,8 +119,37 @@ class _Lookups:
         return None
 
 
+def _proposal_draft(event, type_name: str, account, lookups: _Lookups, config) -> services.NoticeDraft:
+    data, organization = event.data, event.organization
+    prospect = data.get("prospect") if isinstance(data.get("prospect"), dict) else {}
+    entity = str(contexts.ref(data.get("id")) or event.public_id)
+    draft = services.NoticeDraft(organization=organization, type=type_name, account=account, key=entity)
+    customer_name = account.name if account is not None else str(prospect.get("name") or "")
+    if type_name in SELLER_TYPES:
+        draft.account = None
+        draft.recipient = organization.billing_email
+        locale = config.organization_locale
+    else:
+        locale = account.locale if account is not None else str(prospect.get("locale") or "pt-BR")
+        draft.link = lookups.proposal_links.get((event.organization_id, entity), "")
+        if account is None:
+            draft.recipient, draft.locale = str(data.get("email") or ""), locale
+            draft.context["account"] = {"id": "", "name": customer_name, "email": draft.recipient}
+    draft.context["proposal"] = contexts.proposal_context(data, locale, customer_name)
+    if type_name == "proposal_sent":
+        draft.key = f"{entity}:{event.public_id}"  # each send mails once
+    elif type_name == "proposal_reminder":
+        draft.key = f"{entity}:{data.get('expires_on')}:{data.get('days_before')}"
+        expires_on = formatting.local_date(data.get("expires_on"))
+        today = formatting.local_date(event.created_at, organization.timezone)
+        draft.context["days_left"] = max(0, (expires_on - today).days) if expires_on and today else 0
+    return draft
+
+
 def _draft(event, type_name: str, account, lookups: _Lookups, config) -> services.NoticeDraft | None:
     data, organization = event.data, event.organization
+    if type_name.startswith("proposal_"):
+        return _proposal_draft(event, type_name, account, lookups, config)
     entity = str(contexts.ref(data.get("id")) or event.public_id)  # never "None": that would dedupe unrelated events
     timezone = organization.timezone
     locale = account.locale if account is not None else config.organization_locale
@@ -136,12 +182,14 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
     if type_name == "invoice_created":
         draft.key = entity
         draft.context = {"invoice": contexts.invoice_context(data, locale, timezone)}
-        draft.link = draft.context["invoice"]["url"]
+        draft.link = draft.context["invoice"]["url"] or lookups.invoice_links.get(
+            (event.organization_id, _invoice_ref(event)), "")
     elif type_name == "payment_succeeded":
         draft.key = entity
         draft.context = {"payment": contexts.payment_context(data, locale, timezone),
                          "invoice": contexts.invoice_context(invoice_data, locale, timezone)}
-        draft.link = draft.context["invoice"]["url"]
+        draft.link = draft.context["invoice"]["url"] or lookups.invoice_links.get(
+            (event.organization_id, _invoice_ref(event)), "")
     elif type_name == "payment_failed":
         # payment.failed, invoice.payment_failed and dunning.retry_attempted can all describe one failure:
         # one notice per invoice and day. The retry date and the boleto / PIX to pay are looked up again
@@ -225,7 +273,7 @@ def notify_from_events(events) -> None:
         account = None
         if type_name not in ("webhook_endpoint_disabled", "nfe_failed"):  # the organization's own notices
             account = lookups.account_for(event)
-            if account is None:
+            if account is None and type_name not in PROSPECT_TYPES | SELLER_TYPES:
                 stats["unresolved"] += 1
                 logger.info("notifications: skipped %s %s: no billing account found in its data",
                             event.type, event.public_id)

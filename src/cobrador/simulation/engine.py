@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -201,6 +202,7 @@ class Simulation:
         self._last_notice = 0
         self._reacted: set[tuple] = set()
         self._idle = False
+        self.proposals: dict[int, str] = {}  # proposal index -> prop_ id
 
     # --- set-up --------------------------------------------------------------------------------------
 
@@ -286,6 +288,7 @@ class Simulation:
             self.featured = set(stories[:self.options.follow])
             for customer in self.customers:
                 self._schedule(self.start + customer.joins_at, "join", customer)
+            self._schedule_proposals()
             for at, name in job_firings(self.start, self.end, self.options.resolution):
                 self._schedule(at, "job", name, priority=1)
             self._drain()
@@ -294,6 +297,9 @@ class Simulation:
                 clock.set(moment.at)
                 if moment.kind == "job":
                     self._run_job(moment.payload, moment.at)
+                elif moment.kind.startswith("proposal_"):
+                    self._proposal_step(moment)
+                    self._drain()
                 else:
                     self._act(moment)
                     # Customers acting at the same instant (an import) do not wait for each other's effects.
@@ -405,6 +411,48 @@ class Simulation:
         elif type_ == "subscription.renewal_prompted" and customer.confirms_renewal_after is not None:
             self._customer_acts(customer, at + _days(customer.confirms_renewal_after), "confirm_renewal",
                                 {"subscription": data["id"]})
+
+    # --- proposals: the sales side ------------------------------------------------------------------------
+
+    def _schedule_proposals(self) -> None:
+        """A tenth as many prospects as accounts (at least 3) get a proposal valid for 7 days, sent over the
+        first 60% of the run: a third open the page and accept it the next day, a third open it and let it
+        expire, a third never open it (expired by proposal-expiration)."""
+        count = max(3, self.options.accounts // 10)
+        for index in range(count):
+            sent_at = self.start + timedelta(days=1) + (self.end - self.start) * 0.6 * index / count
+            self._schedule(sent_at, "proposal_send", {"index": index})
+            if index % 3 != 2:
+                self._schedule(sent_at + timedelta(hours=5), "proposal_view", {"index": index})
+            if index % 3 == 0:
+                self._schedule(sent_at + timedelta(days=1, hours=2), "proposal_accept", {"index": index})
+
+    def _proposal_step(self, moment: _Moment) -> None:
+        index = moment.payload["index"]
+        try:
+            if moment.kind == "proposal_send":
+                local_day = moment.at.astimezone(ZoneInfo(self.organization.timezone)).date()
+                proposal = self.api.post("/proposals", {
+                    "prospect": {"name": f"Prospect {index + 1}", "email": f"prospect{index + 1}@example.com"},
+                    "lines": [{"plan": next(iter(self.plan_ids.values())), "quantity": 1 + index % 3}],
+                    "expires_on": (local_day + timedelta(days=7)).isoformat()})
+                self.proposals[index] = proposal["id"]
+                self.api.post(f"/proposals/{proposal['id']}/send")
+            elif moment.kind == "proposal_view":
+                # The prospect opens the link of the e-mail, as a browser would.
+                link = Notice.objects.filter(type="proposal_sent", context__proposal__id=self.proposals[index]) \
+                    .values_list("link", flat=True).first()
+                if link:
+                    Client().get(urlsplit(link).path)
+            else:
+                self.api.post(f"/proposals/{self.proposals[index]}/accept")
+            self.actions[moment.kind] += 1
+        except ApiError:
+            self.actions[f"{moment.kind}_refused"] += 1
+        except Exception as exc:  # a bug: shown in the summary, the walk goes on
+            logger.exception("simulation: %s of proposal %d failed", moment.kind, index)
+            self.errors.append(f"{moment.at:%Y-%m-%d %H:%M} proposal {index + 1}: {moment.kind} FAILED: "
+                               f"{type(exc).__name__}: {exc}")
 
     # --- customers' actions ------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ and from what the simulation saw, rendered as text or JSON."""
 
 import json
 from collections import Counter, defaultdict
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from cobrador.invoicing.models import Invoice
 from cobrador.nfe.models import ServiceInvoice
 from cobrador.notifications.models import Notice
 from cobrador.payments.models import Payment
+from cobrador.proposals.analytics import proposal_analytics
 from cobrador.simulation.scenario import COUPONS, PLANS
 from cobrador.simulation.timeline import LABELS
 from cobrador.subscriptions.models import Subscription
@@ -139,6 +141,9 @@ def summarize(simulation) -> dict:
                       "answered": {str(code): n for code, n in sorted(simulation.callback_answers.items())},
                       "stored": {f"{row['provider']} {row['status']}": row["count"] for row in by(
                           GatewayCallback.objects.filter(organization=organization), "provider", "status")}},
+        "proposals": {key: value for key, value in proposal_analytics(
+            organization=organization, start=simulation.start, end=simulation.end + timedelta(days=1)).items()
+            if key not in ("object", "from", "to", "by_month")},
         "webhooks": {
             "received": sum(receiver.by_type.values()), "requests": receiver.requests,
             "bad_signatures": receiver.bad_signatures, "duplicates": receiver.duplicates,
@@ -236,6 +241,14 @@ def summary_lines(summary: dict) -> list[str]:
                  f"{d['retries']} retries, {d['exhausted']} invoices with retries exhausted")
     if d["recovery_records"]:
         lines.append("  recovery records: " + ", ".join(f"{k} {v}" for k, v in d["recovery_records"].items()))
+    p = summary["proposals"]
+    if p["sent"]:
+        accept = p["time_to_acceptance"]
+        lines.append(f"Proposals: {p['sent']} sent, {p['viewed']} viewed, {p['accepted']} accepted, {p['declined']} "
+                     f"declined, {p['expired']} expired, {p['open']} open; conversion "
+                     + (f"{p['conversion_rate']:.0%}" if p["conversion_rate"] is not None else "n/a")
+                     + (f", median time to accept {accept['median_seconds'] / 3600:.1f} h"
+                        if accept["median_seconds"] is not None else ""))
     c = summary["callbacks"]
     if c["sent"]:
         lines.append(f"Signed sandbox callbacks sent to the callback view: {c['sent']} (answered "

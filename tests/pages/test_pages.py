@@ -3,7 +3,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from django.db import transaction
 from django.template.loader import render_to_string
 from django.test import Client
 from django.utils import translation

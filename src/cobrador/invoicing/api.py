@@ -4,7 +4,7 @@ from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
-from cobrador.core.errors import errors
+from cobrador.core.errors import NotFound, errors
 from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
 from cobrador.core.params import Limit, Timestamp
@@ -24,7 +24,7 @@ def _invoices(request):
 
 
 
-@router.post("/invoices", response={201: InvoiceOut}, summary="Create a one-off invoice")
+@router.post("/invoices", response={201: InvoiceOut, **errors(NotFound)}, summary="Create a one-off invoice")
 def create_invoice(request, payload: InvoiceCreate):
     """An invoice for a billing account with your own lines (description, unit amount, quantity, an
     optional NFS-e service code). The account's credit applies as on period invoices; a total of zero

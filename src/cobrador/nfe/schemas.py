@@ -138,14 +138,3 @@ class ServiceInvoicePage(Schema):
     next_cursor: str | None = None
 
 
-class ErrorDetail(Schema):
-    type: str
-    message: str
-    field: str | None
-    errors: list[dict]
-
-
-class ErrorOut(Schema):
-    """The one JSON error shape (core.errors); `type` names the condition (e.g. service_invoice_not_found)."""
-
-    error: ErrorDetail

@@ -2,15 +2,16 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
+from cobrador.core.operations import register_path_id
 from cobrador.pages import links, services
 from cobrador.pages.models import PageLink
 from cobrador.pages.schemas import PageBrandingOut, PageBrandingUpdate, PageLinkCreate, PageLinkOut
-from cobrador.proposals.schemas import ErrorOut
 
 router = Router(tags=["pages"])
+register_path_id("link_id", PageLink)
 
 
-@router.post("/page_links", response={201: PageLinkOut, 422: ErrorOut}, summary="Create a hosted page link")
+@router.post("/page_links", response={201: PageLinkOut}, summary="Create a hosted page link")
 def create_page_link(request, payload: PageLinkCreate):
     """A new unguessable link to the hosted page of a proposal or an invoice. The URL is in this answer
     only (cobrador keeps its hash). E-mails about proposals and invoices carry links of their own."""
@@ -19,7 +20,7 @@ def create_page_link(request, payload: PageLinkCreate):
     return Status(201, links.link_data(link, url))
 
 
-@router.post("/page_links/{link_id}/revoke", response={200: PageLinkOut, 404: ErrorOut},
+@router.post("/page_links/{link_id}/revoke", response=PageLinkOut,
              summary="Revoke a hosted page link")
 def revoke_page_link(request, link_id: str):
     """From now on the link answers 404, like a link that never existed."""
@@ -34,7 +35,7 @@ def get_page_branding(request):
     return services.branding_data(request.auth)
 
 
-@router.patch("/organizations/settings/pages", response={200: PageBrandingOut, 422: ErrorOut},
+@router.patch("/organizations/settings/pages", response=PageBrandingOut,
               summary="Change hosted page branding")
 def update_page_branding(request, payload: PageBrandingUpdate):
     """The logo (an https URL) and colour the hosted pages show beside the organization's name."""

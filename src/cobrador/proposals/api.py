@@ -6,13 +6,22 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Status
 
+from cobrador.catalog.errors import CouponNotRedeemable
 from cobrador.core import clock
-from cobrador.core.errors import ValidationFailed
+from cobrador.core.errors import ValidationFailed, errors
+from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
+from cobrador.core.params import Limit
 from cobrador.proposals import analytics, services
+from cobrador.proposals.errors import (
+    ProposalClosed,
+    ProposalExpired,
+    ProposalNotEditable,
+    ProposalNotOpen,
+    ProposalNotSendable,
+)
 from cobrador.proposals.models import Proposal, ProposalLine
 from cobrador.proposals.schemas import (
-    ErrorOut,
     ProposalAnalyticsOut,
     ProposalCreate,
     ProposalDecline,
@@ -23,12 +32,11 @@ from cobrador.proposals.schemas import (
     ProposalStatus,
     ProposalUpdate,
 )
+from cobrador.subscriptions.errors import BillingAccountNotActive
 
 router = Router(tags=["proposals"])
+register_path_id("proposal_id", Proposal)
 ANALYTICS_DEFAULT_DAYS = 30
-
-ERRORS_READ = {404: ErrorOut}
-ERRORS_WRITE = {404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
 
 
 def _proposals(request):
@@ -51,7 +59,7 @@ def _aware(value: datetime | None, field: str) -> datetime | None:
     return value
 
 
-@router.post("/proposals", response={201: ProposalOut, 422: ErrorOut}, summary="Create a proposal")
+@router.post("/proposals", response={201: ProposalOut}, summary="Create a proposal")
 def create_proposal(request, payload: ProposalCreate):
     """A draft. Give `account` (an existing ba_ id) or `prospect`; `expires_on` is the last valid day
     in the organization's time zone, from today to 366 days ahead."""
@@ -61,10 +69,10 @@ def create_proposal(request, payload: ProposalCreate):
     return Status(201, services.proposal_data(proposal))
 
 
-@router.get("/proposals", response={200: ProposalPage, 422: ErrorOut}, summary="List proposals")
+@router.get("/proposals", response=ProposalPage, summary="List proposals")
 def list_proposals(request, status: ProposalStatus | None = None, account: str | None = None,
                    sent_at_gte: datetime | None = None, sent_at_lt: datetime | None = None,
-                   expires_on_lte: str | None = None, limit: int = 20, cursor: str | None = None):
+                   expires_on_lte: str | None = None, limit: Limit = 20, cursor: str | None = None):
     """Newest first. Filters: `status`, `account` (ba_ id), `sent_at_gte` <= sent_at < `sent_at_lt`
     (ISO 8601 with a timezone), `expires_on_lte` (YYYY-MM-DD)."""
     proposals = _proposals(request)
@@ -84,12 +92,13 @@ def list_proposals(request, status: ProposalStatus | None = None, account: str |
     return paginate(proposals, cursor=cursor, limit=limit, serialize=services.proposal_data)
 
 
-@router.get("/proposals/{proposal_id}", response={200: ProposalOut, **ERRORS_READ}, summary="Retrieve a proposal")
+@router.get("/proposals/{proposal_id}", response=ProposalOut, summary="Retrieve a proposal")
 def get_proposal(request, proposal_id: str):
     return services.proposal_data(get_object_or_404(_proposals(request), public_id=proposal_id))
 
 
-@router.patch("/proposals/{proposal_id}", response={200: ProposalOut, **ERRORS_WRITE}, summary="Edit a draft")
+@router.patch("/proposals/{proposal_id}", response={200: ProposalOut, **errors(ProposalNotEditable)},
+              summary="Edit a draft")
 def update_proposal(request, proposal_id: str, payload: ProposalUpdate):
     """Only a draft (else a 409 `proposal_not_editable`); `lines` replaces every line."""
     with transaction.atomic():
@@ -98,7 +107,8 @@ def update_proposal(request, proposal_id: str, payload: ProposalUpdate):
     return services.proposal_data(proposal)
 
 
-@router.post("/proposals/{proposal_id}/send", response={200: ProposalOut, **ERRORS_WRITE},
+@router.post("/proposals/{proposal_id}/send",
+             response={200: ProposalOut, **errors(ProposalExpired, ProposalNotSendable)},
              summary="Send a proposal")
 def send_proposal(request, proposal_id: str):
     """draft -> sent, and proposal.sent goes out: the customer is e-mailed the link to the proposal page.
@@ -109,7 +119,9 @@ def send_proposal(request, proposal_id: str):
     return services.proposal_data(proposal)
 
 
-@router.post("/proposals/{proposal_id}/accept", response={200: ProposalOut, **ERRORS_WRITE},
+@router.post("/proposals/{proposal_id}/accept",
+             response={200: ProposalOut, **errors(ProposalExpired, ProposalClosed, ProposalNotOpen,
+                                                  BillingAccountNotActive, CouponNotRedeemable)},
              summary="Accept a proposal on the customer's behalf")
 def accept_proposal(request, proposal_id: str):
     """Creates the prospect's billing account and one subscription per line, in one transaction;
@@ -121,7 +133,8 @@ def accept_proposal(request, proposal_id: str):
     return services.proposal_data(proposal)
 
 
-@router.post("/proposals/{proposal_id}/decline", response={200: ProposalOut, **ERRORS_WRITE},
+@router.post("/proposals/{proposal_id}/decline",
+             response={200: ProposalOut, **errors(ProposalExpired, ProposalClosed, ProposalNotOpen)},
              summary="Decline a proposal on the customer's behalf")
 def decline_proposal(request, proposal_id: str, payload: ProposalDecline | None = None):
     payload = payload or ProposalDecline()
@@ -130,7 +143,7 @@ def decline_proposal(request, proposal_id: str, payload: ProposalDecline | None 
     return services.proposal_data(proposal)
 
 
-@router.post("/proposals/{proposal_id}/cancel", response={200: ProposalOut, **ERRORS_WRITE},
+@router.post("/proposals/{proposal_id}/cancel", response={200: ProposalOut, **errors(ProposalClosed)},
              summary="Withdraw a proposal")
 def cancel_proposal(request, proposal_id: str):
     """A draft, sent or viewed proposal is canceled (409 `proposal_closed` otherwise)."""
@@ -144,7 +157,7 @@ def get_proposal_settings(request):
     return services.settings_data(services.proposal_settings(request.auth))
 
 
-@router.patch("/organizations/settings/proposals", response={200: ProposalSettingsOut, 422: ErrorOut},
+@router.patch("/organizations/settings/proposals", response=ProposalSettingsOut,
               summary="Change proposal settings")
 def update_proposal_settings(request, payload: ProposalSettingsUpdate):
     """`reminder_days`: the days before the last valid day on which proposal-reminder reminds the
@@ -154,7 +167,7 @@ def update_proposal_settings(request, payload: ProposalSettingsUpdate):
     return services.settings_data(settings)
 
 
-@router.get("/analytics/proposals", response={200: ProposalAnalyticsOut, 422: ErrorOut}, by_alias=True,
+@router.get("/analytics/proposals", response=ProposalAnalyticsOut, by_alias=True,
             summary="Proposal conversion and timing")
 def proposal_analytics(request, date_from: datetime | None = Query(None, alias="from"),
                        date_to: datetime | None = Query(None, alias="to")):

@@ -30,21 +30,7 @@ def _iso_day(value):
 Day = Annotated[date, BeforeValidator(_iso_day), Field(strict=False)]
 
 
-class ErrorDetail(Schema):
-    field: str | None
-    message: str
 
-
-class ErrorBody(Schema):
-    type: str = Field(description="Stable: e.g. proposal_expired, proposal_closed, validation_error, not_found.")
-    message: str
-    field: str | None
-    errors: list[ErrorDetail]
-
-
-class ErrorOut(Schema):
-    """Every error: the one JSON shape of the API."""
-    error: ErrorBody
 
 
 class ProspectIn(Schema):

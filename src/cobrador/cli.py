@@ -15,7 +15,6 @@ import time
 from importlib import import_module
 
 from cobrador.core.commandline import CommandFailed, setup_django
-from cobrador.core.errors import ApiError
 from cobrador.core.keys import ConfigurationError  # imports no Django: safe before settings load
 
 # Commands that set up Django themselves (the simulation first points the settings at its own database).
@@ -151,9 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(import_module(module), function)(args) or 0
     except (CommandFailed, ConfigurationError) as exc:
         return _fail(str(exc))
-    except ApiError as exc:  # a service refused the input: say which option, in the operator's words
-        return _fail(_option_message(exc, args.parser))
     except Exception as exc:
+        # Deferred: core.errors imports django-ninja, which reads Django's settings as it loads, and the
+        # settings may be what failed (a malformed key, an unusable data directory).
+        from cobrador.core.errors import ApiError
+
+        if isinstance(exc, ApiError):  # a service refused the input: say which option, in the operator's words
+            return _fail(_option_message(exc, args.parser))
         problem = _database_problem(exc)
         if problem is None:
             raise
@@ -165,7 +168,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _option_message(exc: ApiError, parser: argparse.ArgumentParser) -> str:
+def _option_message(exc, parser: argparse.ArgumentParser) -> str:
     """A service's "field: problem" as "--option problem" (or "NAME problem") of the command that was run."""
     actions = {action.dest: action for action in parser._actions}  # noqa: SLF001
     action = actions.get(exc.field)

@@ -243,8 +243,8 @@ def update_subscription(*, subscription: Subscription, changes: dict, at_once: b
         subscription.metadata = changes["metadata"]
     if subscription_data(subscription) != before:
         subscription.updated_at = clock.now()
-        subscription.save(update_fields=["pending_plan", "pending_quantity", "renewal_mode", "payment_method",
-                                         "metadata", "updated_at"])
+        subscription.save(update_fields=["plan", "quantity", "pending_plan", "pending_quantity", "renewal_mode",
+                                         "payment_method", "metadata", "updated_at"])
         _emit(subscription, "subscription.updated")
     return subscription
 

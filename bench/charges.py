@@ -129,10 +129,9 @@ def recorded_requests(config, count: int) -> list:
 
     from cobrador.core import clock
     from cobrador.customers.models import PaymentMethod
+    from cobrador.gateways import pagarme
     from cobrador.invoicing.models import Invoice
     from cobrador.payments import charging, services
-
-    from cobrador.gateways import pagarme
 
     captured = []
 

@@ -60,7 +60,7 @@ for line in sys.stdin:
             external = [n["externalId"] for n in fake.notes.values() if n["_company"] == %r]
         answer = {"notes": len(external), "distinct_external_ids": len(set(external))}
     print(json.dumps(answer), flush=True)
-""" % (API_KEY, COMPANY, CEILING_COMPANY, COMPANY)
+""" % (API_KEY, COMPANY, CEILING_COMPANY, COMPANY)  # noqa: UP031 - the script is full of braces
 
 
 def reset_peak_rss() -> None:
@@ -158,7 +158,8 @@ def ceiling(n: int, organization, config) -> float:
     client = services.client_for(config)
     started = time.monotonic()
     for position in range(0, n, 200):  # the same batches as issuing, without the database
-        call_concurrently(lambda body: client.issue(company_id=CEILING_COMPANY, body=body), bodies[position:position + 200])
+        call_concurrently(lambda body: client.issue(company_id=CEILING_COMPANY, body=body),
+                          bodies[position:position + 200])
     return n / (time.monotonic() - started)
 
 
@@ -248,7 +249,8 @@ def main() -> int:
         "memory": {"what": "peak RSS (VmHWM, reset before issuance) over the RSS before it",
                    "peak_growth_first_10pct_mb": round(growth_first / 2**20, 1),
                    "peak_growth_last_90pct_mb": round(growth_rest / 2**20, 1), "flat": memory_flat},
-        "callbacks": {"delivered_ok": delivery["ok"], "intake_per_second": round(delivery["sent"] / delivery["seconds"], 1),
+        "callbacks": {"delivered_ok": delivery["ok"],
+                      "intake_per_second": round(delivery["sent"] / delivery["seconds"], 1),
                       "processed": processed, "processing_per_second": round(args.n / process_seconds, 1)},
         "result": {"issued": issued, "nfe_issued_events": events, "notes_at_nfeio": at_fake},
         "targets": {"ratio": TARGET_RATIO, "memory_flat": True},

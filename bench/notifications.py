@@ -23,8 +23,15 @@ import sys
 import time
 from datetime import date, timedelta
 
-from _common import REPO, add_database_argument, fresh_database, own_peak_rss_bytes, print_json, start_worker, \
-    wait_until
+from _common import (
+    REPO,
+    add_database_argument,
+    fresh_database,
+    own_peak_rss_bytes,
+    print_json,
+    start_worker,
+    wait_until,
+)
 
 TARGET_RATIO = 0.3
 

@@ -27,8 +27,15 @@ import socket
 import sys
 import time
 
-from _common import ReceiverProcess, add_database_argument, fresh_database, percentile, print_json, start_worker, \
-    wait_until
+from _common import (
+    ReceiverProcess,
+    add_database_argument,
+    fresh_database,
+    percentile,
+    print_json,
+    start_worker,
+    wait_until,
+)
 from callbacks import Web
 
 TARGET_THROUGHPUT_RATIO = 0.3

@@ -26,8 +26,16 @@ import sys
 import threading
 import time
 
-from _common import ReceiverProcess, add_database_argument, fresh_database, own_peak_rss_bytes, percentile, \
-    print_json, start_worker, wait_until
+from _common import (
+    ReceiverProcess,
+    add_database_argument,
+    fresh_database,
+    own_peak_rss_bytes,
+    percentile,
+    print_json,
+    start_worker,
+    wait_until,
+)
 
 TARGET_RATIO = 0.2
 TARGET_P99_LAG_SECONDS = {"postgresql": 1.0, "sqlite": 1.5}

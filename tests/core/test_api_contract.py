@@ -144,7 +144,7 @@ def test_every_path_id_has_a_lookup(db):
 
 def test_list_limits_are_in_the_schema(db):
     schema = ninja_api.get_openapi_schema()
-    for path, method, operation in _operations(schema):
+    for path, _method, operation in _operations(schema):
         for parameter in operation.get("parameters", []):
             if parameter["name"] == "limit":
                 assert (parameter["schema"]["minimum"], parameter["schema"]["maximum"]) == (1, 100), path

@@ -39,7 +39,8 @@ def test_every_operation_keeps_the_openapi_contract(live_server, transactional_d
     env = {**os.environ, "SCHEMATHESIS_HOOKS": ""}
     run = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     if os.environ.get("COBRADOR_FUZZ_LOG"):
-        open(os.environ["COBRADOR_FUZZ_LOG"], "w").write(run.stdout + run.stderr)
+        with open(os.environ["COBRADOR_FUZZ_LOG"], "w") as log:
+            log.write(run.stdout + run.stderr)
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
     operations = sum(len(item) for item in ninja_api.get_openapi_schema()["paths"].values())
     assert re.search(r"Tested: (\d+)", run.stdout).group(1) == str(operations), run.stdout[-3000:]

@@ -99,7 +99,7 @@ def test_single_character_changes_of_the_published_cnpj_are_caught():
             if char == body[position]:
                 continue
             changed = body[:position] + char + body[position + 1:]
-            if abs((ord(char) - ord(body[position]))) % 11 != 0:
+            if abs(ord(char) - ord(body[position])) % 11 != 0:
                 assert not is_valid_cnpj(changed + "35"), changed
 
 

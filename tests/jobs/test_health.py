@@ -68,7 +68,7 @@ def test_a_live_run_far_past_its_usual_time_is_stuck(clock):
 
 
 @pytest.mark.django_db
-def test_stopping_a_jobs_schedule_makes_it_late_and_sends_one_email_then_one_on_recovery(clock, smtp, settings):
+def test_stopping_a_jobs_schedule_makes_it_late_and_sends_one_email_then_one_on_recovery(clock, smtp, settings):  # noqa: F811 - the fixture
     settings.OPS_EMAIL = ["ops@example.com"]
     clock.set(T0)
     run_job(JOB)
@@ -100,7 +100,7 @@ def test_stopping_a_jobs_schedule_makes_it_late_and_sends_one_email_then_one_on_
 
 
 @pytest.mark.django_db
-def test_an_alert_the_mail_server_refused_is_sent_by_the_next_check(clock, smtp, settings):
+def test_an_alert_the_mail_server_refused_is_sent_by_the_next_check(clock, smtp, settings):  # noqa: F811
     settings.OPS_EMAIL = ["ops@example.com"]
     working = settings.MAILERS
     with socket.socket() as closed:  # a port nobody listens on

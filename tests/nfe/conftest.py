@@ -12,7 +12,8 @@ from tests.factories import make_org
 from tests.fakes.nfeio import FakeNfeio
 
 WEBHOOK_SECRET = "nfeio-webhook-secret-0123456789abcdef"
-ADDRESS = {"street": "Rua das Laranjeiras", "number": "1287", "complement": "", "neighborhood": "Vila Mariana", "city": "São Paulo",
+ADDRESS = {"street": "Rua das Laranjeiras", "number": "1287", "complement": "", "neighborhood": "Vila Mariana",
+           "city": "São Paulo",
            "state": "SP", "zipcode": "04015020", "country": "BR", "city_code": "3550308"}
 
 

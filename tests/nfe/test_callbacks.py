@@ -3,7 +3,6 @@ the environment guard, partial events, a callback that arrives before our own ca
 
 import uuid
 
-
 from cobrador.callbacks import processing as callback_processing
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.core import clock as clock_module

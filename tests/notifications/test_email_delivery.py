@@ -8,8 +8,7 @@ from django.test import Client
 
 from cobrador.notifications.delivery import deliver_batch
 from cobrador.notifications.models import Notice, NotificationOptOut
-from tests.notifications.conftest import drain, emit_invoice_created, make_account, make_invoice, notices, \
-    smtp_mailers
+from tests.notifications.conftest import drain, emit_invoice_created, make_account, make_invoice, notices, smtp_mailers
 
 
 def _parts(mail):

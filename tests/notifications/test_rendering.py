@@ -7,8 +7,16 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from cobrador.notifications import defaults, registry
 from cobrador.notifications.formatting import LOCALES
-from cobrador.notifications.rendering import MAX_OUTPUT_BYTES, RenderError, RenderLimitExceeded, \
-    TemplateCompileError, TemplateEnvironment, compile_errors, render, render_message
+from cobrador.notifications.rendering import (
+    MAX_OUTPUT_BYTES,
+    RenderError,
+    RenderLimitExceeded,
+    TemplateCompileError,
+    TemplateEnvironment,
+    compile_errors,
+    render,
+    render_message,
+)
 
 CONTEXT = {"account": {"name": "Maria", "email": "maria@example.com"}, "items": ["a", "b"], "n": 3}
 

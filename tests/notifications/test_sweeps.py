@@ -3,7 +3,9 @@
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import transaction
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from cobrador.catalog.services import create_plan
 from cobrador.events.models import Event

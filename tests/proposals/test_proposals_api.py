@@ -74,7 +74,8 @@ def test_only_a_draft_is_editable(api, clock):
     api.post(f"/v1/proposals/{proposal['id']}/send")
     refused = api.patch(f"/v1/proposals/{proposal['id']}", {"message": "late"})
 
-    assert edited.status_code == 200 and edited.json()["total"] == 1500 and edited.json()["message"] == "Oferta especial"
+    assert edited.status_code == 200
+    assert edited.json()["total"] == 1500 and edited.json()["message"] == "Oferta especial"
     assert refused.status_code == 409 and refused.json()["error"]["type"] == "proposal_not_editable"
 
 
@@ -191,7 +192,8 @@ def test_openapi_lists_each_routes_errors(api):
 
 def test_reminder_days_are_configurable_per_organization(api, clock):
     assert api.get("/v1/organizations/settings/proposals").json()["reminder_days"] == [3, 1]
-    assert api.patch("/v1/organizations/settings/proposals", {"reminder_days": [1, 7]}).json()["reminder_days"] == [7, 1]
+    changed = api.patch("/v1/organizations/settings/proposals", {"reminder_days": [1, 7]})
+    assert changed.json()["reminder_days"] == [7, 1]
     assert api.patch("/v1/organizations/settings/proposals", {"reminder_days": [0]}).status_code == 422
 
 

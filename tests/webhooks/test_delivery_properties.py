@@ -2,7 +2,9 @@
 
 from datetime import UTC, datetime
 
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from cobrador.core import clock as clock_module
 from cobrador.webhooks.delivery import RETRY_DELAYS, deliver_due

@@ -28,7 +28,7 @@ def register_path_id(name: str, lookup: type[Model] | Callable[[object, str], bo
     """`lookup`: a model with `organization` and `public_id`, or `(organization, value) -> exists`."""
     if isinstance(lookup, type) and issubclass(lookup, Model):
         model = lookup
-        _path_id_lookups[name] = lambda organization, value: model._default_manager.filter(
+        _path_id_lookups[name] = lambda organization, value: model._default_manager.filter(  # noqa: SLF001 - Django's documented manager
             organization=organization, public_id=value).exists()
     else:
         _path_id_lookups[name] = lookup
@@ -76,7 +76,7 @@ def _check_query(request, names: set[str], lists: set[str]) -> None:
 
 def _ordered_input_checks(operation) -> None:
     names, lists = _query_names(operation)
-    get_values = operation._get_values  # ninja's step that validates path, query and body, after auth
+    get_values = operation._get_values  # noqa: SLF001 - ninja's step that validates path, query and body, after auth
 
     # A provider's signed callback (no API key) is stored raw whatever its URL carries.
     check_query = bool(operation.auth_callbacks)
@@ -90,7 +90,7 @@ def _ordered_input_checks(operation) -> None:
             _check_path_ids(request, path_params)
             raise
 
-    operation._get_values = get_values_in_order
+    operation._get_values = get_values_in_order  # noqa: SLF001 - wraps ninja's input step (above)
 
 
 def _document_errors(operation, path: str) -> None:
@@ -114,12 +114,13 @@ def _document_errors(operation, path: str) -> None:
         if declared is not None:
             common.setdefault(status, set()).update(declared)
     for status, types in common.items():
-        operation.response_models[status] = operation._create_response_model(error_schema(status, types))
+        operation.response_models[status] = operation._create_response_model(  # noqa: SLF001 - ninja's own schema wrapper
+            error_schema(status, types))
 
 
 def apply(api) -> None:
     """Call once, after every router is added and before `api.urls` is read."""
-    for bound_router in api._get_bound_routers():
+    for bound_router in api._get_bound_routers():  # noqa: SLF001 - ninja lists its routes nowhere public
         for path, path_view in bound_router.path_operations.items():
             for operation in path_view.operations:
                 if not operation.include_in_schema:  # pages for people (unsubscribe), not the JSON API

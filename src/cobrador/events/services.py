@@ -1,8 +1,8 @@
 """Domain events: recorded in the business transaction, then handed to every registered sink
 (webhook deliveries now; notifications later) in that same transaction, as outbox rows."""
 
-from collections.abc import Callable, Iterable
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 

@@ -22,7 +22,8 @@ which fields are set in `credentials_set`):
   or a one-time `token_...`.
 * `kobana` (bank_slip through API v1, pix through API v2; no cards): `api_token`, `webhook_secret` (the
   secret of the Kobana webhook pointed at `callback_url`), `pix_account_uid` (needed for pix). Options:
-  `timeout_seconds`, `pix_account_uid`, `boleto` (extra bank-billet fields such as fine and interest), `boleto_days_to_due`.
+  `timeout_seconds`, `pix_account_uid`, `boleto` (extra bank-billet fields such as fine and interest),
+  `boleto_days_to_due`.
 * `sandbox` (test mode only; card, bank_slip, pix): no credentials needed. A test-mode organization
   without a configuration for a method is served by a built-in sandbox configuration (`fallback: true`).
   Sandbox card tokens decide the outcome:

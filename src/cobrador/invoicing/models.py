@@ -73,4 +73,5 @@ class InvoiceLine(models.Model):
     amount = models.BigIntegerField()  # negative on a proration's credit line
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
-    service_code = models.CharField(max_length=20, blank=True, default="", db_default="")  # the NFS-e service code, if any
+    # The NFS-e service code of a one-off line, if any.
+    service_code = models.CharField(max_length=20, blank=True, default="", db_default="")

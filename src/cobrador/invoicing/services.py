@@ -17,6 +17,7 @@ from django.db.models import F
 from cobrador.catalog.models import Coupon, Plan
 from cobrador.catalog.services import coupon_applies_to, coupon_discount
 from cobrador.core import clock
+from cobrador.core.bulk import insert_rows
 from cobrador.core.errors import NotFound, ValidationFailed
 from cobrador.core.ids import new_public_id
 from cobrador.customers.credits import balances_for, consume_credit, grant_credit
@@ -26,7 +27,6 @@ from cobrador.invoicing import proration
 from cobrador.invoicing.errors import InvoiceNotVoidable
 from cobrador.invoicing.models import Invoice, InvoiceLine, InvoiceNumberSequence
 from cobrador.organizations.models import Organization
-from cobrador.core.bulk import insert_rows
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.periods import periods_between
 from cobrador.subscriptions.services import update_subscription

@@ -226,7 +226,7 @@ def _save_lines(proposal: Proposal, lines: list[ProposalLine]) -> None:
     for line in lines:
         line.proposal = proposal
     ProposalLine.objects.bulk_create(lines)
-    proposal._prefetched_objects_cache = {"lines": lines}
+    proposal._prefetched_objects_cache = {"lines": lines}  # noqa: SLF001 - Django's prefetch cache: no re-read
 
 
 # --- use cases -----------------------------------------------------------------------------------------------

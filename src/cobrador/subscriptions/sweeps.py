@@ -23,11 +23,11 @@ from django.conf import settings
 from django.db.models import Q
 
 from cobrador.core import clock
+from cobrador.core.bulk import update_rows
 from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.events.services import EventDraft, record_events
 from cobrador.invoicing.models import Invoice
 from cobrador.organizations.services import attach_organizations
-from cobrador.core.bulk import update_rows
 from cobrador.subscriptions.models import Subscription, SubscriptionSettings
 from cobrador.subscriptions.periods import add_months, period_end
 from cobrador.subscriptions.services import LIVE_STATUSES, subscription_data

@@ -9,10 +9,10 @@ from django.conf import settings
 from cobrador.core import clock
 from cobrador.core.bulk import insert_objects
 from cobrador.core.errors import ValidationFailed
+from cobrador.core.outbox import wake_outbox_after_commit
 from cobrador.events.models import Event
 from cobrador.events.services import record_event, register_sink
 from cobrador.events.types import EVENT_TYPES
-from cobrador.core.outbox import wake_outbox_after_commit
 from cobrador.webhooks.errors import WebhookEndpointDisabled
 from cobrador.webhooks.models import WebhookDelivery, WebhookEndpoint
 from cobrador.webhooks.ssrf import BlockedTarget, validate_webhook_url

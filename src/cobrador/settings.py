@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "cobrador.notifications",
     "cobrador.dunning",
     "cobrador.nfe",
+    "cobrador.usage",
 ]
 
 MIDDLEWARE = [

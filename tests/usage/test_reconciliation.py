@@ -24,7 +24,7 @@ actions = st.lists(st.tuples(
                      "cancel_now", "cancel_at_end", "resume", "suspend", "reactivate", "wait"]),
     st.integers(0, 2),  # which account
     st.integers(0, 3),  # which plan / subscription / quantity
-    st.integers(0, 40),  # days to wait after the action
+    st.integers(0, 35),  # days to wait after the action
 ), min_size=1, max_size=14)
 
 
@@ -33,7 +33,7 @@ def org_mrr(organization) -> int:
     return sum(by_currency.get("BRL", 0) for by_currency in totals.values())
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(steps=actions)
 def test_movements_reconcile_every_day_and_month(api, steps):
@@ -60,6 +60,7 @@ def _run_scenario(org, steps):
     accounts = [make_account(org, name=f"C{i}") for i in range(3)]
     checkpoints = [(clock_module.now(), org_mrr(org))]
     for action, who, which, wait in steps:
+        clock_module.advance(timedelta(seconds=1))  # each action after the last checkpoint
         account = accounts[who]
         account.refresh_from_db()
         live = _live(account)
@@ -90,7 +91,7 @@ def _run_scenario(org, steps):
         if wait:
             # The sweeps run at every checkpoint, so nothing due is left pending at one.
             for day in range(1, wait + 1):
-                at = checkpoints[-1][0] + timedelta(days=1)
+                at = clock_module.now() + timedelta(days=1)
                 renew(at)
                 invoice(at)
                 checkpoints.append((at, org_mrr(org)))
@@ -110,7 +111,9 @@ def _check_balances(org):
 def _check_identity(org, checkpoints):
     # Between consecutive checkpoints (one every simulated day) ...
     for (start, mrr_start), (end, mrr_end) in zip(checkpoints, checkpoints[1:]):
-        m = movements_between(organization=org, start=start, end=end + timedelta(microseconds=1))
+        # A checkpoint's MRR includes the movements at its own instant: the spans are (start, end].
+        tick = timedelta(microseconds=1)
+        m = movements_between(organization=org, start=start + tick, end=end + tick)
         assert mrr_start + m["new"] + m["expansion"] + m["reactivation"] - m["contraction"] - m["churn"] == mrr_end
     # ... and over every local day and every calendar month the scenario covers, from the ledger alone.
     first, last = checkpoints[0][0], checkpoints[-1][0]

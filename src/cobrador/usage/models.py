@@ -61,3 +61,69 @@ class MrrMovement(models.Model):
         ]
         constraints = [models.CheckConstraint(condition=Q(mrr_before__gte=0, mrr_after__gte=0),
                                               name="mrr_movement_not_negative")]
+
+
+class UsageDailySnapshot(models.Model):
+    """One organization's local day (in its time zone), computed after the day ended by
+    `usage-daily-snapshot`. MRR and movements come from the ledger; invoices and payments by the
+    day their fact happened (a later refund never rewrites a past day). Amounts in centavos (BRL)."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, db_index=False)
+    day = models.DateField()
+    currency = models.CharField(max_length=3, default="BRL")
+    definition_version = models.PositiveSmallIntegerField(default=DEFINITION_VERSION)
+    mrr = models.BigIntegerField()  # at the end of the day
+    arr = models.BigIntegerField()  # 12 x mrr
+    mrr_at_start = models.BigIntegerField()
+    active_customers = models.PositiveIntegerField()  # customers with MRR > 0 at the end of the day
+    movements = models.JSONField(default=dict)  # amounts and counts by kind, churn split by type
+    invoices_issued = models.PositiveIntegerField(default=0)
+    invoices_issued_amount = models.BigIntegerField(default=0)
+    payments_received = models.PositiveIntegerField(default=0)
+    payments_received_amount = models.BigIntegerField(default=0)
+    payments_by_method = models.JSONField(default=dict)  # {"card": {"count": n, "amount": a}, ...}
+    payments_failed = models.PositiveIntegerField(default=0)
+    recovered_by_dunning = models.BigIntegerField(default=0)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "day"], name="usage_daily_once")]
+
+
+class UsageMonthlySnapshot(models.Model):
+    """One organization's calendar month (local), consolidated on day 1 of the next by
+    `usage-monthly-snapshot` from the ledger; its month-end MRR equals the last daily MRR."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, db_index=False)
+    month = models.DateField()  # the first day of the month
+    currency = models.CharField(max_length=3, default="BRL")
+    definition_version = models.PositiveSmallIntegerField(default=DEFINITION_VERSION)
+    mrr_at_start = models.BigIntegerField()
+    mrr = models.BigIntegerField()
+    arr = models.BigIntegerField()
+    active_customers = models.PositiveIntegerField()
+    movements = models.JSONField(default=dict)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "month"], name="usage_monthly_once")]
+
+
+class UsageCohortRow(models.Model):
+    """Customers whose first paid month is `cohort_month`, seen at the end of `month` (`age_months`
+    after): how many still pay (logo retention) and their MRR (net revenue retention)."""
+
+    organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, db_index=False)
+    month = models.DateField()
+    cohort_month = models.DateField()
+    age_months = models.PositiveSmallIntegerField()
+    customers = models.PositiveIntegerField()  # the cohort's size
+    active_customers = models.PositiveIntegerField()
+    starting_mrr = models.BigIntegerField()  # the cohort's MRR at the end of its first month
+    mrr = models.BigIntegerField()
+    definition_version = models.PositiveSmallIntegerField(default=DEFINITION_VERSION)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "month", "cohort_month"],
+                                               name="usage_cohort_once")]

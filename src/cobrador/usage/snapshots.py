@@ -41,10 +41,9 @@ def _mrr_and_active(organization, at: datetime) -> tuple[int, int]:
     return sum(m for m, _ in balances.values()), sum(1 for m, _ in balances.values() if m > 0)
 
 
-def daily_snapshot_values(*, organization, day: date) -> dict:
+def daily_snapshot_values(*, organization, day: date, mrr_start: int, mrr: int, active: int) -> dict:
+    """The day's row; its MRR figures come from the caller's walk over the ledger."""
     start, end = local_day_bounds(organization.timezone, day)
-    mrr_start, _ = _mrr_and_active(organization, start)
-    mrr, active = _mrr_and_active(organization, end)
     invoices = Invoice.objects.filter(organization=organization, created_at__gte=start, created_at__lt=end).exclude(
         status="draft").aggregate(count=Count("pk"), amount=Sum("total"))
     by_method = {}
@@ -67,10 +66,35 @@ def daily_snapshot_values(*, organization, day: date) -> dict:
 
 
 def write_daily_snapshots(*, organization, days: list[date]) -> list[UsageDailySnapshot]:
-    """Compute and replace these days' rows (a rerun writes the same values again)."""
+    """Compute and replace these consecutive days' rows (a rerun writes the same values again). The
+    balances at the first day's start are read once; the days after walk the ledger forward, so a long
+    catch-up reads each movement once instead of the whole ledger per day."""
+    if not days:
+        return []
     now = clock.now()
-    rows = [UsageDailySnapshot(organization=organization, day=day, computed_at=now,
-                               **daily_snapshot_values(organization=organization, day=day)) for day in days]
+    days = sorted(days)
+    balances = {account_id: mrr for account_id, (mrr, _) in balances_at(
+        organization=organization, at=local_day_bounds(organization.timezone, days[0])[0]).items()}
+    mrr, active = sum(balances.values()), sum(1 for m in balances.values() if m > 0)
+    walk = (MrrMovement.objects.filter(organization=organization, currency=CURRENCY,
+                                       occurred_at__gte=local_day_bounds(organization.timezone, days[0])[0],
+                                       occurred_at__lt=local_day_bounds(organization.timezone, days[-1])[1])
+            .order_by("occurred_at", "pk").values_list("account_id", "mrr_after", "occurred_at").iterator(
+                chunk_size=5000))
+    pending = next(walk, None)
+    rows = []
+    for day in days:
+        end = local_day_bounds(organization.timezone, day)[1]
+        mrr_start = mrr
+        while pending is not None and pending[2] < end:
+            account_id, after, _ = pending
+            before = balances.get(account_id, 0)
+            mrr += after - before
+            active += (after > 0) - (before > 0)
+            balances[account_id] = after
+            pending = next(walk, None)
+        rows.append(UsageDailySnapshot(organization=organization, day=day, computed_at=now, **daily_snapshot_values(
+            organization=organization, day=day, mrr_start=mrr_start, mrr=mrr, active=active)))
     UsageDailySnapshot.objects.filter(organization=organization, day__in=days).delete()
     return UsageDailySnapshot.objects.bulk_create(rows)
 

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "cobrador.dunning",
     "cobrador.nfe",
     "cobrador.proposals",
+    "cobrador.usage",
     "cobrador.pages",
 ]
 

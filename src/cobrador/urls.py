@@ -18,10 +18,11 @@ from cobrador.pages.api import router as pages_router
 from cobrador.payments.api import router as payments_router
 from cobrador.proposals.api import router as proposals_router
 from cobrador.subscriptions.api import router as subscriptions_router
+from cobrador.usage.mrr import DEFINITIONS_DOC as MRR_DEFINITIONS_DOC
 from cobrador.webhooks.api import router as webhooks_router
 
-# /v1/docs opens with the getting-started text (the API reference comes after it).
-api.description += GETTING_STARTED
+# /v1/docs opens with the getting-started text and the analytics definitions (the API reference after).
+api.description += GETTING_STARTED + MRR_DEFINITIONS_DOC
 
 api.add_router("", organizations_router)
 api.add_router("", webhooks_router)

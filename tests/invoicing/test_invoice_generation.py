@@ -180,9 +180,11 @@ def test_a_failing_row_rolls_back_its_numbers_and_never_blocks_the_rest(org, acc
     subscription; the batch's other invoices are made with consecutive numbers, and once the row
     is fixed the rerun completes the numbering without a gap or a duplicate."""
     subs = [subscribe(org, account, plan) for _ in range(3)]
-    huge = make_plan(org, amount=2 ** 62, name="Broken")
+    huge = make_plan(org, amount=100, name="Broken")
     bad = subscribe(org, account, huge, quantity=4)
     subs += [subscribe(org, account, plan) for _ in range(3)]
+    # Broken once the subscriptions exist (creating them would already fail: their MRR enters the ledger).
+    Plan.objects.filter(pk=huge.pk).update(amount=2 ** 62)
     run = invoice(utc(2026, 3, 1, 13))
     assert (run.status, run.items_done, run.items_failed) == ("partial", 6, 1)
     assert FailedItem.objects.get(job_name="invoice-generation").item_key == str(bad.pk)

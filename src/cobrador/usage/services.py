@@ -1,0 +1,105 @@
+"""The MRR ledger: recompute the MRR of the customers a change touched and write a movement for each
+whose MRR moved. Runs inside the caller's transaction (the one that made the change); never commits.
+
+Recomputing the customer's whole MRR from current state (rather than applying each event's delta) is
+what keeps the ledger right for any change, including ones this module has never heard of (a
+prorated plan change arrives as `subscription.updated` like any other)."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Prefetch
+
+from cobrador.catalog.models import Coupon
+from cobrador.core import clock
+from cobrador.core.bulk import build, insert_objects, update_rows
+from cobrador.customers.models import BillingAccount
+from cobrador.invoicing.models import Invoice
+from cobrador.subscriptions.models import Subscription
+from cobrador.usage.models import DEFINITION_VERSION, CustomerMrr, MrrMovement
+from cobrador.usage.mrr import COUNTED_STATUSES, classify, subscription_mrr
+
+
+@dataclass(frozen=True)
+class Change:
+    """Why and when a customer's MRR may have changed."""
+    occurred_at: datetime
+    cause_event: str = ""
+    cause: str = ""
+
+
+def customers_mrr(account_ids) -> dict[int, dict[str, int]]:
+    """The MRR of each account now, per currency: {account_id: {currency: mrr}} (accounts with none: {})."""
+    account_ids = list(account_ids)
+    suspended = set(BillingAccount.objects.filter(pk__in=account_ids, status="suspended")
+                    .values_list("pk", flat=True))
+    subscriptions = list(Subscription.objects.filter(account_id__in=account_ids, status__in=COUNTED_STATUSES)
+                         .select_related("plan")
+                         .prefetch_related(Prefetch("coupon", Coupon.objects.prefetch_related("plans"))))
+    invoiced = {}
+    with_coupon = [s for s in subscriptions if s.coupon_id is not None]
+    if with_coupon:
+        for subscription_id, period_start, coupon_id in Invoice.objects.filter(
+                subscription_id__in=[s.pk for s in with_coupon],
+                period_start__in={s.current_period_start for s in with_coupon}).exclude(status="void").values_list(
+                "subscription_id", "period_start", "coupon_id"):
+            invoiced[(subscription_id, period_start)] = coupon_id
+    totals: dict[int, dict[str, int]] = {pk: defaultdict(int) for pk in account_ids}
+    for s in subscriptions:
+        key = (s.pk, s.current_period_start)
+        totals[s.account_id][s.plan.currency] += subscription_mrr(
+            s, current_period_invoiced=key in invoiced, current_invoice_coupon_id=invoiced.get(key),
+            account_suspended=s.account_id in suspended)
+    return totals
+
+
+def record_mrr_changes(*, changes: dict[int, Change]) -> list[MrrMovement]:
+    """`changes`: {account_id: Change}. Writes one movement per (customer, currency) whose MRR moved,
+    and their balances, with a few bulk statements. The balance rows are locked (in pk order) so two
+    transactions changing one customer serialize instead of both moving from the same balance."""
+    if not changes:
+        return []
+    now = clock.now()
+    account_ids = sorted(changes)
+    current = customers_mrr(account_ids)
+    accounts = dict(BillingAccount.objects.filter(pk__in=account_ids).values_list("pk", "organization_id"))
+    balances = {(b.account_id, b.currency): b for b in CustomerMrr.objects.select_for_update().filter(
+        account_id__in=account_ids).order_by("pk")}
+    suspended = set(BillingAccount.objects.filter(pk__in=account_ids, status="suspended")
+                    .values_list("pk", flat=True))
+    movements, new_balances, moved = [], [], []
+    for account_id in account_ids:
+        if account_id not in accounts:
+            continue
+        change = changes[account_id]
+        currencies = set(current[account_id]) | {c for (a, c) in balances if a == account_id}
+        for currency in sorted(currencies):
+            after = current[account_id].get(currency, 0)
+            balance = balances.get((account_id, currency))
+            before = balance.mrr if balance is not None else 0
+            kind = classify(before, after, ever_paid=balance is not None and balance.first_paid_at is not None)
+            if kind is None:
+                continue
+            # Never before the customer's last movement: the ledger stays ordered per customer.
+            occurred_at = min(change.occurred_at, now)
+            if balance is not None and balance.last_movement_at and occurred_at < balance.last_movement_at:
+                occurred_at = balance.last_movement_at
+            movements.append(build(
+                MrrMovement, organization_id=accounts[account_id], account_id=account_id, currency=currency,
+                kind=kind, churn_type=("involuntary" if account_id in suspended else "voluntary")
+                if kind == "churn" else "", mrr_before=before, mrr_after=after, delta=after - before,
+                occurred_at=occurred_at, cause_event=change.cause_event, cause=change.cause,
+                definition_version=DEFINITION_VERSION, created_at=now))
+            if balance is None:
+                new_balances.append(build(CustomerMrr, organization_id=accounts[account_id], account_id=account_id,
+                                          currency=currency, mrr=after, first_paid_at=occurred_at,
+                                          last_movement_at=occurred_at, updated_at=now))
+            else:
+                balance.mrr, balance.last_movement_at, balance.updated_at = after, occurred_at, now
+                balance.first_paid_at = balance.first_paid_at or (occurred_at if after > 0 else None)
+                moved.append(balance)
+    insert_objects(new_balances)
+    update_rows(moved, ["mrr", "first_paid_at", "last_movement_at", "updated_at"])
+    insert_objects(movements)
+    return movements

@@ -90,7 +90,7 @@ def _run_scenario(org, steps):
         _check_balances(org)
         if wait:
             # The sweeps run at every checkpoint, so nothing due is left pending at one.
-            for day in range(1, wait + 1):
+            for _day in range(1, wait + 1):
                 at = clock_module.now() + timedelta(days=1)
                 renew(at)
                 invoice(at)
@@ -110,7 +110,7 @@ def _check_balances(org):
 
 def _check_identity(org, checkpoints):
     # Between consecutive checkpoints (one every simulated day) ...
-    for (start, mrr_start), (end, mrr_end) in zip(checkpoints, checkpoints[1:]):
+    for (start, mrr_start), (end, mrr_end) in zip(checkpoints, checkpoints[1:], strict=False):
         # A checkpoint's MRR includes the movements at its own instant: the spans are (start, end].
         tick = timedelta(microseconds=1)
         m = movements_between(organization=org, start=start + tick, end=end + tick)

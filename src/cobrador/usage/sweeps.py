@@ -10,7 +10,6 @@ per batch of organizations; a failing one is retried alone and parked by the run
 
 from datetime import date, timedelta
 
-from django.db import transaction
 from django.db.models import Max
 
 from cobrador.organizations.models import Organization

@@ -201,6 +201,9 @@ def wait_until_abandonable(job_name: str, after: float, timeout: float = 30) -> 
     wait_until(stale, timeout, interval=0.1, message=f"the killed {job_name} run's heartbeat to go stale")
 
 
+DOWN_SECONDS = 3.0
+
+
 def restart_postgres(timeout: float = 90) -> float:
     """Restart PostgreSQL (or cut the test database's connections, see above); returns the seconds until
     this process could connect again."""
@@ -208,9 +211,13 @@ def restart_postgres(timeout: float = 90) -> float:
 
     started = time.monotonic()
     if os.environ.get("COBRADOR_TEST_PG_FAULT", "terminate") == "terminate":
+        # As long as a restart keeps the server away: every connection to the test database, and every
+        # reconnection meanwhile, is cut for `DOWN_SECONDS`.
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            while time.monotonic() - started < DOWN_SECONDS:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                time.sleep(0.01)
     else:
         version = sorted(os.listdir("/etc/postgresql"))[-1]
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True,

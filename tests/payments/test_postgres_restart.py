@@ -59,8 +59,9 @@ def test_charging_and_payment_retry_survive_a_postgresql_restart_without_a_doubl
             dunning_org = make_org("Retried", "test").organization
             bulk_failed_invoices(dunning_org, IN_DUNNING)  # sandbox cards declined at day 0: retries due at day 1
             card_org = make_org("Charged", "test").organization
-            make_config(card_org, "pagarme", ["card"], {"secret_key": fake.secret_key},
-                        {"base_url": fake.url, "jwks_url": fake.jwks_url, "timeout_seconds": 5})
+            # Provider hosts are installation settings (the sweeps' processes get them through worker_env).
+            settings.PAGARME_BASE_URL, settings.PAGARME_JWKS_URL = fake.url, fake.jwks_url
+            make_config(card_org, "pagarme", ["card"], {"secret_key": fake.secret_key}, {"timeout_seconds": 5})
             for i in range(CHARGED):
                 account = make_account(card_org, name=f"Customer {i}")
                 add_card(account, "card_fake0001")

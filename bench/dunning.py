@@ -187,7 +187,8 @@ def measure_achieved(n: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_database_argument(parser)
-    parser.add_argument("--retries", type=int, default=50_000, help="due retries (default 50000)")
+    parser.add_argument("--n", "--retries", dest="retries", type=int, default=50_000,
+                        help="due retries (default 50000)")
     args = parser.parse_args()
 
     with fresh_database(args.database) as bench_db:
@@ -233,6 +234,8 @@ def main() -> int:
             "targets": {"seconds": target_seconds, "ratio": TARGET_RATIO,
                         "seconds_met": (achieved["seconds"] <= target_seconds) if target_seconds else None,
                         "ratio_met": ratio >= TARGET_RATIO},
+            # The seconds target is PostgreSQL's (None elsewhere): only the ratio counts then.
+            "meets_targets": ratio >= TARGET_RATIO and (not target_seconds or achieved["seconds"] <= target_seconds),
             "peak_rss_mb": round(own_peak_rss_bytes() / 2**20, 1),
         })
     return 0

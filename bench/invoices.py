@@ -325,6 +325,7 @@ def main() -> int:
             "setup_seconds": round(setup_seconds, 1),
             "subscription-renewal": renewal,
             "invoice-generation": invoicing,
+            "meets_targets": all(all(step["targets"]["met"].values()) for step in (renewal, invoicing)),
         })
     return 0
 

@@ -16,6 +16,12 @@ from cobrador.core import clock
 CHARGE_FAULTS = {"timeout_after_charge", "500_after_charge", "timeout", "500", "validation"}
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog of 5 overflows when a batch's concurrent calls connect at once: a dropped
+    # SYN is retried a second later, past the 1 s timeout the NFe.io tests set, and the call is "ambiguous".
+    request_queue_size = 128
+
+
 @dataclass
 class Request:
     method: str
@@ -59,7 +65,7 @@ class HttpFake:
         self.faults: deque[str] = deque()
         self.idempotency_cache: dict[str, CachedAnswer] = {}
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)

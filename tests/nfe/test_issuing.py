@@ -250,18 +250,25 @@ def test_429_waits_for_retry_after_then_issues(fiscal, nfeio):
     assert note.status == "processing" and len(nfeio.issue_requests()) == 2
 
 
-def test_voiding_the_invoice_cancels_its_issued_note(fiscal, nfeio):
+def note_of_a_renewal_after_two_syncs(fiscal, nfeio, *, reject: bool = False) -> ServiceInvoice:
+    """A subscription's first renewal invoiced under on_invoice_created, its note synced twice (issued, or
+    failed when NFe.io rejects it)."""
     org = fiscal.organization
     configure(org, nfeio, policy="on_invoice_created")
-    account = make_account(org)
-    plan = make_plan(org, amount=10000)
-    subscribe(org, account, plan)
+    if reject:
+        nfeio.reject_next("Rejeitada")
+    subscribe(org, make_account(org), make_plan(org, amount=10000))
     run_invoice_generation(utc(2026, 3, 2, 1))
     note = ServiceInvoice.objects.get(organization=org)
     sync()
     later()
     sync()
     note.refresh_from_db()
+    return note
+
+
+def test_voiding_the_invoice_cancels_its_issued_note(fiscal, nfeio):
+    note = note_of_a_renewal_after_two_syncs(fiscal, nfeio)
     assert note.status == "issued"
     with transaction.atomic():
         void_invoice(invoice=note.invoice)
@@ -275,7 +282,7 @@ def test_voiding_the_invoice_cancels_its_issued_note(fiscal, nfeio):
     sync()
     note.refresh_from_db()
     assert note.status == "canceled" and note.canceled_at is not None
-    assert nfe_events(org) == ["nfe.issued", "nfe.canceled"]
+    assert nfe_events(fiscal.organization) == ["nfe.issued", "nfe.canceled"]
 
 
 def test_a_full_refund_cancels_the_note_and_a_failed_cancellation_can_be_retried(fiscal, nfeio):
@@ -353,18 +360,7 @@ def test_a_company_in_the_other_environment_fails_the_note_instead_of_recording_
 
 
 def test_voiding_an_invoice_whose_note_failed_cancels_it_so_no_retry_issues_it(fiscal, nfeio):
-    org = fiscal.organization
-    configure(org, nfeio, policy="on_invoice_created")
-    nfeio.reject_next("Rejeitada")
-    account = make_account(org)
-    plan = make_plan(org, amount=10000)
-    subscribe(org, account, plan)
-    run_invoice_generation(utc(2026, 3, 2, 1))
-    note = ServiceInvoice.objects.get(organization=org)
-    sync()
-    later()
-    sync()
-    note.refresh_from_db()
+    note = note_of_a_renewal_after_two_syncs(fiscal, nfeio, reject=True)
     assert note.status == "failed"
     with transaction.atomic():
         void_invoice(invoice=note.invoice)

@@ -6,7 +6,12 @@ import json
 from django.db import transaction
 from django.test import Client
 
+from cobrador.core import clock
+from cobrador.customers.models import BillingAccount, PaymentMethod
+from cobrador.dunning.models import DunningInvoice
+from cobrador.invoicing.models import Invoice, InvoiceNumberSequence
 from cobrador.organizations.services import create_api_key, create_organization
+from cobrador.payments import charging
 
 
 class ApiClient:
@@ -48,3 +53,24 @@ def make_org(name="Acme", mode="live") -> ApiClient:
         organization = create_organization(name=name, mode=mode, billing_email=f"billing@{name.lower()}.test")
         _, key = create_api_key(organization=organization)
     return ApiClient(organization, key)
+
+
+def failed_invoices(organization, n: int) -> list:
+    """n accounts of `organization`, each with a declining card and an open invoice whose first charge
+    (through the real batch charging, at the clock's now) failed, which opened their dunning."""
+    now = clock.now()
+    accounts = BillingAccount.objects.bulk_create([
+        BillingAccount(organization=organization, name=f"Customer {i}", email=f"c{i}@example.test",
+                       document="52998224725", document_type="cpf", created_at=now, updated_at=now)
+        for i in range(n)])
+    PaymentMethod.objects.bulk_create([
+        PaymentMethod(organization=organization, account=a, type="card", card_brand="visa", card_last4="4242",
+                      exp_month=12, exp_year=2040, gateway_token="tok_sandbox_decline", is_default=True,
+                      created_at=now) for a in accounts])
+    invoices = Invoice.objects.bulk_create([
+        Invoice(organization=organization, account=a, number=i + 1, subtotal=5000, total=5000, amount_due=5000,
+                due_date=now.date(), created_at=now) for i, a in enumerate(accounts)])
+    InvoiceNumberSequence.objects.create(organization=organization, last_number=n)
+    assert charging.charge_open_invoices(organization_id=organization.pk) == {"failed": n}
+    assert DunningInvoice.objects.filter(organization=organization, status="scheduled").count() == n
+    return invoices

@@ -8,44 +8,27 @@ import pytest
 from django.db import connection, connections
 
 from cobrador.core import clock
-from cobrador.customers.models import BillingAccount, PaymentMethod
 from cobrador.dunning import retries
 from cobrador.dunning.models import DunningInvoice, RecoveryRecord
 from cobrador.events.models import Event
 from cobrador.gateways.models import SandboxCharge
 from cobrador.gateways.sandbox import SandboxGateway
-from cobrador.invoicing.models import Invoice, InvoiceNumberSequence
+from cobrador.invoicing.models import Invoice
 from cobrador.jobs.runner import run_job
 from cobrador.payments import charging
 from cobrador.payments.models import Payment
 from tests import processes
 from tests.concurrency import run_job_in_two_threads
 from tests.dunning.conftest import day
-from tests.factories import make_org
+from tests.factories import failed_invoices, make_org
 
 RETRY_AT = day(1, 6)
 
 
 def bulk_failed_invoices(organization, n: int) -> list[Invoice]:
-    """n accounts, each with a declining card and an open invoice whose first charge (made here, through
-    the real batch charging) failed at day 0 01:05, which opened their dunning."""
+    """n accounts whose first charge failed at day 0 01:05, which opened their dunning."""
     clock.set(day(0, 1, 5))
-    now = clock.now()
-    accounts = BillingAccount.objects.bulk_create([
-        BillingAccount(organization=organization, name=f"Customer {i}", email=f"c{i}@example.test",
-                       document="52998224725", document_type="cpf", created_at=now, updated_at=now)
-        for i in range(n)])
-    PaymentMethod.objects.bulk_create([
-        PaymentMethod(organization=organization, account=a, type="card", card_brand="visa", card_last4="4242",
-                      exp_month=12, exp_year=2040, gateway_token="tok_sandbox_decline", is_default=True,
-                      created_at=now) for a in accounts])
-    invoices = Invoice.objects.bulk_create([
-        Invoice(organization=organization, account=a, number=i + 1, subtotal=5000, total=5000, amount_due=5000,
-                due_date=now.date(), created_at=now) for i, a in enumerate(accounts)])
-    InvoiceNumberSequence.objects.create(organization=organization, last_number=n)
-    assert charging.charge_open_invoices() == {"failed": n}
-    assert DunningInvoice.objects.filter(organization=organization, status="scheduled").count() == n
-    return invoices
+    return failed_invoices(organization, n)
 
 
 def assert_each_attempt_once(organization, n: int, attempt: int = 1) -> None:

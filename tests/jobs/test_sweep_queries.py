@@ -16,15 +16,12 @@ from django.test.utils import CaptureQueriesContext
 from cobrador.callbacks import processing, receiving
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.core import clock
-from cobrador.customers.models import BillingAccount, PaymentMethod
-from cobrador.dunning.models import DunningInvoice
 from cobrador.events.services import record_event
-from cobrador.invoicing.models import Invoice, InvoiceNumberSequence
 from cobrador.jobs.runner import run_job
 from cobrador.organizations.models import DunningConfig
 from cobrador.payments import charging
 from cobrador.webhooks.services import create_endpoint
-from tests.factories import make_org
+from tests.factories import failed_invoices, make_org
 from tests.gateways.conftest import make_config
 from tests.notifications.conftest import emit_invoice_created, make_card, smtp  # noqa: F401  (a fixture)
 from tests.notifications.conftest import make_account as make_notified_account
@@ -169,26 +166,6 @@ def test_retention_cleanup(org):
             with transaction.atomic():
                 record_event(organization=org, type="dunning_config.updated", data={"n": i})
     assert_flat("retention-cleanup", build, lambda round_: T0 + timedelta(days=91))
-
-
-def failed_invoices(organization, n: int) -> None:
-    """n accounts of `organization`, each with a declining card and an open invoice whose first charge
-    (through the real batch charging, at the clock's now) failed, which opened their dunning."""
-    now = clock.now()
-    accounts = BillingAccount.objects.bulk_create([
-        BillingAccount(organization=organization, name=f"D{i}", email=f"d{i}@example.test",
-                       document="52998224725", document_type="cpf", created_at=now, updated_at=now)
-        for i in range(n)])
-    PaymentMethod.objects.bulk_create([
-        PaymentMethod(organization=organization, account=a, type="card", card_brand="visa", card_last4="4242",
-                      exp_month=12, exp_year=2040, gateway_token="tok_sandbox_decline", is_default=True,
-                      created_at=now) for a in accounts])
-    Invoice.objects.bulk_create([
-        Invoice(organization=organization, account=a, number=i + 1, subtotal=5000, total=5000, amount_due=5000,
-                due_date=now.date(), created_at=now) for i, a in enumerate(accounts)])
-    InvoiceNumberSequence.objects.create(organization=organization, last_number=n)
-    assert charging.charge_open_invoices(organization_id=organization.pk) == {"failed": n}
-    assert DunningInvoice.objects.filter(organization=organization).count() == n
 
 
 def test_payment_retry(db):

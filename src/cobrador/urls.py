@@ -41,10 +41,6 @@ api.add_router("", proposals_router)
 api.add_router("", pages_router)
 operations.apply(api)
 
-# The operators' console says whose it is ("Django administration" by default).
-admin.site.site_header = admin.site.site_title = "cobrador"
-admin.site.index_title = "Operations"
-
 urlpatterns = [
     path("v1/", api.urls),
     path("admin/", admin.site.urls),

@@ -66,7 +66,7 @@ def test_readyz_names_a_job_that_missed_two_scheduled_runs(clock, every_job_ran_
     body = response.json()
     assert body["status"] == "not_ready"
     assert body["checks"]["database"] == "ok"
-    assert body["checks"]["schedules"].startswith("job webhook-delivery (* * * * *) has not finished a run since")
+    assert body["checks"]["schedules"].startswith("job webhook-delivery (* * * * *) is late: no successful run since")
     assert "payment-retry" not in body["checks"]["schedules"]
     assert body["error"]["type"] == "not_ready"
     assert [e["field"] for e in body["error"]["errors"]] == ["schedules"]

@@ -1,5 +1,7 @@
 from django import forms
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from cobrador.core import clock
 from cobrador.customers.documents import InvalidDocument, normalize_document
@@ -50,13 +52,21 @@ class CreditGrantInline(admin.TabularInline):
 @admin.register(BillingAccount)
 class BillingAccountAdmin(admin.ModelAdmin):
     form = BillingAccountForm
-    list_display = ("public_id", "name", "email", "organization", "status", "created_at")
+    list_display = ("public_id", "name", "email", "organization", "status", "created_at", "timeline")
     list_filter = ("status", "locale", "document_type")
     search_fields = ("public_id", "name", "email", "document")
-    readonly_fields = ("public_id", "document_type", "created_at", "updated_at", "suspended_at")
+    readonly_fields = ("timeline", "public_id", "document_type", "created_at", "updated_at", "suspended_at")
     list_select_related = ("organization",)
     raw_id_fields = ("organization",)
     inlines = [PaymentMethodInline, CreditGrantInline]
+
+    @admin.display(description="history")
+    def timeline(self, obj: BillingAccount) -> str:
+        """The console's timeline of the account, with the operator's actions (ops/console.py)."""
+        if not obj.pk:
+            return ""
+        return format_html('<a href="{}" class="timeline-link">Timeline and actions</a>',
+                           reverse("admin:ops_account", args=[obj.public_id]))
 
     def save_model(self, request, obj, form, change):
         obj.updated_at = clock.now()

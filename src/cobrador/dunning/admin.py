@@ -1,7 +1,6 @@
 from django.contrib import admin, messages
 from django.db import transaction
 
-from cobrador.core import clock
 from cobrador.dunning import services
 from cobrador.dunning.models import DelinquentAccount, DunningInvoice, RecoveryRecord
 
@@ -48,10 +47,7 @@ class DunningInvoiceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry at the next payment-retry run (also unparks failed rows)")
     def retry_at_next_run(self, request, queryset):
-        now = clock.now()
-        n = queryset.filter(status__in=("scheduled", "failed")).update(
-            status="scheduled", next_attempt_at=now, error_count=0, last_error="", lease_until=None, lease_token="",
-            updated_at=now)
+        n = services.retry_now(dunning_ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"{n} schedule(s) due now.", messages.SUCCESS)
 
     def has_add_permission(self, request):

@@ -23,6 +23,7 @@ from cobrador.core.bulk import update_rows
 from cobrador.core.money import format_money
 from cobrador.customers.models import BillingAccount
 from cobrador.customers.services import account_data, accounts_with_default_payment_method
+from cobrador.dunning.errors import AccountAlreadySuspended, AccountNotSuspended
 from cobrador.dunning.models import DelinquentAccount, DunningInvoice, RecoveryRecord
 from cobrador.events.services import EventDraft, record_events
 from cobrador.invoicing.models import Invoice, InvoiceLine
@@ -462,3 +463,62 @@ def write_off(*, case: DelinquentAccount) -> DelinquentAccount:
     DunningInvoice.objects.filter(delinquent_account=case, status__in=("scheduled", "running", "failed")).update(
         status="canceled", next_attempt_at=None, lease_until=None, lease_token="", closed_at=now, updated_at=now)
     return case
+
+
+def retry_now(*, dunning_ids) -> int:
+    """An operator asks for these invoices' next retry now: scheduled or parked (`failed`) schedules
+    become due at once, their error count cleared. The payment-retry sweep runs them (the caller
+    triggers it). Returns how many schedules were made due."""
+    now = clock.now()
+    return DunningInvoice.objects.filter(pk__in=list(dunning_ids), status__in=("scheduled", "failed")).update(
+        status="scheduled", next_attempt_at=now, error_count=0, last_error="", lease_until=None, lease_token="",
+        updated_at=now)
+
+
+def suspend_account(*, account: BillingAccount, reason: str) -> BillingAccount:
+    """An operator suspends an account (billing_account.suspended); its open delinquency case, if any,
+    is marked suspended too."""
+    now = clock.now()
+    account = accounts_with_default_payment_method(
+        BillingAccount.objects.select_for_update().select_related("organization").filter(pk=account.pk)).get()
+    if account.status == "suspended":
+        raise AccountAlreadySuspended(f"account {account.public_id} is already suspended", field="account")
+    account.status, account.suspended_at, account.updated_at = "suspended", now, now
+    account.suspension_reason = f"Suspended by an operator: {reason}"[:500]
+    account.save(update_fields=["status", "suspended_at", "suspension_reason", "updated_at"])
+    data = account_data(account)
+    case = DelinquentAccount.objects.select_for_update().filter(account=account, status="open").first()
+    if case is not None:
+        case.status, case.suspended_at, case.updated_at = "suspended", now, now
+        case.save(update_fields=["status", "suspended_at", "updated_at"])
+        data["delinquent_account"] = delinquent_account_data(case)
+    record_events([EventDraft(account.organization, "billing_account.suspended", data)])
+    return account
+
+
+def reactivate_account(*, account: BillingAccount) -> BillingAccount:
+    """An operator reactivates a suspended account (billing_account.reactivated). Billing resumes from
+    the current period, as after an automatic reactivation. A delinquency case with invoices still unpaid
+    stays open: the next suspension-check suspends the account again once its grace has passed, unless
+    the case is written off."""
+    now = clock.now()
+    account = accounts_with_default_payment_method(
+        BillingAccount.objects.select_for_update().select_related("organization").filter(pk=account.pk)).get()
+    if account.status != "suspended":
+        raise AccountNotSuspended(f"account {account.public_id} is not suspended", field="account")
+    was_suspended_at = account.suspended_at
+    account.status, account.suspended_at, account.suspension_reason, account.updated_at = "active", None, "", now
+    account.save(update_fields=["status", "suspended_at", "suspension_reason", "updated_at"])
+    if was_suspended_at is not None:
+        Subscription.objects.filter(account=account, uninvoiced_since__gte=was_suspended_at).update(
+            uninvoiced_since=None)
+    data = account_data(account)
+    case = DelinquentAccount.objects.select_for_update().filter(account=account, status="suspended").first()
+    if case is not None:
+        case.status, case.suspended_at, case.updated_at = "open", None, now
+        case.save(update_fields=["status", "suspended_at", "updated_at"])
+        data["delinquent_account"] = delinquent_account_data(case)
+    record_events([EventDraft(account.organization, "billing_account.reactivated", data)])
+    restore_subscriptions(subscription_ids=Subscription.objects.filter(
+        account=account, status="past_due").values_list("pk", flat=True))
+    return account

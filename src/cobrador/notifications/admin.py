@@ -1,7 +1,6 @@
 from django.contrib import admin
 
-from cobrador.core import clock
-from cobrador.core.outbox import wake_outbox_after_commit
+from cobrador.notifications import services
 from cobrador.notifications.models import (
     AccountNotificationSettings,
     Notice,
@@ -21,9 +20,7 @@ class NoticeAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send again: failed or parked notices become due now")
     def send_again(self, request, queryset):
-        count = queryset.filter(status__in=["failed", "parked"]).update(
-            status="pending", next_attempt_at=clock.now(), last_error="", claim_token="")
-        wake_outbox_after_commit()
+        count = services.send_again(notice_ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"{count} notice(s) will be sent again.")
 
 

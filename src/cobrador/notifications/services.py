@@ -532,3 +532,13 @@ def trials_with_payment_method(trials) -> set[tuple[int, str | None]]:
     with_default = {account for account, _, is_default in active if is_default}
     active_ids = {public_id for _, public_id, _ in active}
     return {(account, method) for account, method in trials if account in with_default or method in active_ids}
+
+
+def send_again(*, notice_ids) -> int:
+    """An operator unparks notices: failed or parked ones become due now (same Message-ID) and the
+    delivery loop is woken after commit. Returns how many were requeued."""
+    count = Notice.objects.filter(pk__in=list(notice_ids), status__in=["failed", "parked"]).update(
+        status="pending", next_attempt_at=clock.now(), last_error="", claim_token="")
+    if count:
+        wake_outbox_after_commit()
+    return count

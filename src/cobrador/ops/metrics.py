@@ -54,10 +54,13 @@ class DatabaseCollector:
         yield _gauge("cobrador_job_seconds_since_last_success", "Seconds since the job's last successful run ended",
                      ["job"], {(name,): max(0.0, (now - f.last_success_at).total_seconds())
                                for name, f in jobs.items() if f.last_success_at})
-        yield _gauge("cobrador_job_late", "1 when the job has missed two scheduled runs", ["job"],
-                     {(name,): int(f.late) for name, f in jobs.items()})
+        yield _gauge("cobrador_job_late", "1 when the job has had no successful run within two periods of its cron",
+                     ["job"], {(name,): int(f.state == "late") for name, f in jobs.items()})
+        yield _gauge("cobrador_job_stuck", "1 when a run of the job has run far past its usual time", ["job"],
+                     {(name,): int(f.state == "stuck") for name, f in jobs.items()})
 
-        outboxes = {"webhooks": queries.webhook_outbox(now), "notices": queries.notice_outbox(now)}
+        outboxes = {"webhooks": queries.webhook_outbox(now), "notices": queries.notice_outbox(now),
+                    "nfse": queries.nfse_outbox(now)}
         yield _gauge("cobrador_outbox_pending", "Rows waiting to be sent", ["outbox"],
                      {(name,): f.pending for name, f in outboxes.items()})
         yield _gauge("cobrador_outbox_due", "Rows waiting to be sent that are due now", ["outbox"],
@@ -65,7 +68,8 @@ class DatabaseCollector:
         yield _gauge("cobrador_outbox_oldest_pending_age_seconds", "Age of the oldest row waiting to be sent",
                      ["outbox"], {(name,): f.oldest_pending_age for name, f in outboxes.items()})
         yield _gauge("cobrador_outbox_given_up", "Rows no longer retried (webhook deliveries failed, notices "
-                     "failed or parked)", ["outbox"], {(name,): f.parked for name, f in outboxes.items()})
+                     "failed or parked, NFS-e failed or blocked)", ["outbox"],
+                     {(name,): f.parked for name, f in outboxes.items()})
 
         yield _gauge("cobrador_webhook_deliveries", "Webhook deliveries finished in the last 24 hours and pending "
                      "ones already tried, by outcome and the status class of the last answer",

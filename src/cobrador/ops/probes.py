@@ -14,8 +14,8 @@ from cobrador.core import clock, crypto
 from cobrador.core.errors import error_body
 from cobrador.core.models import EncryptionCanary
 from cobrador.core.startup import CANARY_TEXT
+from cobrador.jobs.health import job_health
 from cobrador.ops.metrics import exposition
-from cobrador.ops.schedules import late_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +73,15 @@ def _check_encryption_key() -> str | None:
             "to the key it was created with")
 
 
+# The job states that make the installation not ready (jobs/health.py): `never` is a new installation
+# and `off` a schedule switched off on purpose, neither an incident.
+NOT_READY_STATES = ("late", "stuck")
+
+
 def _check_schedules() -> str | None:
-    late = late_jobs(clock.now())
-    return "; ".join(job.reason for job in late) or None
+    """The same verdict as `cobrador jobs list`, the console and the job-watch e-mails."""
+    trouble = [h for h in job_health(clock.now()) if h.state in NOT_READY_STATES]
+    return "; ".join(f"job {h.name} ({h.cron}) is {h.state}: {h.reason}" for h in trouble) or None
 
 
 @_get_only

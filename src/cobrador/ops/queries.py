@@ -9,9 +9,10 @@ from django_ox.models import OxTask
 
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.jobs.catalog import JOBS
+from cobrador.jobs.health import job_health
 from cobrador.jobs.models import FailedItem, JobRun
+from cobrador.nfe.models import ServiceInvoice
 from cobrador.notifications.models import Notice
-from cobrador.ops.schedules import late_jobs
 from cobrador.webhooks.models import WebhookDelivery
 
 WINDOW = timedelta(hours=24)
@@ -30,7 +31,11 @@ class JobFigures:
     last_status: str | None
     last_duration: float | None
     last_success_at: datetime | None
-    late: bool
+    state: str  # jobs.health: ok | late | stuck | never | off
+
+    @property
+    def late(self) -> bool:
+        return self.state == "late"
 
 
 def job_figures(as_of: datetime) -> dict[str, JobFigures]:
@@ -45,7 +50,7 @@ def job_figures(as_of: datetime) -> dict[str, JobFigures]:
         items[row["job_name"]] = (done + (row["done"] or 0), failed + (row["failed"] or 0))
     parked = dict(FailedItem.objects.filter(parked=True).values("job_name").annotate(n=Count("id"))
                   .values_list("job_name", "n"))
-    late = {job.name for job in late_jobs(as_of)}
+    states = {health.name: health.state for health in job_health(as_of)}
     figures = {}
     for name in JOBS:
         # The (job_name, -started_at) index gives the newest runs first.
@@ -59,7 +64,7 @@ def job_figures(as_of: datetime) -> dict[str, JobFigures]:
             last_status=last.status if last else None,
             last_duration=(last.finished_at - last.started_at).total_seconds()
             if last and last.finished_at else None,
-            last_success_at=last_success_at, late=name in late)
+            last_success_at=last_success_at, state=states[name])
     return figures
 
 
@@ -83,6 +88,18 @@ def notice_outbox(as_of: datetime) -> OutboxFigures:
         n=Count("id"), due=Count("id", filter=Q(next_attempt_at__lte=as_of)), oldest=Min("created_at"))
     return OutboxFigures(pending=pending["n"], due=pending["due"], oldest_pending_age=_age(as_of, pending["oldest"]),
                          parked=Notice.objects.filter(status__in=["parked", "failed"]).count())
+
+
+NFSE_WAITING = ("pending", "processing", "cancel_pending")
+NFSE_GIVEN_UP = ("failed", "blocked", "cancel_failed")
+
+
+def nfse_outbox(as_of: datetime) -> OutboxFigures:
+    """Service invoices (NFS-e) still to be issued or canceled at NFe.io, and those that need an operator."""
+    pending = ServiceInvoice.objects.filter(status__in=NFSE_WAITING).aggregate(
+        n=Count("id"), due=Count("id", filter=Q(next_attempt_at__lte=as_of)), oldest=Min("created_at"))
+    return OutboxFigures(pending=pending["n"], due=pending["due"], oldest_pending_age=_age(as_of, pending["oldest"]),
+                         parked=ServiceInvoice.objects.filter(status__in=NFSE_GIVEN_UP).count())
 
 
 def status_class(code: int | None) -> str:

@@ -36,6 +36,8 @@ CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("COBRADOR_CSRF_TRUSTED_ORIGINS
 PUBLIC_URL = os.environ.get("COBRADOR_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
+    # Before the admin: its templates override the admin's (ops/templates/admin/base_site.html).
+    "cobrador.ops",
     # The admin with the operator's console as its site (ops/console.py).
     "cobrador.ops.apps.ConsoleAdminConfig",
     "django.contrib.auth",
@@ -64,7 +66,6 @@ INSTALLED_APPS = [
     "cobrador.proposals",
     "cobrador.usage",
     "cobrador.pages",
-    "cobrador.ops",
 ]
 
 MIDDLEWARE = [

@@ -22,12 +22,19 @@ needs_browser = pytest.mark.skipif(
 
 @pytest.fixture(params=sorted(SIZES))
 def browser(request):
+    driver = start_browser(request.param)
+    yield driver
+    driver.quit()
+
+
+def start_browser(size_name: str):
+    """Headless Chromium at one of SIZES; the caller quits it."""
     os.environ.setdefault("SE_OFFLINE", "true")
     os.environ.setdefault("SE_AVOID_STATS", "true")
     from selenium import webdriver  # noqa: PLC0415 - only when a browser test runs (the package may be absent)
     from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
 
-    width, height = SIZES[request.param]
+    width, height = SIZES[size_name]
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -36,9 +43,8 @@ def browser(request):
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
-    driver.size_name = request.param
-    yield driver
-    driver.quit()
+    driver.size_name = size_name
+    return driver
 
 
 def screenshot(driver, name: str) -> Path:

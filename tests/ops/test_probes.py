@@ -7,9 +7,11 @@ from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWra
 from django.db.migrations.recorder import MigrationRecorder
 from django.test import Client
 
+from cobrador.core import clock as clock_module
 from cobrador.core.models import EncryptionCanary
 from cobrador.core.startup import check_encryption_key
 from cobrador.jobs.catalog import JOBS
+from cobrador.jobs.health import job_health
 from cobrador.jobs.models import JobRun
 from cobrador.ops import probes
 
@@ -123,3 +125,25 @@ def test_readyz_says_the_database_is_unreachable(monkeypatch, tmp_path):
     checks = response.json()["checks"]
     assert checks == {"database": "unreachable: unable to open database file"}
     unreachable.close()
+
+
+def test_readyz_says_a_job_is_stuck_as_jobs_health_does(clock, every_job_ran_just_now):
+    # A run of invoice-generation alive (fresh heartbeat) for two hours, with no usual time known yet.
+    JobRun.objects.filter(job_name="invoice-generation").delete()
+    JobRun.objects.create(job_name="invoice-generation", as_of=clock.now(), status="running",
+                          started_at=clock.now() - timedelta(hours=2), heartbeat_at=clock_module.wall_now())
+    health = {h.name: h for h in job_health(clock.now())}
+    assert health["invoice-generation"].state == "stuck"
+
+    response = Client().get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["schedules"] == (
+        f"job invoice-generation (0 1 * * *) is stuck: {health['invoice-generation'].reason}")
+
+
+def test_readyz_is_ready_on_a_new_installation_whose_jobs_never_ran(db):
+    check_encryption_key()
+    assert {h.state for h in job_health()} <= {"never", "off"}
+
+    assert Client().get("/readyz").status_code == 200

@@ -3,6 +3,11 @@
 from django.db import migrations
 
 
+def _creates_pattern_index(sql, tables) -> bool:
+    return ("_pattern_ops" in str(sql) and hasattr(sql, "references_table")
+            and any(sql.references_table(table) for table in tables))
+
+
 def drop_pattern_indexes(*tables: str) -> migrations.RunPython:
     """On PostgreSQL, drop the `*_like` indexes of `tables`.
 
@@ -14,6 +19,10 @@ def drop_pattern_indexes(*tables: str) -> migrations.RunPython:
     def drop(apps, schema_editor):
         if schema_editor.connection.vendor != "postgresql":
             return
+        # Those of tables created earlier in the same migration (a squash) are still deferred to its end:
+        # they are never made.
+        schema_editor.deferred_sql = [sql for sql in schema_editor.deferred_sql
+                                      if not _creates_pattern_index(sql, tables)]
         with schema_editor.connection.cursor() as cursor:
             cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
                            "AND tablename = ANY(%s) AND indexname LIKE '%%\\_like'", [list(tables)])
@@ -39,4 +48,5 @@ def restore_constraints(app_label: str, model_name: str, *names: str) -> migrati
             if constraint.name in names and constraint.name not in present:
                 schema_editor.add_constraint(model, constraint)
 
-    return migrations.RunPython(restore, migrations.RunPython.noop)
+    # Elidable: a squash creates the model with its constraint and no AlterField to lose it.
+    return migrations.RunPython(restore, migrations.RunPython.noop, elidable=True)

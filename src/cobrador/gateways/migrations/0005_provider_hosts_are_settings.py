@@ -25,5 +25,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(drop_host_options, migrations.RunPython.noop),
+        migrations.RunPython(drop_host_options, migrations.RunPython.noop, elidable=True),
     ]

@@ -64,7 +64,7 @@ class Migration(migrations.Migration):
             model_name='jobrun',
             index=models.Index(fields=['status', 'heartbeat_at'], name='jobs_jobrun_status_0b173a_idx'),
         ),
-        migrations.RunPython(abandon_overlapping_runs, migrations.RunPython.noop),
+        migrations.RunPython(abandon_overlapping_runs, migrations.RunPython.noop, elidable=True),
         migrations.AddConstraint(
             model_name='jobrun',
             constraint=models.UniqueConstraint(condition=models.Q(('status', 'running')), fields=('job_name',), name='one_running_run_per_job'),

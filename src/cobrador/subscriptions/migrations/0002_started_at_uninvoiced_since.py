@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
             name="started_at",
             field=models.DateTimeField(null=True),
         ),
-        migrations.RunPython(started_at_from_created_at, migrations.RunPython.noop),
+        migrations.RunPython(started_at_from_created_at, migrations.RunPython.noop, elidable=True),
         migrations.AlterField(
             model_name="subscription",
             name="started_at",

@@ -37,5 +37,5 @@ class Migration(migrations.Migration):
                 ('organization', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='subscription_settings', to='organizations.organization')),
             ],
         ),
-        migrations.RunPython(copy_renewal_prompt_days, copy_back),
+        migrations.RunPython(copy_renewal_prompt_days, copy_back, elidable=True),
     ]

@@ -101,7 +101,8 @@ def parked(as_of: datetime) -> list[Line]:
         ("Notices parked or failed", Notice.objects.filter(status__in=["parked", "failed"]).count(),
          changelist(Notice, status__in="parked,failed"), "send them again"),
         ("Callbacks failed for good", GatewayCallback.objects.filter(status="failed", next_attempt_at__isnull=True)
-         .count(), changelist(GatewayCallback, status__exact="failed"), "process them again"),
+         .count(), changelist(GatewayCallback, status__exact="failed"),
+         "process them again (the list also shows failed ones still retried)"),
         ("Dunning retries parked", DunningInvoice.objects.filter(status="failed").count(),
          changelist(DunningInvoice, status__exact="failed"), "retry them now"),
         ("NFS-e failed or blocked", queries.nfse_outbox(as_of).parked,

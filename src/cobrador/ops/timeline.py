@@ -133,8 +133,9 @@ def _dunning_entries(account: BillingAccount) -> list[Entry]:
 def _notice_entries(account: BillingAccount) -> list[Entry]:
     entries = []
     for notice in Notice.objects.filter(account=account).order_by("-id")[:LIMIT]:
-        actions = ["unpark_notice"] if notice.status in ("failed", "parked") else []
-        detail = notice.recipient if notice.status != "failed" and notice.status != "parked" else notice.last_error
+        parked = notice.status in ("failed", "parked")
+        actions = ["unpark_notice"] if parked else []
+        detail = notice.last_error if parked else notice.recipient
         entries.append(Entry(notice.created_at, "notice", f"Notice {notice.type} by {notice.channel}", notice.status,
                              detail[:200], change_page(notice), notice.public_id, actions))
     return entries

@@ -218,3 +218,15 @@ def test_every_page_template_renders(rf, template, context, language):
 def test_page_templates_are_all_covered():
     shipped = {p.name for p in (Path(cobrador.pages.__file__).parent / "templates" / "pages").glob("*.html")}
     assert shipped == {"base.html", "not_found.html", "proposal.html", "invoice.html", "card.html"}
+
+
+def test_invoice_reminders_link_to_the_invoice_page(api, clock):
+    from cobrador.jobs.runner import run_job  # noqa: PLC0415
+
+    invoice = invoice_with_documents(make_account(api.organization), number=45)
+    run_job("invoice-reminders", as_of=clock.now() + timedelta(days=6))  # due in 7 days: one day before
+
+    notice = Notice.objects.get(type="invoice_due_soon", channel="email")
+    assert "/pages/i/" in notice.link
+    assert "Fatura 45" in Client().get(_path(notice.link)).content.decode()
+    assert invoice.public_id == notice.context["invoice"]["id"]

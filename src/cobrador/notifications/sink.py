@@ -8,6 +8,9 @@ organization. An event whose account cannot be found is skipped and counted in `
 
 import logging
 from collections import Counter
+from urllib.parse import quote
+
+from django.conf import settings
 
 from cobrador.catalog.models import Plan
 from cobrador.customers.models import BillingAccount
@@ -140,6 +143,9 @@ def _proposal_draft(event, type_name: str, account, lookups: _Lookups, config) -
         draft.account = None
         draft.recipient = organization.billing_email
         locale = config.organization_locale
+        # The seller's people open the proposal in the operations console (searched by its id); its API
+        # address is in the text too.
+        draft.link = f"{settings.PUBLIC_URL}/admin/proposals/proposal/?q={quote(entity, safe='')}"
     else:
         locale = account.locale if account is not None else str(prospect.get("locale") or "pt-BR")
         draft.link = lookups.proposal_links.get((event.organization_id, entity), "")
@@ -147,6 +153,8 @@ def _proposal_draft(event, type_name: str, account, lookups: _Lookups, config) -
             draft.recipient, draft.locale = str(data.get("email") or ""), locale
             draft.context["account"] = {"id": "", "name": customer_name, "email": draft.recipient}
     draft.context["proposal"] = contexts.proposal_context(data, locale, customer_name)
+    if type_name in SELLER_TYPES:
+        draft.context["proposal"]["api_url"] = f"{settings.PUBLIC_URL}/v1/proposals/{quote(entity, safe='')}"
     if type_name == "proposal_sent":
         draft.key = f"{entity}:{event.public_id}"  # each send mails once
     elif type_name == "proposal_reminder":

@@ -191,6 +191,10 @@ def invoice_reminders_sweep(run) -> None:
                     key=f"{invoice.public_id}:{invoice.due_date.isoformat()}:{max(reached)}",
                     context={"invoice": invoice_context, "days_overdue": days_overdue}))
                 run.count("overdue")
+        # The customer pays from the hosted invoice page, when an app serves one.
+        pages = links.links_for("invoice", ((d.organization.pk, d.context["invoice"]["id"]) for d in drafts))
+        for draft in drafts:
+            draft.link = pages.get((draft.organization.pk, draft.context["invoice"]["id"]), "")
         services.enqueue_notices(drafts)
 
     run.process(list(ids), handle, batch_size=BATCH)

@@ -179,6 +179,10 @@ class PagarmeGateway:
         `appId` (the one call made without the secret key: Pagar.me refuses an Authorization header)."""
         return f"{self.base_url}/tokens"
 
+    def public_key(self) -> str:
+        """The organization's public key (option `public_key`): without one, no browser tokenization."""
+        return str((self.config.options or {}).get("public_key") or "")
+
     def store_card(self, *, token: str, customer) -> StoredCard:
         """A one-time `token_...` (60 s, single use) becomes a card stored on a Pagar.me customer: the
         customer is created (or found again through its idempotency key, our billing account id), then

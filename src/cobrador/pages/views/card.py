@@ -42,9 +42,10 @@ def _gateway(organization):
         gateway = gateway_for(config_for_method(organization, "card"))
     except ApiError:  # a live organization with no card gateway
         return None
-    public_key = gateway.public_key() if hasattr(gateway, "public_key") else \
-        str((gateway.config.options or {}).get("public_key") or "")
-    if not hasattr(gateway, "store_card") or not public_key:
+    if not hasattr(gateway, "store_card"):  # a provider with no browser tokenization
+        return None
+    public_key = gateway.public_key()
+    if not public_key:
         return None
     return gateway, {"tokenize_url": gateway.tokenize_url(), "public_key": public_key}
 

@@ -12,7 +12,7 @@ valid day (due to expire), N/5 one day from it (due the 1-day reminder), the res
    proposals' update and the same events and notices (the sweep's own rows, cloned) inserted at once,
    COPY on PostgreSQL (core.bulk), one bulk transaction on SQLite. Then a rerun, which must write nothing.
 2. proposal-reminder the same way (reminder rows, events, notices and the page links in the e-mails).
-3. The hosted invoice page (a PIX QR code drawn per request) on `cobrador web` (granian, 2 workers), from
+3. The hosted invoice page (with its PIX QR code) on `cobrador web` (granian, 2 workers), from
    a loopback client with keep-alive connections: the sustained rate of the page and of /healthz (the
    ceiling: the same server's trivial view); then the page at half its sustained rate, paced, for p99.
 
@@ -332,7 +332,9 @@ def main() -> int:
         reminder, written = run_sweep("proposal-reminder", written_models)
         reminder_ceiling = measure_ceiling(written, ceiling_rows[fifth:2 * fifth], ["updated_at"],
                                            {"updated_at": SWEEP_AT})
+        load_before_page = [round(x, 2) for x in os.getloadavg()]
         page = measure_page(bench_db, organization, args.page_seconds, args.clients)
+        page["load_average_before"] = load_before_page  # 1, 5, 15 min: other processes share the cores
 
         expiration_ratio = round(expiration["seconds"] / expiration_ceiling["seconds"], 2)
         reminder_ratio = round(reminder["seconds"] / reminder_ceiling["seconds"], 2)
@@ -356,6 +358,7 @@ def main() -> int:
             "targets": targets,
             "meets_targets": all(v for k, v in targets.items() if k.endswith("_met") or k == "reruns_write_nothing"),
             "peak_rss_mb": round(own_peak_rss_bytes() / 2**20, 1),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         })
     return 0
 

@@ -45,5 +45,6 @@ urlpatterns = [
     path("v1/", api.urls),
     path("admin/", admin.site.urls),
     path("pages/", include("cobrador.pages.urls")),  # hosted customer pages (tokenized links)
+    path("sandbox/", include("cobrador.gateways.urls")),  # the sandbox provider's card tokens endpoint
     path("", include("cobrador.ops.urls")),  # /healthz, /readyz, /metrics
 ]

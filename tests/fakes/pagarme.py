@@ -10,6 +10,13 @@
   `pending`/`generated` with url, line and barcode; PIX `pending`/`waiting_payment` with qr_code.
 * `GET /orders?code=`, `GET /orders/{id}`, `GET /charges/{id}`, `DELETE /charges/{id}` (cancel a pending
   charge, refund a paid one, `{"amount": cents}` for part of it).
+* Browser-side tokenization: `POST /tokens?appId=<public key>` (no Authorization header: one is refused,
+  as Pagar.me refuses it), CORS for any origin with its OPTIONS preflight, body
+  `{"type": "card", "card": {number, holder_name, exp_month, exp_year, cvv}}` -> a token object
+  `{id: token_…, type, created_at, expires_at (+60 s), card: {first_six_digits, last_four_digits, brand, …}}`.
+  A token is used once, within 60 s. `POST /customers` and `POST /customers/{id}/cards` with
+  `{"token": "token_…"}` store the card (`card_…`). `tokenized_numbers` keeps the numbers it received, so a
+  test can show where a card number went (here) and where it did not (cobrador).
 * `/.well-known/jwks.json` (no auth) serves the RSA keys that sign callbacks; `rotate_key()` adds one.
 * `send_callback(url, event_type, charge_id)` POSTs `{id: hook_…, account, type, created_at, data}`
   signed with `X-Webhook-Asymmetric-Signature: alg=RS256; kid=…; signature=<base64url>` and resends on a
@@ -44,6 +51,13 @@ def _id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
+def _luhn(number: str) -> bool:
+    total = 0
+    for i, digit in enumerate(int(d) for d in reversed(number)):
+        total += digit if i % 2 == 0 else (digit * 2 - 9 if digit > 4 else digit * 2)
+    return total % 10 == 0
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -52,9 +66,14 @@ class FakePagarme(HttpFake):
     FAULTS = CHARGE_FAULTS | set(DECLINES) | {"antifraud"}
 
     def __init__(self, secret_key: str = "sk_test_fakepagarme0001", *, replay_errors: bool = False,
-                 webhook_max_attempts: int = 10, **kwargs):
+                 webhook_max_attempts: int = 10, public_key: str = "pk_test_fakepagarme0001", **kwargs):
         super().__init__(**kwargs)
         self.secret_key = secret_key
+        self.public_key = public_key
+        self.tokens: dict[str, dict] = {}  # token id -> {card, expires_at (epoch), used}
+        self.customers: dict[str, dict] = {}
+        self.cards: dict[str, dict] = {}
+        self.tokenized_numbers: list[str] = []
         self.replay_errors = replay_errors
         self.webhook_max_attempts = webhook_max_attempts
         self.orders: dict[str, dict] = {}
@@ -159,6 +178,8 @@ class FakePagarme(HttpFake):
         if not path.startswith(PREFIX):
             return Answer(404, {"message": "Not found"})
         path = path[len(PREFIX):]
+        if path == "/tokens":
+            return self._tokens(request)
         if not self._authorized(request):
             return Answer(401, {"message": "Authorization has been denied for this request."})
         key = request.headers.get("idempotency-key", "") if request.method in ("POST", "PUT", "DELETE") else ""
@@ -177,12 +198,93 @@ class FakePagarme(HttpFake):
             return self._found(self.orders.get(parts[1]))
         if request.method == "GET" and len(parts) == 2 and parts[0] == "charges":
             return self._found(self.charges.get(parts[1]))
+        if request.method == "POST" and parts == ["customers"]:
+            return self._create_customer(request, key)
+        if request.method == "POST" and len(parts) == 3 and parts[0] == "customers" and parts[2] == "cards":
+            return self._store_card(request, parts[1], key)
         if request.method == "DELETE" and len(parts) == 2 and parts[0] == "charges":
             answer = self._cancel_charge(parts[1], request)
             if answer.status < 500 and answer.status != 404:
                 self.remember(key, request, answer)
             return answer
         return Answer(404, {"message": "Not found"})
+
+    # --- cards: browser tokenization and stored cards ---
+
+    CORS = {"access-control-allow-origin": "*", "access-control-allow-methods": "POST, OPTIONS",
+            "access-control-allow-headers": "Content-Type", "access-control-max-age": "600"}
+
+    def _tokens(self, request: Request) -> Answer:
+        if request.method == "OPTIONS":
+            return Answer(204, None, dict(self.CORS))
+        if request.method != "POST":
+            return Answer(405, {"message": "Method not allowed."}, dict(self.CORS))
+        if "authorization" in request.headers:
+            return Answer(401, {"message": "Authorization header is not allowed."}, dict(self.CORS))
+        if request.query.get("appid") != self.public_key and request.query.get("appId") != self.public_key:
+            return Answer(401, {"message": "Invalid appId."}, dict(self.CORS))
+        try:
+            body = request.json()
+        except ValueError:
+            return Answer(400, {"message": "The request is invalid."}, dict(self.CORS))
+        card = (body or {}).get("card") if isinstance(body, dict) and body.get("type") == "card" else None
+        errors = {}
+        if not isinstance(card, dict):
+            return Answer(422, {"message": "The request is invalid.", "errors": {"card": ["required"]}},
+                          dict(self.CORS))
+        number = str(card.get("number") or "")
+        if not (number.isdigit() and 13 <= len(number) <= 19 and _luhn(number)):
+            errors["card.number"] = ["The number field is not a valid credit card number."]
+        if not isinstance(card.get("exp_month"), int) or not 1 <= card["exp_month"] <= 12:
+            errors["card.exp_month"] = ["The field exp_month must be between 1 and 12."]
+        if not isinstance(card.get("exp_year"), int):
+            errors["card.exp_year"] = ["The exp_year field is required."]
+        if not str(card.get("cvv") or "").isdigit():
+            errors["card.cvv"] = ["The cvv field is required."]
+        if errors:
+            return Answer(422, {"message": "The request is invalid.", "errors": errors}, dict(self.CORS))
+        now = self.now()
+        token_id = _id("token")
+        details = {"first_six_digits": number[:6], "last_four_digits": number[-4:],
+                   "brand": "Mastercard" if number[0] == "5" else "Visa",
+                   "holder_name": str(card.get("holder_name") or ""), "exp_month": card["exp_month"],
+                   "exp_year": card["exp_year"]}
+        with self.lock:
+            self.tokenized_numbers.append(number)
+            self.tokens[token_id] = {"card": details, "expires_at": now.timestamp() + 60, "used": False}
+        return Answer(200, {"id": token_id, "type": "card", "created_at": self._now(),
+                            "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now.timestamp() + 60)),
+                            "card": details}, dict(self.CORS))
+
+    def _create_customer(self, request: Request, key: str) -> Answer:
+        body = request.json() or {}
+        if not body.get("name"):
+            return Answer(422, {"message": "The request is invalid.",
+                                "errors": {"name": ["The name field is required."]}})
+        customer = {"id": _id("cus"), **{k: body.get(k) for k in ("name", "email", "code", "document", "type")},
+                    "created_at": self._now()}
+        with self.lock:
+            self.customers[customer["id"]] = customer
+        answer = Answer(200, json.loads(json.dumps(customer)))
+        self.remember(key, request, answer)
+        return answer
+
+    def _store_card(self, request: Request, customer_id: str, key: str) -> Answer:
+        body = request.json() or {}
+        with self.lock:
+            if customer_id not in self.customers:
+                return Answer(404, {"message": "Customer not found."})
+            token = self.tokens.get(str(body.get("token") or ""))
+            if token is None or token["used"] or self.now().timestamp() > token["expires_at"]:
+                return Answer(422, {"message": "The request is invalid.",
+                                    "errors": {"token": ["The token is invalid, expired or already used."]}})
+            token["used"] = True
+            card = {"id": _id("card"), **token["card"], "status": "active", "type": "credit",
+                    "customer": {"id": customer_id}, "created_at": self._now()}
+            self.cards[card["id"]] = card
+        answer = Answer(200, json.loads(json.dumps(card)))
+        self.remember(key, request, answer)
+        return answer
 
     def jwks(self) -> dict:
         keys = []

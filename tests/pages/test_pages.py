@@ -200,6 +200,10 @@ BASE = {"brand": {"name": "Acme", "logo_url": "", "color": "#2563eb"}, "locale":
         "discount": "R$ 1", "credit": "R$ 1", "total": "R$ 1", "amount_due": "R$ 1", "due_date": "01/03/2026",
         "overdue": True, "pix": {"code": "x", "qr": "data:image/svg+xml,", "expires_at": "02/03/2026"},
         "boleto": {"line": "1", "url": "https://b.test/1.pdf", "expires_at": "02/03/2026"}}),
+    ("pages/card.html", {"token": "t", "account_name": "Maria", "error": "Recusado", "updated": True,
+                         "current": {"brand": "visa", "last4": "0010", "exp": "12/2030"},
+                         "gateway": {"tokenize_url": "/sandbox/core/v5/tokens", "public_key": "pk_test_x"}}),
+    ("pages/card.html", {"token": "t", "account_name": "Maria", "gateway": None, "current": None}),
     ("pages/invoice.html", {"invoice": {"number": 7, "status": "paid"}, "lines": [], "total": "R$ 1",
                             "receipt": {"paid_at": "01/03/2026", "amount": "R$ 1", "method": "pix",
                                         "payment_id": "pay_1"}}),
@@ -213,4 +217,16 @@ def test_every_page_template_renders(rf, template, context, language):
 
 def test_page_templates_are_all_covered():
     shipped = {p.name for p in (Path(cobrador.pages.__file__).parent / "templates" / "pages").glob("*.html")}
-    assert shipped == {"base.html", "not_found.html", "proposal.html", "invoice.html"}
+    assert shipped == {"base.html", "not_found.html", "proposal.html", "invoice.html", "card.html"}
+
+
+def test_invoice_reminders_link_to_the_invoice_page(api, clock):
+    from cobrador.jobs.runner import run_job  # noqa: PLC0415
+
+    invoice = invoice_with_documents(make_account(api.organization), number=45)
+    run_job("invoice-reminders", as_of=clock.now() + timedelta(days=6))  # due in 7 days: one day before
+
+    notice = Notice.objects.get(type="invoice_due_soon", channel="email")
+    assert "/pages/i/" in notice.link
+    assert "Fatura 45" in Client().get(_path(notice.link)).content.decode()
+    assert invoice.public_id == notice.context["invoice"]["id"]

@@ -91,3 +91,25 @@ def test_a_registered_link_builder_puts_the_page_link_in_the_mail(api, clock, sm
 
 def test_the_shipped_templates_are_complete():
     assert check_defaults() == []
+
+
+def test_the_sellers_mails_link_to_the_proposal_in_the_console_and_the_api(api, clock, smtp, settings):  # noqa: F811
+    settings.PUBLIC_URL = "https://cobrador.acme.test"
+    expiring = make_proposal(api.organization, expires_on=date(2026, 3, 10))
+    accepted = make_proposal(api.organization, expires_on=date(2026, 3, 10))
+    with transaction.atomic():
+        services.accept_proposal(proposal=Proposal.objects.select_related("organization").get(pk=accepted.pk))
+    sweep("proposal-expiration", utc(2026, 3, 11, 4, 30))
+
+    drain()
+
+    for proposal, kind in ((expiring, "proposal_expired"), (accepted, "proposal_accepted")):
+        notice = Notice.objects.get(type=kind)
+        assert notice.link == f"https://cobrador.acme.test/admin/proposals/proposal/?q={proposal.public_id}"
+    texts = {m.message["Subject"]: _text(m) for m in smtp.wait_for(4)}
+    expired_text = texts[f"A proposta {expiring.number} para Joana Lima expirou"]
+    assert f"Abrir a proposta: https://cobrador.acme.test/admin/proposals/proposal/?q={expiring.public_id}" \
+        in expired_text
+    assert f"Na API: GET https://cobrador.acme.test/v1/proposals/{expiring.public_id}" in expired_text
+    assert "Abrir a proposta: https://cobrador.acme.test/admin/" in texts[
+        f"Proposta {accepted.number} aceita por Joana Lima"]

@@ -64,6 +64,17 @@ class ChargeResult:
 
 
 @dataclass(frozen=True)
+class StoredCard:
+    """A card the provider stored from a one-time browser token: what a card payment method keeps."""
+
+    gateway_token: str  # what charge_card takes later (Pagar.me: cus_...:card_...)
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True)
 class CallbackEvent:
     """A provider callback, parsed. `status` is what the callback says the charge is now."""
 
@@ -82,7 +93,9 @@ class GatewayError(Exception):
 
 
 class Gateway(Protocol):
-    """What every provider adapter does. One more method is optional: `charge_many(requests) ->
+    """What every provider adapter does. Two more methods are optional: `store_card(*, token, customer)
+    -> StoredCard`, for providers that tokenize cards in the customer's browser (the card update page);
+    and `charge_many(requests) ->
     list[ChargeResult | GatewayError]`, the three charge calls for many requests at once (each by its
     request's method). A provider that has it (the sandbox, which is no network call away) gets a batch
     of payments in one call instead of one call per payment in the thread pool."""

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.conf import settings
 
 from cobrador.core.ssrf import guarded_transport
-from cobrador.gateways.base import CallbackEvent, ChargeRequest, ChargeResult, GatewayError
+from cobrador.gateways.base import CallbackEvent, ChargeRequest, ChargeResult, GatewayError, StoredCard
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +171,39 @@ class PagarmeGateway:
             return ChargeResult(status="unknown", failure_code="provider_unreachable",
                                 failure_message="Pagar.me did not answer in time or answered 5xx")
         return order_result(order, request.method)
+
+    # --- cards tokenized in the customer's browser ----------------------------------------------------
+
+    def tokenize_url(self) -> str:
+        """Where the card update page posts the card, from the customer's browser, with the public key as
+        `appId` (the one call made without the secret key: Pagar.me refuses an Authorization header)."""
+        return f"{self.base_url}/tokens"
+
+    def public_key(self) -> str:
+        """The organization's public key (option `public_key`): without one, no browser tokenization."""
+        return str((self.config.options or {}).get("public_key") or "")
+
+    def store_card(self, *, token: str, customer) -> StoredCard:
+        """A one-time `token_...` (60 s, single use) becomes a card stored on a Pagar.me customer: the
+        customer is created (or found again through its idempotency key, our billing account id), then
+        `POST /customers/{id}/cards {"token": ...}`. GatewayError when refused or not answered (the
+        browser tokenizes again: a token is cheap, a card is never charged here)."""
+        if not token.startswith("token_"):
+            raise GatewayError("a Pagar.me card token starts with token_")
+        found = self._send("POST", "/customers", body=_customer(customer),
+                           idempotency_key=f"cobrador-customer-{customer.reference}")
+        if not found or not str(found.get("id", "")).startswith("cus_"):
+            raise GatewayError("Pagar.me did not create the customer")
+        card = self._send("POST", f"/customers/{found['id']}/cards", body={"token": token},
+                          idempotency_key=f"cobrador-card-{token}")
+        if not card or not str(card.get("id", "")).startswith("card_"):
+            raise GatewayError("Pagar.me did not store the card")
+        try:
+            return StoredCard(gateway_token=f"{found['id']}:{card['id']}", brand=str(card.get("brand") or "").lower(),
+                              last4=str(card.get("last_four_digits") or ""), exp_month=int(card["exp_month"]),
+                              exp_year=_four_digit_year(int(card["exp_year"])))
+        except (KeyError, TypeError, ValueError):
+            raise GatewayError("Pagar.me answered a card without its expiry") from None
 
     def fetch_charge(self, *, method, provider_charge_id: str) -> ChargeResult:
         charge = self._send("GET", f"/charges/{provider_charge_id}")
@@ -346,6 +379,10 @@ def _card_payment(token: str) -> tuple[str, dict]:
     elif token.startswith("token_"):
         return "", {"card_token": token}
     raise GatewayError("a Pagar.me card token must be 'cus_…:card_…', 'card_…' or 'token_…'")
+
+
+def _four_digit_year(year: int) -> int:
+    return year + 2000 if year < 100 else year  # Pagar.me takes and may answer 2-digit years
 
 
 def _customer(customer) -> dict:

@@ -14,9 +14,18 @@ Test card tokens (a card payment method's `gateway_token`):
 | `tok_sandbox_timeout`            | the charge goes through, but the answer is lost: `unknown` (timeout)   |
 | `tok_sandbox_error_500`          | the charge goes through, then a 500: `unknown` (`provider_error`)      |
 
-Any other token is refused before anything happens (`GatewayError`). For the two `unknown` outcomes the
-charge is recorded as succeeded: `find_charge` (by reference or idempotency key) and a retry with the same
-idempotency key both report it as succeeded, which is how billing reconciles an unknown outcome.
+Any other token is refused before anything happens (`GatewayError`). A card stored through the card
+update page has the token of its test number's outcome followed by `:<nonce>` (one stored card each).
+
+Cards typed on the hosted card update page go to the sandbox's own tokens endpoint,
+`POST /sandbox/core/v5/tokens?appId=<public key>` (Pagar.me's `POST /tokens` in shape; the public key is
+`sandbox_public_key(config)`), never to cobrador's pages or API. It takes only the test card numbers in
+TEST_CARD_NUMBERS, keeps nothing of the number but its last four digits and brand, and answers a
+one-time `token_sbx_...` (signed, valid 60 s) that `store_card` turns into a stored card.
+
+For the two `unknown` outcomes the charge is recorded as succeeded: `find_charge` (by reference or
+idempotency key) and a retry with the same idempotency key both report it as succeeded, which is how
+billing reconciles an unknown outcome.
 
 Boleto and PIX charges are issued `pending`. `cobrador sandbox pay PAYMENT_ID` (or
 `send_sandbox_payment_callback(payment)`) marks one paid and sends a real signed callback to
@@ -27,17 +36,19 @@ Boleto and PIX charges are issued `pending`. `cobrador sandbox pay PAYMENT_ID` (
 import hashlib
 import hmac
 import json
+import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core import signing
 from django.db import IntegrityError, transaction
 
 from cobrador.core import clock
 from cobrador.core.bulk import build, insert_objects
 from cobrador.core.crypto import constant_time_equals
-from cobrador.gateways.base import CallbackEvent, ChargeRequest, ChargeResult, GatewayError
+from cobrador.gateways.base import CallbackEvent, ChargeRequest, ChargeResult, GatewayError, StoredCard
 from cobrador.gateways.models import GatewayConfig, SandboxCharge
 
 SIGNATURE_HEADER = "X-Sandbox-Signature"
@@ -65,6 +76,61 @@ TEST_CARD_TOKENS: dict[str, CardOutcome] = {
     "tok_sandbox_error_500": CardOutcome("succeeded", answer="unknown", answer_code="provider_error",
                                          message="The provider answered 500."),
 }
+
+# The card update page's test numbers (Luhn-valid) and the outcome each stored card gets.
+TEST_CARD_NUMBERS: dict[str, tuple[str, str]] = {
+    "4000000000000010": ("visa", "tok_sandbox_success"),
+    "5555555555554444": ("mastercard", "tok_sandbox_success"),
+    "4000000000000002": ("visa", "tok_sandbox_decline"),
+    "4000000000009995": ("visa", "tok_sandbox_insufficient_funds"),
+    "4000000000009979": ("visa", "tok_sandbox_stolen"),
+}
+CARD_TOKEN_PREFIX = "token_sbx_"
+CARD_TOKEN_SECONDS = 60
+_SIGNING_SALT = "cobrador.gateways.sandbox.card-token"
+
+
+def card_outcome(token: str) -> CardOutcome | None:
+    """The outcome of a card token: a test token, or a stored card's (`<test token>:<nonce>`)."""
+    return TEST_CARD_TOKENS.get((token or "").split(":", 1)[0])
+
+
+def sandbox_public_key(config: GatewayConfig) -> str:
+    """The sandbox's public key for the tokens endpoint: names the configuration, opens nothing."""
+    return f"pk_test_sandbox_{config.public_id}"
+
+
+def tokenize_card(*, public_key: str, card: dict) -> dict:
+    """The sandbox's `POST /tokens`: a test card in, a one-time signed token out (Pagar.me's token shape).
+    Raises ValueError naming the field at fault. The number is read here and forgotten."""
+    prefix = "pk_test_sandbox_"
+    config = GatewayConfig.objects.filter(public_id=public_key.removeprefix(prefix), provider="sandbox",
+                                          active=True).first() if public_key.startswith(prefix) else None
+    if config is None:
+        raise PermissionError("unknown public key")
+    number = "".join(ch for ch in str(card.get("number") or "") if ch.isdigit())
+    if number not in TEST_CARD_NUMBERS:
+        raise ValueError("card.number: the sandbox takes only its test card numbers: " + ", ".join(TEST_CARD_NUMBERS))
+    try:
+        exp_month, exp_year = int(card.get("exp_month")), int(card.get("exp_year"))
+    except (TypeError, ValueError):
+        raise ValueError("card.exp_month / card.exp_year: numbers are required") from None
+    exp_year = exp_year + 2000 if exp_year < 100 else exp_year
+    now = clock.now()
+    if not 1 <= exp_month <= 12 or (exp_year, exp_month) < (now.year, now.month):
+        raise ValueError("card.exp_month: the card has expired or the month is not 1-12")
+    if not str(card.get("cvv") or "").isdigit():
+        raise ValueError("card.cvv: 3 or 4 digits are required")
+    brand, outcome = TEST_CARD_NUMBERS[number]
+    expires_at = now + timedelta(seconds=CARD_TOKEN_SECONDS)
+    details = {"first_six_digits": number[:6], "last_four_digits": number[-4:], "brand": brand.title(),
+               "holder_name": str(card.get("holder_name") or "")[:64], "exp_month": exp_month, "exp_year": exp_year}
+    signed = signing.Signer(salt=_SIGNING_SALT).sign_object(
+        {"g": config.public_id, "o": outcome, "e": expires_at.timestamp(), "n": secrets.token_hex(8),
+         "c": details}, compress=True)
+    return {"id": CARD_TOKEN_PREFIX + signed, "type": "card", "created_at": now.isoformat(),
+            "expires_at": expires_at.isoformat(), "card": details}
+
 
 TEST_CARD_TOKENS_DOC = "\n".join(
     f"* `{token}`: " + (
@@ -130,7 +196,7 @@ class SandboxGateway:
             charge = stored[key]
             created = charge.provider_charge_id == drafts[key].provider_charge_id and key not in made
             made.add(key)
-            outcome = TEST_CARD_TOKENS.get(charge.card_token)
+            outcome = card_outcome(charge.card_token)
             if created and charge.answered == "unknown":
                 answers[i] = ChargeResult(status="unknown", failure_code=outcome.answer_code,
                                           failure_message=outcome.message)
@@ -144,7 +210,7 @@ class SandboxGateway:
             raise GatewayError("amount must be positive")
         fields: dict = {"status": "pending"}
         if request.method == "card":
-            outcome = TEST_CARD_TOKENS.get(request.card_token)
+            outcome = card_outcome(request.card_token)
             if outcome is None:
                 raise GatewayError(f"the sandbox does not know the card token {request.card_token!r}; use one of "
                                    + ", ".join(TEST_CARD_TOKENS))
@@ -160,6 +226,29 @@ class SandboxGateway:
         return build(SandboxCharge, gateway=self.config, idempotency_key=request.idempotency_key,
                              reference=request.reference, method=request.method, amount=request.amount,
                              currency=request.currency, created_at=now, **fields)
+
+    # --- cards tokenized in the customer's browser ---------------------------------------------------
+
+    def tokenize_url(self) -> str:
+        return "/sandbox/core/v5/tokens"  # on whichever host serves the page (custom domains too)
+
+    def public_key(self) -> str:
+        return sandbox_public_key(self.config)
+
+    def store_card(self, *, token: str, customer) -> StoredCard:
+        """A token from `tokenize_card` becomes a stored card: its test number's outcome token plus the
+        token's nonce (each stored card is its own). Refused when forged, expired or another configuration's."""
+        try:
+            data = signing.Signer(salt=_SIGNING_SALT).unsign_object(token.removeprefix(CARD_TOKEN_PREFIX))
+        except (signing.BadSignature, ValueError):
+            raise GatewayError("the sandbox does not know this card token") from None
+        if not token.startswith(CARD_TOKEN_PREFIX) or data.get("g") != self.config.public_id:
+            raise GatewayError("the card token belongs to another sandbox")
+        if clock.now().timestamp() > float(data["e"]):
+            raise GatewayError("the card token expired (60 s): tokenize the card again")
+        card = data["c"]
+        return StoredCard(gateway_token=f"{data['o']}:{data['n']}", brand=card["brand"].lower(),
+                          last4=card["last_four_digits"], exp_month=card["exp_month"], exp_year=card["exp_year"])
 
     def fetch_charge(self, *, method, provider_charge_id: str) -> ChargeResult:
         return charge_result(self._charge(provider_charge_id))
@@ -242,7 +331,7 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def charge_result(charge: SandboxCharge, *, status: str | None = None) -> ChargeResult:
-    outcome = TEST_CARD_TOKENS.get(charge.card_token)
+    outcome = card_outcome(charge.card_token)
     result = ChargeResult(
         status=status or charge.status, provider_charge_id=charge.provider_charge_id,
         amount_paid=charge.amount if charge.paid_at else 0, paid_at=charge.paid_at,

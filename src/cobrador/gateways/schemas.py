@@ -17,7 +17,10 @@ Providers and their `credentials` (write-only: stored encrypted, never returned;
 which fields are set in `credentials_set`):
 
 * `pagarme` (Pagar.me API v5; card, bank_slip, pix): `secret_key` (`sk_test_...` for a test-mode
-  organization, `sk_...` for a live one). Options: `timeout_seconds`.
+  organization, `sk_...` for a live one). Options: `timeout_seconds`, `public_key` (`pk_test_...`/`pk_...`:
+  the hosted card update page posts the card from the customer's browser straight to Pagar.me's
+  `POST /tokens?appId=<public_key>`; cobrador receives only the token and stores the card on a Pagar.me
+  customer).
   A card payment method's token is `cus_...:card_...` (a card stored on a Pagar.me customer), `card_...`
   or a one-time `token_...`.
 * `kobana` (bank_slip through API v1, pix through API v2; no cards): `api_token`, `webhook_secret` (the
@@ -46,6 +49,10 @@ class GatewayOptions(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     timeout_seconds: float = Field(None, gt=0, le=60, description="HTTP timeout for provider calls (default 10).")
+    public_key: str = Field(None, min_length=4, max_length=100, pattern=r"^pk_[A-Za-z0-9_]+$",
+                            description="Pagar.me: the public key (pk_test_... in test mode) the card update page "
+                                        "tokenizes cards with, in the customer's browser. Without it the page "
+                                        "cannot take a new card.")
     pix_account_uid: str = Field(None, max_length=100, description="Kobana: the PIX account.")
     boleto: dict = Field(None, description="Kobana: extra bank-billet fields (fine_type, interest_type, ...).")
     boleto_days_to_due: int = Field(None, ge=1, le=60, description="Kobana: days to due when none is given.")

@@ -21,7 +21,7 @@ CREDENTIAL_FIELDS = {
 }
 OPTION_FIELDS = {
     "sandbox": set(),
-    "pagarme": {"timeout_seconds"},
+    "pagarme": {"timeout_seconds", "public_key"},
     "kobana": {"timeout_seconds", "pix_account_uid", "boleto", "boleto_days_to_due"},
 }
 
@@ -149,6 +149,11 @@ def _check(*, organization: Organization, provider: str, methods: list[str], cre
             raise ValidationFailed(
                 "a test-mode organization takes a test key (sk_test_...) and a live-mode one a live key",
                 field="credentials.secret_key")
+    if provider == "pagarme" and options.get("public_key"):
+        public_key = options["public_key"]
+        if not public_key.startswith("pk_") or (organization.mode == "test") != public_key.startswith("pk_test_"):
+            raise ValidationFailed("a Pagar.me public key starts with pk_test_ (test mode) or pk_ (live mode)",
+                                   field="options.public_key")
     if provider == "kobana":
         for name in ("api_token", "webhook_secret"):
             if not credentials.get(name):

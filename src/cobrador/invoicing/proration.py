@@ -31,10 +31,15 @@ class Price:
     plan: Plan
     quantity: int
     coupon: Coupon | None  # the coupon that discounts this price, if any
+    unit_amount: int | None = None  # the subscription's agreed price per unit; None: the plan's amount
+
+    @property
+    def unit(self) -> int:
+        return self.plan.amount if self.unit_amount is None else self.unit_amount
 
     @property
     def gross(self) -> int:
-        return self.plan.amount * self.quantity
+        return self.unit * self.quantity
 
     @property
     def net(self) -> int:
@@ -45,10 +50,11 @@ class Price:
         return f"{self.plan.name} × {self.quantity}{off}"
 
 
-def price(plan: Plan, quantity: int, period_coupon: Coupon | None) -> Price:
-    """The price of `plan` × `quantity` in a period that `period_coupon` discounted (None: no coupon)."""
+def price(plan: Plan, quantity: int, period_coupon: Coupon | None, *, unit_amount: int | None = None) -> Price:
+    """The price of `plan` × `quantity` (at `unit_amount` per unit when the subscription has an agreed
+    price) in a period that `period_coupon` discounted (None: no coupon)."""
     applies = period_coupon is not None and coupon_applies_to(period_coupon, plan)
-    return Price(plan, quantity, period_coupon if applies else None)
+    return Price(plan, quantity, period_coupon if applies else None, unit_amount)
 
 
 @dataclass(frozen=True)

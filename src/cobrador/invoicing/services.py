@@ -157,13 +157,18 @@ def periods_to_bill(subscription, months: int, invoiced_starts: set) -> list[tup
 # What the sweep reads of each subscription: plain rows, no model instances (measured: building
 # instances with their account, plan and coupon cost more than everything else in a batch).
 _SUBSCRIPTION_COLUMNS = ("pk", "public_id", "organization_id", "account_id", "account__public_id", "plan_id",
-                         "quantity", "coupon_id", "coupon_periods_used", "status", "current_period_start",
-                         "current_period_end", "billing_anchor_day", "uninvoiced_since")
+                         "quantity", "unit_amount", "coupon_id", "coupon_periods_used", "status",
+                         "current_period_start", "current_period_end", "billing_anchor_day", "uninvoiced_since")
 _INVOICE_COLUMNS = ["public_id", "organization", "account", "subscription", "number", "status", "currency",
                     "period_start", "period_end", "subtotal", "discount", "credit_applied", "total", "amount_paid",
                     "amount_due", "coupon", "due_date", "created_at", "paid_at"]
 _LINE_COLUMNS = ["invoice", "description", "plan", "quantity", "unit_amount", "amount", "period_start",
                  "period_end"]
+
+
+def unit_price(plan: Plan, unit_amount: int | None) -> int:
+    """A subscription's price per unit: its agreed price (a proposal's override), else its plan's amount."""
+    return plan.amount if unit_amount is None else unit_amount
 
 
 @dataclass
@@ -207,7 +212,7 @@ class _NewInvoice:
         s = self.subscription
         return {"description": f"{'Trial of ' if self.trial else ''}{self.plan.name} × {s.quantity}"[:300],
                 "plan": self.plan.public_id, "quantity": s.quantity,
-                "unit_amount": 0 if self.trial else self.plan.amount,
+                "unit_amount": 0 if self.trial else unit_price(self.plan, s.unit_amount),
                 "amount": self.subtotal, "period_start": self.period_start, "period_end": self.period_end,
                 "service_code": None}
 
@@ -231,7 +236,7 @@ class _NewInvoice:
 
 def _new_invoice(subscription, plan: Plan, coupon: Coupon | None, period: tuple[datetime, datetime], *,
                  periods_used: int, now: datetime, as_of: datetime) -> _NewInvoice:
-    unit_amount = 0 if subscription.status == "trialing" else plan.amount
+    unit_amount = 0 if subscription.status == "trialing" else unit_price(plan, subscription.unit_amount)
     subtotal = unit_amount * subscription.quantity
     applied = None
     if subtotal > 0 and coupon_in_force(coupon, periods_used) and coupon_applies_to(coupon, plan):
@@ -445,18 +450,19 @@ def change_subscription_now(*, subscription: Subscription, changes: dict) -> Inv
     yet (at the old price), the change applies at once, and the rest of the period is invoiced (see
     invoicing/proration.py). Returns the proration invoice, if the change made one."""
     period_invoice = invoice_current_period(subscription=subscription)
-    old_plan, old_quantity = subscription.plan, subscription.quantity
+    old_plan, old_quantity, old_unit_amount = subscription.plan, subscription.quantity, subscription.unit_amount
     update_subscription(subscription=subscription, changes=changes, at_once=True)
     now = clock.now()
     start, end = subscription.current_period_start, subscription.current_period_end
     if period_invoice is None or not start <= now < end:
         return None  # a trial (or a period not started): nothing was billed, nothing to prorate
     period_coupon = period_invoice.coupon if period_invoice.discount else None
-    old = proration.price(old_plan, old_quantity, period_coupon)
-    new = proration.price(subscription.plan, subscription.quantity, period_coupon)
+    old = proration.price(old_plan, old_quantity, period_coupon, unit_amount=old_unit_amount)
+    new = proration.price(subscription.plan, subscription.quantity, period_coupon,
+                          unit_amount=subscription.unit_amount)
     if (old.plan.pk, old.quantity) == (new.plan.pk, new.quantity):
         return None
-    lines = [LineDraft(description=line.description, unit_amount=line.price.plan.amount,
+    lines = [LineDraft(description=line.description, unit_amount=line.price.unit,
                        quantity=line.price.quantity, plan=line.price.plan, period_start=line.period_start,
                        period_end=line.period_end, amount=line.amount)
              for line in proration.proration_lines(old=old, new=new, at=now, period_start=start, period_end=end)]

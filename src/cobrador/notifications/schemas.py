@@ -16,7 +16,9 @@ SETTINGS_DESCRIPTION = (
     "app and served here; never set: the server's COBRADOR_RENEWAL_PROMPT_DAYS). "
     "update_card_url and confirm_renewal_url: "
     "pages of your application the notices link to, with {account_id}, {subscription_id}, "
-    "{payment_method_id} and {invoice_id} placeholders (null: no link). mandatory_types: notification types "
+    "{payment_method_id} and {invoice_id} placeholders (null: no link; card notices then link to cobrador's "
+    "hosted card update page, where the card goes from the customer's browser to the gateway and cobrador "
+    "receives only a token). mandatory_types: notification types "
     "customers cannot opt out of. organization_locale: the language of cobrador's own e-mails to you."
 )
 

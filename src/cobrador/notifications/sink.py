@@ -8,6 +8,9 @@ organization. An event whose account cannot be found is skipped and counted in `
 
 import logging
 from collections import Counter
+from urllib.parse import quote
+
+from django.conf import settings
 
 from cobrador.catalog.models import Plan
 from cobrador.customers.models import BillingAccount
@@ -41,6 +44,8 @@ EVENT_TO_NOTICE = {
 PROSPECT_TYPES = {"proposal_sent", "proposal_reminder"}
 # Their e-mails link to the hosted invoice page (when an app serves one and the event names no URL).
 INVOICE_PAGE_TYPES = {"invoice_created", "payment_succeeded"}
+# Their e-mails link to the organization's update_card_url, or else to the hosted card update page.
+CARD_PAGE_TYPES = {"payment_failed", "trial_ending", "account_suspended"}
 # The seller hears of these at the organization's billing e-mail.
 SELLER_TYPES = {"proposal_accepted", "proposal_expired"}
 ACCOUNT_KEYS = ("account", "account_id", "billing_account", "billing_account_id")
@@ -96,9 +101,18 @@ class _Lookups:
         self.proposal_links = links.links_for("proposal", (
             (e.organization_id, r) for e in events
             if EVENT_TO_NOTICE.get(e.type) in PROSPECT_TYPES and (r := contexts.ref(e.data.get("id")))))
+        self.card_links: dict = {}  # add_card_links, once the organizations' settings are known
         self.trials_with_payment_method = services.trials_with_payment_method(
             _trial(account, e) for e in events if e.type == "subscription.trial_will_end"
             if (account := self.account_for(e)) is not None)
+
+    def add_card_links(self, events, configs) -> None:
+        """Card update page links for the accounts of card notices whose organization has no
+        update_card_url of its own (minted once per account for the batch)."""
+        self.card_links = links.links_for("card", (
+            (e.organization_id, account.public_id) for e in events
+            if EVENT_TO_NOTICE.get(e.type) in CARD_PAGE_TYPES and not configs[e.organization_id].update_card_url
+            and (account := self.account_for(e)) is not None))
 
     @staticmethod
     def _direct_account_ref(event) -> str | None:
@@ -129,6 +143,9 @@ def _proposal_draft(event, type_name: str, account, lookups: _Lookups, config) -
         draft.account = None
         draft.recipient = organization.billing_email
         locale = config.organization_locale
+        # The seller's people open the proposal in the operations console (searched by its id); its API
+        # address is in the text too.
+        draft.link = f"{settings.PUBLIC_URL}/admin/proposals/proposal/?q={quote(entity, safe='')}"
     else:
         locale = account.locale if account is not None else str(prospect.get("locale") or "pt-BR")
         draft.link = lookups.proposal_links.get((event.organization_id, entity), "")
@@ -136,6 +153,8 @@ def _proposal_draft(event, type_name: str, account, lookups: _Lookups, config) -
             draft.recipient, draft.locale = str(data.get("email") or ""), locale
             draft.context["account"] = {"id": "", "name": customer_name, "email": draft.recipient}
     draft.context["proposal"] = contexts.proposal_context(data, locale, customer_name)
+    if type_name in SELLER_TYPES:
+        draft.context["proposal"]["api_url"] = f"{settings.PUBLIC_URL}/v1/proposals/{quote(entity, safe='')}"
     if type_name == "proposal_sent":
         draft.key = f"{entity}:{event.public_id}"  # each send mails once
     elif type_name == "proposal_reminder":
@@ -156,6 +175,8 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
     draft = services.NoticeDraft(organization=organization, type=type_name, account=account, key="")
 
     def update_card_link(payment_method_id=None):
+        if not config.update_card_url:
+            return lookups.card_links.get((event.organization_id, account.public_id), "")
         return services.build_link(config.update_card_url, account_id=account.public_id,
                                    payment_method_id=payment_method_id)
 
@@ -267,6 +288,7 @@ def notify_from_events(events) -> None:
         return
     lookups = _Lookups(relevant)
     configs = services.settings_for_organizations({e.organization_id for e in relevant})
+    lookups.add_card_links(relevant, configs)
     drafts, drafted = [], set()
     for event in relevant:
         type_name = EVENT_TO_NOTICE[event.type]

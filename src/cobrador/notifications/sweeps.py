@@ -25,7 +25,7 @@ from cobrador.customers.models import PaymentMethod
 from cobrador.events.services import EventDraft, record_events
 from cobrador.invoicing.models import Invoice
 from cobrador.jobs.retention import delete_in_batches
-from cobrador.notifications import contexts, services
+from cobrador.notifications import contexts, links, services
 from cobrador.notifications.models import Notice, NotificationSettings
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.services import subscription_data
@@ -102,6 +102,10 @@ def card_expiring_sweep(run) -> None:
                 context={"card": contexts.card_context(card), "days_left": days_left},
                 link=services.build_link(config.update_card_url, account_id=account.public_id,
                                          payment_method_id=card.public_id)))
+        # No update_card_url of the organization's own: the hosted card update page, when an app serves it.
+        pages = links.links_for("card", ((d.organization.pk, d.account.public_id) for d in drafts if not d.link))
+        for draft in drafts:
+            draft.link = draft.link or pages.get((draft.organization.pk, draft.account.public_id), "")
         run.count("alerts", len(drafts))
         services.enqueue_notices(drafts)
 
@@ -187,6 +191,10 @@ def invoice_reminders_sweep(run) -> None:
                     key=f"{invoice.public_id}:{invoice.due_date.isoformat()}:{max(reached)}",
                     context={"invoice": invoice_context, "days_overdue": days_overdue}))
                 run.count("overdue")
+        # The customer pays from the hosted invoice page, when an app serves one.
+        pages = links.links_for("invoice", ((d.organization.pk, d.context["invoice"]["id"]) for d in drafts))
+        for draft in drafts:
+            draft.link = pages.get((draft.organization.pk, draft.context["invoice"]["id"]), "")
         services.enqueue_notices(drafts)
 
     run.process(list(ids), handle, batch_size=BATCH)

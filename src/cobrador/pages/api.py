@@ -13,8 +13,9 @@ register_path_id("link_id", PageLink)
 
 @router.post("/page_links", response={201: PageLinkOut}, summary="Create a hosted page link")
 def create_page_link(request, payload: PageLinkCreate):
-    """A new unguessable link to the hosted page of a proposal or an invoice. The URL is in this answer
-    only (cobrador keeps its hash). E-mails about proposals and invoices carry links of their own."""
+    """A new unguessable link to the hosted page of a proposal, an invoice, or a billing account's card
+    update page. The URL is in this answer only (cobrador keeps its hash). E-mails about proposals,
+    invoices and cards carry links of their own."""
     with transaction.atomic():
         link, url = services.create_page_link(organization=request.auth, object_id=payload.object)
     return Status(201, links.link_data(link, url))

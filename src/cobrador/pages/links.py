@@ -16,7 +16,7 @@ from cobrador.core.ids import new_public_id
 from cobrador.pages.models import PageLink
 
 TOKEN_BYTES = 24
-PATHS = {"proposal": "p", "invoice": "i"}
+PATHS = {"proposal": "p", "invoice": "i", "card": "c"}
 
 
 def token_hash(token: str) -> str:

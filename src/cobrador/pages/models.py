@@ -3,19 +3,20 @@ from django.db.models import Q
 
 
 class PageLink(models.Model):
-    """An unguessable, revocable link to one hosted page: a proposal's or an invoice's.
+    """An unguessable, revocable link to one hosted page: a proposal's, an invoice's, or a billing account's
+    card update page (`object_id` is then the account's public id).
 
     Only the SHA-256 of the token is stored (the token itself travels in e-mails and is shown once by
     the API), so a copy of the database opens no page. A revoked link answers 404 like a wrong one.
     """
 
-    KINDS = [("proposal", "proposal"), ("invoice", "invoice")]
+    KINDS = [("proposal", "proposal"), ("invoice", "invoice"), ("card", "card")]
 
     public_id = models.CharField(max_length=40, unique=True)
     organization = models.ForeignKey("organizations.Organization", on_delete=models.CASCADE, related_name="+",
                                      db_index=False)
     kind = models.CharField(max_length=10, choices=KINDS)
-    object_id = models.CharField(max_length=40)  # the proposal's or invoice's public id
+    object_id = models.CharField(max_length=40)  # the proposal's, invoice's or billing account's public id
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)

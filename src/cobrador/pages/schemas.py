@@ -10,13 +10,14 @@ STRICT = ConfigDict(extra="forbid", strict=True)
 class PageLinkCreate(Schema):
     model_config = STRICT
 
-    object: str = Field(..., max_length=40, description="A proposal (prop_) or invoice (in_) id.")
+    object: str = Field(..., max_length=40, description="A proposal (prop_) or invoice (in_) id, or a billing "
+                        "account (ba_) id for its card update page.")
 
 
 class PageLinkOut(Schema):
     id: str
     object: Literal["page_link"]
-    kind: Literal["proposal", "invoice"]
+    kind: Literal["proposal", "invoice", "card"]
     object_id: str
     url: str | None = Field(description="The page's URL: shown once, when the link is created.")
     created_at: datetime

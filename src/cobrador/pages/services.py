@@ -4,18 +4,19 @@ from urllib.parse import urlsplit
 
 from cobrador.core import clock
 from cobrador.core.errors import ValidationFailed
+from cobrador.customers.models import BillingAccount
 from cobrador.invoicing.models import Invoice
 from cobrador.pages import links
 from cobrador.pages.models import PageBranding, PageLink
 from cobrador.proposals.models import Proposal
 
-KINDS = {"prop": ("proposal", Proposal), "in": ("invoice", Invoice)}
+KINDS = {"prop": ("proposal", Proposal), "in": ("invoice", Invoice), "ba": ("card", BillingAccount)}
 
 
 def create_page_link(*, organization, object_id: str) -> tuple[PageLink, str]:
     kind, model = KINDS.get(object_id.split("_", 1)[0], (None, None))
     if kind is None or not model.objects.filter(organization=organization, public_id=object_id).exists():
-        raise ValidationFailed(f"no proposal or invoice {object_id!r}", field="object")
+        raise ValidationFailed(f"no proposal, invoice or billing account {object_id!r}", field="object")
     return links.create_link(organization=organization, kind=kind, object_id=object_id)
 
 

@@ -66,7 +66,10 @@ class ProposalLine(models.Model):
     coupon = models.ForeignKey("catalog.Coupon", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     commitment_months = models.PositiveSmallIntegerField(default=0)
     trial_days = models.PositiveSmallIntegerField(null=True, blank=True)  # None: the plan's
-    unit_amount = models.BigIntegerField()
+    unit_amount = models.BigIntegerField()  # price_override, else the plan's amount
+    # A price per unit agreed in this proposal instead of the plan's amount; on acceptance it becomes the
+    # subscription's unit_amount (subscriptions.services.create_subscription).
+    price_override = models.BigIntegerField(null=True, blank=True)
     amount = models.BigIntegerField()  # unit_amount × quantity
     discount = models.BigIntegerField(default=0)  # the coupon on the first paid period
     subscription = models.OneToOneField("subscriptions.Subscription", on_delete=models.SET_NULL, null=True,

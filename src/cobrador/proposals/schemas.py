@@ -60,6 +60,9 @@ class ProposalLineIn(Schema):
     coupon: str | None = Field(None, max_length=64, description="A coupon code or coupon_ id, redeemed on acceptance.")
     commitment_months: int = Field(0, ge=0, le=120, description="Term length (a whole number of periods).")
     trial_days: int | None = Field(None, ge=0, le=730, description="Overrides the plan's trial_days.")
+    unit_amount: int | None = Field(None, ge=0, le=10**12, description=(
+        "A price per unit in minor units that overrides the plan's amount: shown on the proposal page and, on "
+        "acceptance, the subscription's unit_amount (kept until its plan changes)."))
 
 
 class ProposalCreate(Schema):
@@ -104,7 +107,9 @@ class ProposalLineOut(Schema):
     interval: str
     interval_count: int
     quantity: int
-    unit_amount: int
+    plan_amount: int = Field(description="The plan's own amount per unit.")
+    unit_amount: int = Field(description="The price per unit of this proposal: price_override, else plan_amount.")
+    price_override: int | None = Field(description="The price per unit agreed instead of the plan's amount.")
     amount: int = Field(description="unit_amount × quantity, each period.")
     coupon: str | None
     discount: int = Field(description="The coupon's discount on the first paid period.")

@@ -30,12 +30,18 @@ from cobrador.proposals.errors import (
     ProposalNotSendable,
 )
 from cobrador.proposals.models import Proposal, ProposalLine, ProposalSettings, ProposalView
-from cobrador.subscriptions.services import MAX_COMMITMENT_MONTHS, MAX_TRIAL_DAYS, create_subscription
+from cobrador.subscriptions.services import (
+    MAX_COMMITMENT_MONTHS,
+    MAX_TRIAL_DAYS,
+    MAX_UNIT_AMOUNT,
+    create_subscription,
+)
 
 OPEN_STATUSES = ("sent", "viewed")
 CLOSED_STATUSES = ("accepted", "declined", "expired", "canceled")
 MAX_LINES = 20
 MAX_VALIDITY_DAYS = 366
+MAX_PROPOSAL_AMOUNT = 10**15  # per period, over all lines: far below what the integer columns hold
 RELATED = ("organization", "account")
 
 
@@ -65,7 +71,9 @@ def line_data(line: ProposalLine) -> dict:
         "interval": line.plan.interval,
         "interval_count": line.plan.interval_count,
         "quantity": line.quantity,
+        "plan_amount": line.plan.amount,
         "unit_amount": line.unit_amount,
+        "price_override": line.price_override,
         "amount": line.amount,
         "coupon": line.coupon.public_id if line.coupon_id else None,
         "discount": line.discount,
@@ -174,10 +182,18 @@ def _lines(organization, lines: list[dict], as_of: datetime) -> list[ProposalLin
         if coupon is not None and not (coupon_is_redeemable(coupon, as_of) and coupon_applies_to(coupon, plan)):
             raise ValidationFailed(f"coupon {line['coupon']!r} cannot be redeemed on plan {plan.public_id}",
                                    field=f"lines.{i}.coupon")
-        amount = plan.amount * quantity
+        override = line.get("unit_amount")
+        if override is not None and not 0 <= override <= MAX_UNIT_AMOUNT:
+            raise ValidationFailed(f"unit_amount must be 0-{MAX_UNIT_AMOUNT} minor units",
+                                   field=f"lines.{i}.unit_amount")
+        unit_amount = plan.amount if override is None else override
+        amount = unit_amount * quantity
         built.append(ProposalLine(position=i, plan=plan, quantity=quantity, coupon=coupon,
-                                  commitment_months=commitment, trial_days=trial_days, unit_amount=plan.amount,
-                                  amount=amount, discount=coupon_discount(coupon, amount) if coupon else 0))
+                                  commitment_months=commitment, trial_days=trial_days, unit_amount=unit_amount,
+                                  price_override=override, amount=amount,
+                                  discount=coupon_discount(coupon, amount) if coupon else 0))
+    if sum(line.amount for line in built) > MAX_PROPOSAL_AMOUNT:
+        raise ValidationFailed(f"the lines add up to more than {MAX_PROPOSAL_AMOUNT} minor units", field="lines")
     currencies = {line.plan.currency for line in built}
     if len(currencies) > 1:
         raise ValidationFailed(f"every plan of a proposal bills in one currency, not {sorted(currencies)}",
@@ -359,7 +375,7 @@ def accept_proposal(*, proposal: Proposal) -> Proposal:
             organization=organization, account=proposal.account.public_id, plan=line.plan.public_id,
             quantity=line.quantity, coupon=line.coupon.public_id if line.coupon_id else None,
             trial_days=line.trial_days, commitment_months=line.commitment_months,
-            metadata={"proposal": proposal.public_id})
+            unit_amount=line.price_override, metadata={"proposal": proposal.public_id})
     ProposalLine.objects.bulk_update(lines, ["subscription"])
     proposal.status = "accepted"
     proposal.accepted_at = now

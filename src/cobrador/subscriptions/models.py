@@ -32,6 +32,9 @@ class Subscription(models.Model):
     current_period_end = models.DateTimeField()
     billing_anchor_day = models.PositiveSmallIntegerField()
     commitment_months = models.PositiveSmallIntegerField(default=0)
+    # A price per unit agreed for this subscription (a proposal's price override) instead of its plan's
+    # amount; it belongs to the plan it was agreed for: a change of plan drops it.
+    unit_amount = models.BigIntegerField(null=True, blank=True)
     commitment_end = models.DateTimeField(null=True, blank=True)  # end of the current term
     renewal_mode = models.CharField(max_length=6, choices=RENEWAL_MODES, default="auto")
     renewal_confirmed_at = models.DateTimeField(null=True, blank=True)  # prompt mode, for the current term

@@ -134,6 +134,9 @@ class SubscriptionOut(Schema):
     account: str
     plan: str
     quantity: int
+    unit_amount: int | None = Field(description="A price per unit agreed for this subscription (e.g. in an accepted "
+                                                "proposal) instead of the plan's amount; null: the plan's amount. A "
+                                                "change of plan drops it.")
     coupon: str | None
     coupon_periods_used: int = Field(description="Invoices the coupon has discounted so far.")
     payment_method: str | None

@@ -28,6 +28,7 @@ from cobrador.subscriptions.periods import add_months, period_end
 
 # Statuses in which a subscription still runs (renews, can be changed or canceled).
 LIVE_STATUSES = ("trialing", "active", "past_due", "paused")
+MAX_UNIT_AMOUNT = 10**12
 MAX_TRIAL_DAYS = 730
 MAX_COMMITMENT_MONTHS = 120
 # What scheduling or withdrawing a cancellation changes.
@@ -67,6 +68,7 @@ def subscription_data(subscription: Subscription) -> dict:
         "account": s.account.public_id,
         "plan": s.plan.public_id,
         "quantity": s.quantity,
+        "unit_amount": s.unit_amount,
         "coupon": _id(s.coupon),
         "coupon_periods_used": s.coupon_periods_used,
         "payment_method": _id(s.payment_method),
@@ -155,13 +157,15 @@ def create_subscription(*, organization, account: str, plan: str, quantity: int 
                         payment_method: str | None = None, trial_days: int | None = None,
                         trial_end: datetime | None = None, commitment_months: int = 0,
                         renewal_mode: str = "auto", start: datetime | None = None,
-                        metadata: dict | None = None) -> Subscription:
+                        metadata: dict | None = None, unit_amount: int | None = None) -> Subscription:
     now = clock.now()
     start, trial_end = _utc(start) or now, _utc(trial_end)
     billing_account = _account(organization, account)
     the_plan = _plan(organization, plan)
     if quantity < 1:
         raise ValidationFailed("quantity must be at least 1", field="quantity")
+    if unit_amount is not None and not 0 <= unit_amount <= MAX_UNIT_AMOUNT:
+        raise ValidationFailed(f"unit_amount must be 0-{MAX_UNIT_AMOUNT} minor units", field="unit_amount")
     if billing_account.status != "active":
         raise BillingAccountNotActive(f"billing account {account} is {billing_account.status}", field="account")
     method = (_payment_method(billing_account, payment_method) if payment_method
@@ -193,7 +197,7 @@ def create_subscription(*, organization, account: str, plan: str, quantity: int 
         current_period_start=period[0], current_period_end=period[1], billing_anchor_day=anchor,
         commitment_months=commitment_months,
         commitment_end=add_months(paid_start, commitment_months, anchor) if commitment_months else None,
-        renewal_mode=renewal_mode, metadata=metadata or {}, created_at=now, updated_at=now)
+        renewal_mode=renewal_mode, metadata=metadata or {}, unit_amount=unit_amount, created_at=now, updated_at=now)
     _emit(subscription, "subscription.created")
     return subscription
 
@@ -228,6 +232,7 @@ def update_subscription(*, subscription: Subscription, changes: dict, at_once: b
     before = subscription_data(subscription)
     if at_once and (new_plan is not None or quantity is not None):
         if new_plan is not None:
+            subscription.unit_amount = subscription.unit_amount if new_plan.pk == subscription.plan_id else None
             subscription.plan = new_plan
         if quantity is not None:
             subscription.quantity = quantity
@@ -243,8 +248,8 @@ def update_subscription(*, subscription: Subscription, changes: dict, at_once: b
         subscription.metadata = changes["metadata"]
     if subscription_data(subscription) != before:
         subscription.updated_at = clock.now()
-        subscription.save(update_fields=["plan", "quantity", "pending_plan", "pending_quantity", "renewal_mode",
-                                         "payment_method", "metadata", "updated_at"])
+        subscription.save(update_fields=["plan", "quantity", "unit_amount", "pending_plan", "pending_quantity",
+                                         "renewal_mode", "payment_method", "metadata", "updated_at"])
         _emit(subscription, "subscription.updated")
     return subscription
 
@@ -326,6 +331,8 @@ def resume_subscription(*, subscription: Subscription, payment_method: str | Non
             raise ValidationFailed("the account has no payment method; attach one or pass payment_method",
                                    field="payment_method")
         plan = subscription.pending_plan or subscription.plan
+        if plan.pk != subscription.plan_id:
+            subscription.unit_amount = None  # the agreed price was for the other plan
         subscription.plan = plan
         subscription.quantity = subscription.pending_quantity or subscription.quantity
         subscription.pending_plan, subscription.pending_quantity = None, None
@@ -341,7 +348,8 @@ def resume_subscription(*, subscription: Subscription, payment_method: str | Non
         subscription.uninvoiced_since = None
         subscription.updated_at = now
         subscription.save(update_fields=[
-            "plan", "quantity", "pending_plan", "pending_quantity", "payment_method", "status", "billing_anchor_day",
+            "plan", "quantity", "unit_amount", "pending_plan", "pending_quantity", "payment_method", "status",
+            "billing_anchor_day",
             "current_period_start", "current_period_end", "commitment_end", "renewal_confirmed_at",
             "renewal_prompted_at", "cancel_at", "cancel_at_period_end", "uninvoiced_since", "updated_at"])
         _emit(subscription, "subscription.resumed")

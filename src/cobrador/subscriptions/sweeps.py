@@ -68,6 +68,8 @@ def _apply_pending_changes(subscription: Subscription) -> bool:
     """A plan or quantity change waits for the next period; returns whether there was one."""
     changed = False
     if subscription.pending_plan_id is not None:
+        if subscription.pending_plan_id != subscription.plan_id:
+            subscription.unit_amount = None  # an agreed price belongs to the plan it was agreed for
         subscription.plan = subscription.pending_plan
         subscription.pending_plan = None
         changed = True
@@ -78,7 +80,7 @@ def _apply_pending_changes(subscription: Subscription) -> bool:
     return changed
 
 
-PLAN_FIELDS = ["plan", "quantity", "pending_plan", "pending_quantity"]
+PLAN_FIELDS = ["plan", "quantity", "unit_amount", "pending_plan", "pending_quantity"]
 
 
 # --- 1. scheduled cancellations ----------------------------------------------------------------

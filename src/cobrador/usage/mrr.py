@@ -35,7 +35,8 @@ def subscription_mrr(subscription, *, current_invoice_coupon_id=None, current_pe
     if account_suspended or subscription.status not in COUNTED_STATUSES:
         return 0
     plan = subscription.plan
-    subtotal = plan.amount * subscription.quantity
+    unit_amount = getattr(subscription, "unit_amount", None)  # an agreed price (a proposal's) wins over the plan's
+    subtotal = (plan.amount if unit_amount is None else unit_amount) * subscription.quantity
     coupon = subscription.coupon
     discounted = False
     if coupon is not None and coupon.duration != "once" and coupon_applies_to(coupon, plan):

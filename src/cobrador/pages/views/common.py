@@ -14,7 +14,7 @@ def branding(organization) -> dict:
     return {"name": organization.name, "logo_url": logo_url, "color": color}
 
 
-def _private(response):
+def private(response):
     # The token is in the URL: keep it out of caches, search engines and other sites' Referer headers.
     # (same-origin, not no-referrer: with no-referrer the page's own form posts carry `Origin: null`,
     # which the CSRF check refuses.)
@@ -28,9 +28,9 @@ def render_page(request, template: str, *, organization, locale: str, context: d
     with translation.override(LANGUAGES.get(locale, "pt-br")):
         response = render(request, template, {"brand": branding(organization), "locale": locale, **context},
                           status=status)
-    return _private(response)
+    return private(response)
 
 
 def not_found(request):
     """The same answer for a wrong, revoked or dangling token: nothing tells them apart."""
-    return _private(render(request, "pages/not_found.html", status=404))
+    return private(render(request, "pages/not_found.html", status=404))

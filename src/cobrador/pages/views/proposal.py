@@ -31,6 +31,8 @@ def _render(request, proposal: Proposal, token: str, *, error: str = "", status:
     currency = proposal.currency
     money = lambda amount: formatting.money(amount, currency, locale)  # noqa: E731
     lines = [{**line, "amount_text": money(line["amount"]), "unit_amount_text": money(line["unit_amount"]),
+              "plan_amount_text": money(line["plan_amount"]),
+              "special_price": line["price_override"] is not None and line["price_override"] != line["plan_amount"],
               "discount_text": money(line["discount"]) if line["discount"] else ""} for line in data["lines"]]
     past_validity = services.is_past_validity(proposal, clock.now())
     state = "expired" if proposal.status == "expired" or (proposal.status in services.OPEN_STATUSES and past_validity) \

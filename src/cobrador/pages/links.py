@@ -68,3 +68,13 @@ def revoke_link(link: PageLink) -> PageLink:
 def link_data(link: PageLink, url: str | None = None) -> dict:
     return {"id": link.public_id, "object": "page_link", "kind": link.kind, "object_id": link.object_id,
             "url": url, "created_at": link.created_at, "revoked_at": link.revoked_at}
+
+
+def resolve_for(request, kind: str, token: str) -> PageLink | None:
+    """`resolve` for a page request: on an organization's custom domain (domains/middleware.py sets
+    `custom_domain_organization_id`) only that organization's links open; any other is the same 404."""
+    link = resolve(kind, token)
+    organization_id = getattr(request, "custom_domain_organization_id", None)
+    if link is not None and organization_id is not None and link.organization_id != organization_id:
+        return None
+    return link

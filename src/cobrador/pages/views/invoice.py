@@ -30,7 +30,7 @@ def pix_qr_data_uri(copy_paste: str) -> str:
 
 @require_GET
 def invoice_page(request, token: str):
-    link = links.resolve("invoice", token)
+    link = links.resolve_for(request, "invoice", token)
     if link is None:
         return not_found(request)
     # Only what the page shows: the page is opened far more often than the API reads an invoice.

@@ -11,6 +11,7 @@ whether a validation failed (the per-hostname failed-validation limit).
 
 import base64
 import datetime as dt
+import email.utils
 import json
 import threading
 
@@ -79,13 +80,25 @@ def new_client() -> client.ClientV2:
         return acme_client
 
 
+def _retry_after(header: str) -> dt.datetime | None:
+    """Retry-After as seconds or an HTTP date, from cobrador's clock (at most a day ahead)."""
+    header = header.strip()
+    if header.isdigit():
+        return clock.now() + dt.timedelta(seconds=min(int(header), 86400))
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return min(when.astimezone(dt.UTC), clock.now() + dt.timedelta(days=1)) if when.tzinfo else None
+
+
 def failure_from(exc: Exception, net: _Network | None) -> Failure:
     response = net.last_response if net is not None else None
+    if isinstance(exc, errors.ClientError) and exc.args and isinstance(exc.args[0], requests.Response):
+        response = exc.args[0]  # a non-JSON error answer (a 503 page, say) travels as the error's argument
     retry_after = None
-    if response is not None and response.status_code in (429, 503) and response.headers.get("Retry-After"):
-        retry_after = client.ClientV2.retry_after(response, 60).replace(tzinfo=dt.UTC)
-        # ClientV2.retry_after adds the seconds to the machine's time: express it from cobrador's clock.
-        retry_after = clock.now() + (retry_after - dt.datetime.now(dt.UTC))
+    if response is not None and response.status_code in (429, 503):
+        retry_after = _retry_after(response.headers.get("Retry-After", ""))
     if isinstance(exc, errors.ValidationError):
         details = []
         for authzr in exc.failed_authzrs:

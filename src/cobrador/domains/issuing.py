@@ -10,7 +10,7 @@ files are written after that commit; a crash in between is repaired by the next 
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -30,15 +30,20 @@ def publish_missing() -> int:
     return written
 
 
-def _claim(as_of: datetime, limit: int) -> tuple[str, list[CustomDomain]]:
+def _claim(as_of: datetime, limit: int, done: set[int]) -> tuple[str, list[CustomDomain]]:
     claim = random_token(24)
     with transaction.atomic():
-        ids = list(services.claimable(as_of).order_by("next_ssl_attempt_at", "pk")
+        ids = list(services.claimable(as_of).exclude(pk__in=done).order_by("next_ssl_attempt_at", "pk")
                    .values_list("pk", flat=True)[:limit])
         if ids:
             services.claimable(as_of).filter(pk__in=ids).update(
                 ssl_claimed_until=as_of + services.CLAIM_LEASE, ssl_claim=claim)
     return claim, list(CustomDomain.objects.filter(ssl_claim=claim).order_by("pk"))
+
+
+# A domain is looked at again an hour later at the soonest, whatever its certificate's dates say (a clock
+# ahead of the CA's would otherwise order again and again).
+MIN_LOOK = timedelta(hours=1)
 
 
 class _Clients(threading.local):
@@ -53,10 +58,10 @@ def _renewal_plan(acme_client, fullchain_pem: str, not_before, not_after, as_of)
         window = None
     if window is None:
         renew_at = services.fallback_renew_at(not_before, not_after)
-        return renew_at, renew_at
+        return renew_at, max(renew_at, as_of + MIN_LOOK)
     start, end, ask_again = window
     renew_at = services.ari_renew_at(start, end)
-    return renew_at, min(renew_at, ask_again)
+    return renew_at, max(min(renew_at, ask_again), as_of + MIN_LOOK)
 
 
 def _attempt(domain: CustomDomain, claim: str, as_of: datetime, clients: _Clients) -> str:
@@ -107,10 +112,12 @@ def issue_due(*, as_of: datetime, concurrency: int | None = None) -> Counter:
     totals: Counter = Counter()
     totals["published"] += publish_missing()
     clients = _Clients()
+    done: set[int] = set()  # each domain once per run
     while True:
-        claim, domains = _claim(as_of, concurrency * 4)
+        claim, domains = _claim(as_of, concurrency * 4, done)
         if not domains:
             return totals
+        done.update(domain.pk for domain in domains)
         if concurrency == 1 or len(domains) == 1:
             outcomes = [_attempt(domain, claim, as_of, clients) for domain in domains]
         else:

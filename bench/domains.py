@@ -148,23 +148,23 @@ def measure_dns(organization, n: int, dns_server: DnsServer) -> dict:
     from django.db import transaction
 
     from cobrador.core import clock
-    from cobrador.core.bulk import insert_rows
+    from cobrador.core.bulk import build, insert_objects
     from cobrador.core.ids import new_public_id
     from cobrador.domains import dns, verification
     from cobrador.domains.models import CustomDomain
 
     now = clock.now()
-    rows = []
+    objs = []
     for i in range(n):
         name, token = f"p{i}.dns.bench.test", f"cobrador-verify=bench{i}"
         dns_server.set(f"_cobrador.{name}", "TXT", f'"{token}"')
         dns_server.set(name, "CNAME", TARGET + ".")
-        rows.append((new_public_id("cd"), organization.pk, name, token, "pending", "waiting_for_dns", "",
-                     now, now, now, now, now))
+        objs.append(build(CustomDomain, public_id=new_public_id("cd"), organization=organization, hostname=name,
+                          verification_token=token, status="pending", reason="waiting_for_dns",
+                          status_changed_at=now, pending_since=now, next_dns_check_at=now, created_at=now,
+                          updated_at=now))
     with transaction.atomic():
-        insert_rows(CustomDomain, ["public_id", "organization", "hostname", "verification_token", "status", "reason",
-                                   "message", "status_changed_at", "pending_since", "next_dns_check_at",
-                                   "created_at", "updated_at"], rows)
+        insert_objects(objs)
     start = time.perf_counter()
     totals = verification.check_due(as_of=now)
     seconds = time.perf_counter() - start

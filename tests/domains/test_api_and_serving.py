@@ -1,6 +1,7 @@
 """The /v1/custom_domains API (hostnames, one organization per hostname, cross-organization 404s) and what
 a request for a custom hostname can reach (only its organization's hosted pages)."""
 
+import re
 import stat
 from datetime import timedelta
 
@@ -9,8 +10,10 @@ from django.test import Client
 
 from cobrador.domains import publishing, services
 from cobrador.domains.models import AcmeChallenge, CustomDomain
+from cobrador.proposals.models import Proposal
 from tests.notifications.conftest import make_account
 from tests.pages.factories import invoice_with_documents, page_link
+from tests.pages.test_pages import _sent_proposal_path
 
 pytestmark = pytest.mark.django_db
 
@@ -139,3 +142,17 @@ def test_a_domain_that_is_not_active_serves_no_pages_but_answers_acme_challenges
     response = browser.get("/.well-known/acme-challenge/tok-123")
     assert response.status_code == 200 and response.content == b"tok-123.thumb"
     assert browser.get("/.well-known/acme-challenge/other").status_code == 404
+
+
+def test_a_proposal_is_accepted_on_the_custom_domain_behind_the_tls_server(api, dns_server, clock):
+    _active(api, "pagar.padaria.test")
+    proposal, path = _sent_proposal_path(api, locale="en")
+    browser = Client(enforce_csrf_checks=True, HTTP_HOST="pagar.padaria.test", HTTP_X_FORWARDED_PROTO="https")
+    page = browser.get(path)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
+
+    answer = browser.post(path + "accept", {"csrfmiddlewaretoken": token},
+                          HTTP_ORIGIN="https://pagar.padaria.test", HTTP_REFERER=f"https://pagar.padaria.test{path}")
+
+    assert answer.status_code == 302, answer.content[:300]
+    assert Proposal.objects.get(public_id=proposal["id"]).status == "accepted"

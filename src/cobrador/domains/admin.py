@@ -15,7 +15,7 @@ class CustomDomainChangeInline(admin.TabularInline):
 @admin.register(CustomDomain)
 class CustomDomainAdmin(admin.ModelAdmin):
     list_display = ("hostname", "organization", "status", "reason", "certificate_not_after", "renew_at",
-                    "next_dns_check_at", "next_ssl_attempt_at")
+                    "next_dns_check_at")
     list_filter = ("status", "reason")
     search_fields = ("hostname", "public_id")
     # Keys and certificates never show here (encrypted at rest; published for the TLS server only).

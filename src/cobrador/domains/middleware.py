@@ -44,5 +44,9 @@ class CustomDomainMiddleware:
             return self.get_response(request)
         if status == "active" and request.path.startswith(PAGE_PREFIXES):
             request.custom_domain_organization_id = organization_id
+            if request.META.get("HTTP_X_FORWARDED_PROTO") == "https":
+                # A custom domain is only served through the TLS server (deploy/nginx-cobrador.conf), which
+                # says the client's scheme: the pages' form posts then pass the CSRF origin check.
+                request.META["wsgi.url_scheme"] = "https"
             return self.get_response(request)
         return HttpResponseNotFound("<h1>Not found</h1>")

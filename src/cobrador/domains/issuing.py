@@ -17,7 +17,7 @@ from django.db import connections, transaction
 
 from cobrador.core.ids import random_token
 from cobrador.domains import acme, publishing, services
-from cobrador.domains.models import CustomDomain
+from cobrador.domains.models import AcmeChallenge, CustomDomain
 
 
 def publish_missing() -> int:
@@ -111,6 +111,8 @@ def issue_due(*, as_of: datetime, concurrency: int | None = None) -> Counter:
     concurrency = concurrency or settings.ACME_CONCURRENCY
     totals: Counter = Counter()
     totals["published"] += publish_missing()
+    # HTTP-01 answers of an order whose worker died mid-way (a finished order deletes its own).
+    AcmeChallenge.objects.filter(created_at__lt=as_of - timedelta(days=1)).delete()
     clients = _Clients()
     done: set[int] = set()  # each domain once per run
     while True:

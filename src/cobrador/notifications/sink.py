@@ -172,7 +172,7 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
         return draft
     if type_name == "custom_domain_problem":
         draft.recipient = organization.billing_email
-        draft.key = f"{entity}:{event.type}:{data.get('status_changed_at') or event.created_at.isoformat()}"
+        draft.key = f"{entity}:{event.public_id}"  # the domain's state machine emits each incident once
         draft.context = {"domain": {key: str(data.get(key) or "") for key in
                                     ("id", "hostname", "status", "reason", "message")}}
         return draft

@@ -31,6 +31,7 @@ class DnsServer:
         self.sock.bind((host, 0))
         self.host, self.port = self.sock.getsockname()
         self.records: dict[tuple[str, str], list[str]] = {}
+        self.names: Counter = Counter()  # record sets per name: a name with none is NXDOMAIN
         self.servfail: set[str] = set()
         self.queries: Counter = Counter()
         self._lock = threading.Lock()
@@ -42,14 +43,20 @@ class DnsServer:
         return f"{self.host}:{self.port}"
 
     def set(self, name: str, rdtype: str, *values: str) -> None:  # noqa: A003 - the zone's verb
+        key = (name.lower().rstrip("."), rdtype.upper())
         with self._lock:
-            self.records[(name.lower().rstrip("."), rdtype.upper())] = list(values)
+            if key not in self.records:
+                self.names[key[0]] += 1
+            self.records[key] = list(values)
 
     def remove(self, name: str, rdtype: str | None = None) -> None:
         name = name.lower().rstrip(".")
         with self._lock:
             for key in [k for k in self.records if k[0] == name and (rdtype is None or k[1] == rdtype.upper())]:
                 del self.records[key]
+                self.names[name] -= 1
+                if not self.names[name]:
+                    del self.names[name]
 
     def start(self) -> "DnsServer":
         self._thread.start()
@@ -101,6 +108,6 @@ class DnsServer:
                     name = cname[0].lower().rstrip(".")
                     continue
                 break
-            if not response.answer and not any(key[0] == name for key in self.records):
+            if not response.answer and name not in self.names:
                 response.set_rcode(dns.rcode.NXDOMAIN)
         return response

@@ -146,6 +146,7 @@ def measure_raw_orders(n: int, concurrency: int, directory_url: str, ca_bundle: 
 
 
 def measure_dns(organization, n: int, dns_server: DnsServer) -> dict:
+    import dns.resolver as dns_resolver
     from django.db import transaction
 
     from cobrador.core import clock
@@ -180,7 +181,10 @@ def measure_dns(organization, n: int, dns_server: DnsServer) -> dict:
 
         async def one(name, rdtype):
             async with gate:
-                await resolver.resolve(name + ".", rdtype, raise_on_no_answer=False, search=False)
+                try:
+                    await resolver.resolve(name + ".", rdtype, raise_on_no_answer=False, search=False)
+                except dns_resolver.NXDOMAIN:
+                    pass
 
         await asyncio.gather(*(one(name, rdtype) for name, rdtype in names))
 

@@ -6,10 +6,13 @@ import stat
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.db import transaction
 from django.test import Client
 
 from cobrador.domains import publishing, services
 from cobrador.domains.models import AcmeChallenge, CustomDomain
+from cobrador.pages import links
 from cobrador.proposals.models import Proposal
 from tests.notifications.conftest import make_account
 from tests.pages.factories import invoice_with_documents, page_link
@@ -156,3 +159,21 @@ def test_a_proposal_is_accepted_on_the_custom_domain_behind_the_tls_server(api, 
 
     assert answer.status_code == 302, answer.content[:300]
     assert Proposal.objects.get(public_id=proposal["id"]).status == "accepted"
+
+
+def test_page_links_of_an_organization_with_an_active_domain_point_at_it(api, other_api, dns_server):
+    domain = _active(api, "pagar.padaria.test")
+    invoice = invoice_with_documents(make_account(api.organization))
+    with transaction.atomic():
+        _, url = links.create_link(organization=api.organization, kind="invoice", object_id=invoice.public_id)
+        minted = links.mint_links("invoice", [(api.organization.pk, invoice.public_id),
+                                              (other_api.organization.pk, "in_other")])
+    assert url.startswith("https://pagar.padaria.test/pages/i/")
+    assert minted[(api.organization.pk, invoice.public_id)].startswith("https://pagar.padaria.test/pages/i/")
+    assert minted[(other_api.organization.pk, "in_other")].startswith(settings.PUBLIC_URL + "/pages/i/")
+    assert Client(HTTP_HOST="pagar.padaria.test").get(url.split("pagar.padaria.test", 1)[1]).status_code == 200
+
+    CustomDomain.objects.filter(pk=domain.pk).update(status="inactive")  # no longer served: links go home
+    with transaction.atomic():
+        _, url = links.create_link(organization=api.organization, kind="invoice", object_id=invoice.public_id)
+    assert url.startswith(settings.PUBLIC_URL + "/pages/i/")

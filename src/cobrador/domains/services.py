@@ -113,6 +113,17 @@ def change_data(change: CustomDomainChange) -> dict:
             "message": change.message, "at": change.at}
 
 
+def page_base_urls(organization_ids) -> dict[int, str]:
+    """https://<host> of each organization's active custom domain (its first, if several): where its hosted
+    page links point. Organizations without one are absent (their links use COBRADOR_PUBLIC_URL)."""
+    bases: dict[int, str] = {}
+    for organization_id, hostname in (CustomDomain.objects.filter(organization_id__in=list(organization_ids),
+                                                                  status="active")
+                                      .order_by("-pk").values_list("organization_id", "hostname")):
+        bases[organization_id] = f"https://{hostname}"
+    return bases
+
+
 # --- adding and removing -----------------------------------------------------------------------------
 
 

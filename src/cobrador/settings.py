@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "cobrador.nfe",
     "cobrador.proposals",
     "cobrador.usage",
+    "cobrador.domains",
     "cobrador.pages",
 ]
 
@@ -74,6 +75,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "cobrador.core.http_errors.JsonHttpErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A request for an organization's custom domain reaches only its hosted pages (domains/middleware.py).
+    "cobrador.domains.middleware.CustomDomainMiddleware",
     # Before anything reads a /v1 body: its size, media type and NUL characters (core/middleware.py).
     "cobrador.core.middleware.ApiBodyChecksMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -250,3 +253,25 @@ LOGGING = logging_setting(
 
 # /metrics answers a request bearing this token (Authorization: Bearer ...); unset, only loopback clients.
 METRICS_TOKEN = os.environ.get("COBRADOR_METRICS_TOKEN", "")
+
+# Custom domains (domains/): the name customers CNAME their host to, and the addresses an apex name's A/AAAA
+# records must point at (an apex cannot have a CNAME).
+CUSTOM_DOMAIN_TARGET = os.environ.get("COBRADOR_CUSTOM_DOMAIN_TARGET", "domains.cobrador.localhost").strip().rstrip(".")
+CUSTOM_DOMAIN_ADDRESSES = [a.strip() for a in os.environ.get("COBRADOR_CUSTOM_DOMAIN_ADDRESSES", "").split(",")
+                           if a.strip()]
+# Resolvers the DNS checks ask ("host" or "host:port", comma-separated); empty: the system's resolv.conf.
+DNS_NAMESERVERS = [a.strip() for a in os.environ.get("COBRADOR_DNS_NAMESERVERS", "").split(",") if a.strip()]
+DNS_TIMEOUT = float(os.environ.get("COBRADOR_DNS_TIMEOUT", "5"))
+# The ACME directory (Let's Encrypt by default; staging: https://acme-staging-v02.api.letsencrypt.org/directory).
+ACME_DIRECTORY = os.environ.get("COBRADOR_ACME_DIRECTORY",
+                                "https://acme-v02.api.letsencrypt.org/directory").strip()
+# A CA bundle (PEM file) to verify the ACME server with, instead of the system's (a test CA such as pebble).
+ACME_CA_BUNDLE = os.environ.get("COBRADOR_ACME_CA_BUNDLE", "").strip()
+ACME_CONTACT_EMAIL = os.environ.get("COBRADOR_ACME_EMAIL", "").strip()
+# The CA's CAA identities: a CAA `issue` record naming none of them forbids issuance.
+ACME_CAA_IDENTITIES = [a.strip() for a in os.environ.get("COBRADOR_ACME_CAA_IDENTITIES", "letsencrypt.org")
+                       .split(",") if a.strip()]
+# How many ACME orders run at once in one custom-domain-ssl run.
+ACME_CONCURRENCY = int(os.environ.get("COBRADOR_ACME_CONCURRENCY", "8"))
+# Where each active certificate is published for the TLS server (nginx): <host>.fullchain.pem, <host>.key.pem.
+CERT_DIR = Path(os.environ.get("COBRADOR_CERT_DIR", str(DATA_DIR / "certs"))).resolve()

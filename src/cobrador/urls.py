@@ -7,6 +7,7 @@ from cobrador.callbacks.api import router as callbacks_router
 from cobrador.catalog.api import router as catalog_router
 from cobrador.core import operations
 from cobrador.customers.api import router as customers_router
+from cobrador.domains.api import router as domains_router
 from cobrador.dunning.api import router as dunning_router
 from cobrador.events.api import router as events_router
 from cobrador.gateways.api import router as gateways_router
@@ -39,6 +40,7 @@ api.add_router("", dunning_router)
 api.add_router("", nfe_router)
 api.add_router("", proposals_router)
 api.add_router("", pages_router)
+api.add_router("", domains_router)
 operations.apply(api)
 
 urlpatterns = [
@@ -46,5 +48,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("pages/", include("cobrador.pages.urls")),  # hosted customer pages (tokenized links)
     path("sandbox/", include("cobrador.gateways.urls")),  # the sandbox provider's card tokens endpoint
+    path("", include("cobrador.domains.urls")),  # /.well-known/acme-challenge/<token> (HTTP-01)
     path("", include("cobrador.ops.urls")),  # /healthz, /readyz, /metrics
 ]

@@ -17,4 +17,6 @@ EVENT_TYPES = frozenset({
     "nfe.issued", "nfe.failed", "nfe.canceled",
     "proposal.sent", "proposal.viewed", "proposal.accepted", "proposal.declined", "proposal.expired",
     "proposal.canceled", "proposal.expiring_soon",
+    "custom_domain.verified", "custom_domain.active", "custom_domain.certificate_renewed", "custom_domain.failed",
+    "custom_domain.inactive", "custom_domain.dns_missing", "custom_domain.certificate_renewal_failed",
 })

@@ -72,6 +72,12 @@ JOBS: dict[str, JobSpec] = {
         JobSpec("proposal-reminder", "0 9 * * *", "cobrador.proposals.sweeps.proposal_reminder_sweep",
                 "Remind customers of open proposals on the organization's reminder days (default 3 and 1 "
                 "days before the last valid day), once each."),
+        JobSpec("custom-domain-dns", "*/10 * * * *", "cobrador.domains.sweeps.custom_domain_dns_sweep",
+                "Check pending custom domains' DNS (TXT ownership, CNAME or A/AAAA routing, CAA) with backoff, "
+                "failing them after 72 h; re-check active ones daily and deactivate those whose records are gone."),
+        JobSpec("custom-domain-ssl", "0 * * * *", "cobrador.domains.sweeps.custom_domain_ssl_sweep",
+                "Issue ACME certificates for verified custom domains and renew active ones in their renewal "
+                "window (ARI, else a third of the lifetime or 30 days left); publish them to COBRADOR_CERT_DIR."),
         JobSpec("retention-cleanup", "0 3 * * *", "cobrador.jobs.retention.retention_cleanup_sweep",
                 "Prune old webhook deliveries, events, JobRuns, idempotency keys and finished task rows."),
     ]

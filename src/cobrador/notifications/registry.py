@@ -146,6 +146,15 @@ _TYPES = [
             loc, error="Código de serviço inválido para o município" if loc == "pt-BR" else "Invalid service code")},
         channels=("email",)),
     NotificationType(
+        "custom_domain_problem", ORGANIZATION,
+        "A custom domain failed, lost its DNS records, turned inactive, or its certificate cannot be renewed.",
+        ("domain",),
+        lambda loc: {"domain": {"id": "cd_sample", "hostname": "pagar.example.com.br", "status": "failed",
+                                "reason": "dns_timeout",
+                                "message": "Routing: point pagar.example.com.br at domains.cobrador.example with a "
+                                           "CNAME record; it resolves to nothing now."}},
+        channels=("email",)),
+    NotificationType(
         "template_failed", ORGANIZATION, "A notification template failed to render; the notice was parked.",
         ("template", "error"),
         lambda loc: {"template": {"type": "invoice_created", "locale": loc},

@@ -39,6 +39,10 @@ EVENT_TO_NOTICE = {
     "proposal.expiring_soon": "proposal_reminder",
     "proposal.accepted": "proposal_accepted",
     "proposal.expired": "proposal_expired",
+    "custom_domain.failed": "custom_domain_problem",
+    "custom_domain.inactive": "custom_domain_problem",
+    "custom_domain.dns_missing": "custom_domain_problem",
+    "custom_domain.certificate_renewal_failed": "custom_domain_problem",
 }
 # Proposals go to a billing account or to a prospect that has none yet (its e-mail is on the proposal).
 PROSPECT_TYPES = {"proposal_sent", "proposal_reminder"}
@@ -187,6 +191,12 @@ def _draft(event, type_name: str, account, lookups: _Lookups, config) -> service
                                       "reason": str(data.get("reason") or data.get("disabled_reason") or ""),
                                       "disabled_at": formatting.day(data.get("disabled_at"), locale, timezone)}}
         return draft
+    if type_name == "custom_domain_problem":
+        draft.recipient = organization.billing_email
+        draft.key = f"{entity}:{event.public_id}"  # the domain's state machine emits each incident once
+        draft.context = {"domain": {key: str(data.get(key) or "") for key in
+                                    ("id", "hostname", "status", "reason", "message")}}
+        return draft
     if type_name in ("nfe_issued", "nfe_failed"):
         draft.context = {"service_invoice": contexts.service_invoice_context(data, locale, timezone)}
         if type_name == "nfe_failed":
@@ -293,7 +303,8 @@ def notify_from_events(events) -> None:
     for event in relevant:
         type_name = EVENT_TO_NOTICE[event.type]
         account = None
-        if type_name not in ("webhook_endpoint_disabled", "nfe_failed"):  # the organization's own notices
+        # The organization's own notices.
+        if type_name not in ("webhook_endpoint_disabled", "nfe_failed", "custom_domain_problem"):
             account = lookups.account_for(event)
             if account is None and type_name not in PROSPECT_TYPES | SELLER_TYPES:
                 stats["unresolved"] += 1

@@ -13,6 +13,7 @@ from django.conf import settings
 from cobrador.core import clock
 from cobrador.core.bulk import insert_rows
 from cobrador.core.ids import new_public_id
+from cobrador.domains.services import page_base_urls
 from cobrador.pages.models import PageLink
 
 TOKEN_BYTES = 24
@@ -23,8 +24,9 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def page_url(kind: str, token: str) -> str:
-    return f"{settings.PUBLIC_URL}/pages/{PATHS[kind]}/{token}/"
+def page_url(kind: str, token: str, base: str | None = None) -> str:
+    """On the organization's active custom domain when it has one (`base`), else on cobrador's own host."""
+    return f"{base or settings.PUBLIC_URL}/pages/{PATHS[kind]}/{token}/"
 
 
 def mint_links(kind: str, refs: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
@@ -35,7 +37,8 @@ def mint_links(kind: str, refs: list[tuple[int, str]]) -> dict[tuple[int, str], 
     insert_rows(PageLink, ["public_id", "organization", "kind", "object_id", "token_hash", "created_at"],
                 [(new_public_id("pl"), org_id, kind, object_id, token_hash(token), now)
                  for (org_id, object_id), token in tokens.items()])
-    return {ref: page_url(kind, token) for ref, token in tokens.items()}
+    bases = page_base_urls({org_id for org_id, _ in refs})
+    return {ref: page_url(kind, token, bases.get(ref[0])) for ref, token in tokens.items()}
 
 
 def builder(kind: str):
@@ -47,7 +50,7 @@ def create_link(*, organization, kind: str, object_id: str) -> tuple[PageLink, s
     token = secrets.token_urlsafe(TOKEN_BYTES)
     link = PageLink.objects.create(public_id=new_public_id("pl"), organization=organization, kind=kind,
                                    object_id=object_id, token_hash=token_hash(token), created_at=clock.now())
-    return link, page_url(kind, token)
+    return link, page_url(kind, token, page_base_urls({organization.pk}).get(organization.pk))
 
 
 def resolve(kind: str, token: str) -> PageLink | None:
@@ -68,3 +71,13 @@ def revoke_link(link: PageLink) -> PageLink:
 def link_data(link: PageLink, url: str | None = None) -> dict:
     return {"id": link.public_id, "object": "page_link", "kind": link.kind, "object_id": link.object_id,
             "url": url, "created_at": link.created_at, "revoked_at": link.revoked_at}
+
+
+def resolve_for(request, kind: str, token: str) -> PageLink | None:
+    """`resolve` for a page request: on an organization's custom domain (domains/middleware.py sets
+    `custom_domain_organization_id`) only that organization's links open; any other is the same 404."""
+    link = resolve(kind, token)
+    organization_id = getattr(request, "custom_domain_organization_id", None)
+    if link is not None and organization_id is not None and link.organization_id != organization_id:
+        return None
+    return link

@@ -70,7 +70,7 @@ def _message(account, text: str) -> str:
 
 @require_http_methods(["GET", "POST"])
 def card_page(request, token: str):
-    link = links.resolve("card", token)
+    link = links.resolve_for(request, "card", token)
     account = _account(link) if link is not None else None
     if account is None:
         return not_found(request)

@@ -55,7 +55,7 @@ def _fingerprint_sql() -> str:
     link, invoice, org, account = (m._meta.db_table for m in (PageLink, Invoice, Organization, BillingAccount))  # noqa: SLF001
     line, payment, brand = (m._meta.db_table for m in (InvoiceLine, Payment, PageBranding))  # noqa: SLF001
     return f"""
-        SELECT i.id, o.timezone, i.status, i.number, i.currency, i.subtotal, i.discount, i.credit_applied, i.total,
+        SELECT i.id, i.organization_id, o.timezone, i.status, i.number, i.currency, i.subtotal, i.discount, i.credit_applied, i.total,
                i.amount_paid, i.amount_due, i.due_date, i.paid_at, o.name, a.locale,
                (SELECT COUNT(*) FROM {line} l WHERE l.invoice_id = i.id),
                (SELECT COUNT(*) FROM {payment} p WHERE p.invoice_id = i.id),
@@ -89,7 +89,7 @@ def fingerprint(token: str) -> tuple | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    today = formatting.local_date(clock.now(), row[1])
+    today = formatting.local_date(clock.now(), row[2])
     return (*row, today)
 
 
@@ -156,7 +156,9 @@ def render_invoice(invoice_id: int, today) -> bytes:
 @require_GET
 def invoice_page(request, token: str):
     found = fingerprint(token)
-    if found is None:
+    # On an organization's custom domain (domains/middleware.py) only its own invoices open, as links.resolve_for.
+    on_domain_of = getattr(request, "custom_domain_organization_id", None)
+    if found is None or on_domain_of not in (None, found[1]):
         return not_found(request)
     key = (links.token_hash(token), found)
     body = _recall(key)

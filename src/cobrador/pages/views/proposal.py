@@ -53,7 +53,7 @@ def _render(request, proposal: Proposal, token: str, *, error: str = "", status:
 
 @require_GET
 def proposal_page(request, token: str):
-    link = links.resolve("proposal", token)
+    link = links.resolve_for(request, "proposal", token)
     if link is None:
         return not_found(request)
     with transaction.atomic():
@@ -66,7 +66,7 @@ def proposal_page(request, token: str):
 
 @require_POST
 def proposal_action(request, token: str, action: str):
-    link = links.resolve("proposal", token)
+    link = links.resolve_for(request, "proposal", token)
     if link is None or action not in ("accept", "decline"):
         return not_found(request)
     user_agent = request.headers.get("User-Agent", "")

@@ -7,7 +7,13 @@ from cobrador.core.errors import errors
 from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
 from cobrador.core.params import Limit
-from cobrador.invoicing.services import change_subscription_now, invoice_current_period, latest_invoice_summary
+from cobrador.events.services import recorded_together
+from cobrador.invoicing.services import (
+    change_subscription_now,
+    invoice_current_period,
+    invoice_summary,
+    latest_invoice_summary,
+)
 from cobrador.subscriptions import services
 from cobrador.subscriptions.errors import (
     BillingAccountNotActive,
@@ -60,11 +66,15 @@ def create_subscription(request, payload: SubscriptionCreate):
     `trial_end`. A coupon is redeemed now; `commitment_months` sets `commitment_end`."""
     fields = payload.model_dump()
     first_invoice = fields.pop("first_invoice")
-    with transaction.atomic():
+    invoice = None
+    # One round of events: subscription.created and invoice.created reach the sinks together.
+    with transaction.atomic(), recorded_together():
         subscription = services.create_subscription(organization=request.auth, **fields)
         if first_invoice == "now":
-            invoice_current_period(subscription=subscription)
-    return Status(201, _with_latest_invoice(subscription))
+            invoice = invoice_current_period(subscription=subscription)
+    # A new subscription's only invoice is the one made here, if any (a trial, a future start, next_run: none).
+    return Status(201, {**services.subscription_data(subscription),
+                        "latest_invoice": invoice_summary(invoice) if invoice is not None else None})
 
 
 @router.get("/subscriptions", response=SubscriptionPage, summary="List subscriptions")

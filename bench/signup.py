@@ -30,6 +30,7 @@ import time
 from _common import (
     ReceiverProcess,
     add_database_argument,
+    cpu_seconds,
     fresh_database,
     percentile,
     print_json,
@@ -163,10 +164,12 @@ def main() -> int:
             asyncio.run(_closed_loop(web.port, key, 20 * args.concurrency, args.concurrency,
                                      lambda c, i: create_account(c, i, 10_000_000)))
 
+            web_cpu = cpu_seconds(web.process.pid)
             started = time.monotonic()
             statuses = asyncio.run(_closed_loop(web.port, key, args.n, args.concurrency,
                                                 lambda c, i: create_account(c, i, 20_000_000)))
             ceiling_seconds = time.monotonic() - started
+            ceiling_web_cpu = cpu_seconds(web.process.pid) - web_cpu
             ceiling_rate = args.n / ceiling_seconds
             ceiling_errors = sum(1 for s in statuses if s != 201)
 
@@ -179,10 +182,13 @@ def main() -> int:
 
             if not args.worker_after:
                 worker = start_the_worker()
+            web_cpu, worker_cpu = cpu_seconds(web.process.pid), worker.cpu_seconds() if worker else 0.0
             started = time.monotonic()
             results = asyncio.run(_closed_loop(web.port, key, args.n, args.concurrency,
                                                lambda c, i: sign_up(c, i, plan.public_id, 0)))
             signup_seconds = time.monotonic() - started
+            signup_web_cpu = cpu_seconds(web.process.pid) - web_cpu
+            signup_worker_cpu = (worker.cpu_seconds() - worker_cpu) if worker else 0.0
             signup_rate = args.n / signup_seconds
             if args.worker_after:
                 worker = start_the_worker()
@@ -190,9 +196,12 @@ def main() -> int:
             request_ms = {name: round(1000 * sum(r[3][k] for r in results if len(r[3]) > k) / len(results), 1)
                           for k, name in enumerate(("account", "payment_method", "subscription"))}
 
+            if worker is not None and args.worker_after:
+                worker_cpu = worker.cpu_seconds()
             wait_until(lambda: receiver.stats()["unique"] >= len(created), timeout=max(60, args.n / 10),
                        interval=0.2, what="a payment.succeeded webhook per sign-up")
             worker.check_alive()
+            total_worker_cpu = worker.cpu_seconds() - worker_cpu
         finally:
             web.stop()
             if worker:
@@ -228,11 +237,17 @@ def main() -> int:
             "n": args.n,
             "concurrency": args.concurrency,
             "ceiling": {"account_creations_per_second": round(ceiling_rate, 1), "seconds": round(ceiling_seconds, 2),
-                        "non_201": ceiling_errors},
+                        "non_201": ceiling_errors,
+                        "web_cpu_ms_per_request": round(1000 * ceiling_web_cpu / args.n, 2)},
             "signups": {"per_second": round(signup_rate, 1), "requests_per_second": round(3 * signup_rate, 1),
                         "seconds": round(signup_seconds, 2), "mean_request_ms": request_ms,
                         "created": len(created), "invoices_paid": paid,
-                        "payments": payments},
+                        "payments": payments,
+                        # CPU time per sign-up (its three requests) of `cobrador web`, and of the worker
+                        # during the phase and until the last webhook (charging, webhook delivery, polling).
+                        "web_cpu_ms_per_signup": round(1000 * signup_web_cpu / args.n, 2),
+                        "worker_cpu_ms_per_signup": round(1000 * total_worker_cpu / args.n, 2),
+                        "worker_cpu_ms_per_signup_during_phase": round(1000 * signup_worker_cpu / args.n, 2)},
             "signups_over_ceiling": round(ratio, 3),
             "signup_requests_over_ceiling": round(3 * ratio, 3),
             "created_to_payment_succeeded_s": {

@@ -153,6 +153,7 @@ def main() -> int:
         from cobrador.events.models import Event
         from cobrador.invoicing.models import Invoice
         from cobrador.payments.models import Payment
+        from cobrador.webhooks.models import WebhookAttempt
 
         organization, key, plan, secret = setup(receiver.url)
         receiver.set_secret(secret)
@@ -223,6 +224,25 @@ def main() -> int:
             subscription = subscription_of_invoice.get(invoice_of_event.get(webhook_id))
             if subscription in created:
                 latencies.append(at - created[subscription])
+        # Where the time goes, per sign-up (medians): 201 -> its payment row written (the charge task
+        # picked up), -> the payment recorded succeeded (the gateway call), -> its webhook received.
+        stages = {"to_charge_started": [], "charge": [], "to_webhook_received": [], "to_webhook_attempt": []}
+        attempted_at = dict(WebhookAttempt.objects.filter(number=1, delivery__organization=organization).values_list(
+            "delivery__event__public_id", "attempted_at"))
+        succeeded_event_at = {data["invoice"]: (public_id, created_at) for public_id, data, created_at in Event.objects.filter(
+            organization=organization, type="payment.succeeded").values_list("public_id", "data", "created_at")}
+        for invoice_id, subscription, payment_created, payment_paid in Payment.objects.filter(
+                organization=organization, status="succeeded").values_list(
+                "invoice__public_id", "invoice__subscription__public_id", "created_at", "paid_at"):
+            if subscription not in created or payment_paid is None:
+                continue
+            stages["to_charge_started"].append(payment_created.timestamp() - created[subscription])
+            stages["charge"].append((payment_paid - payment_created).total_seconds())
+            event_id, event_at = succeeded_event_at.get(invoice_id, (None, None))
+            if event_id in first_receipt:
+                stages["to_webhook_received"].append(first_receipt[event_id] - event_at.timestamp())
+                if event_id in attempted_at:
+                    stages["to_webhook_attempt"].append((attempted_at[event_id] - event_at).total_seconds())
         paid = Invoice.objects.filter(organization=organization, status="paid").count()
         payments = Payment.objects.filter(organization=organization).count()
         ratio = signup_rate / ceiling_rate
@@ -253,7 +273,10 @@ def main() -> int:
             "created_to_payment_succeeded_s": {
                 "measured": len(latencies), "p50": round(p50, 3) if p50 is not None else None,
                 "p99": round(p99, 3) if p99 is not None else None,
-                "max": round(max(latencies), 3) if latencies else None},
+                "max": round(max(latencies), 3) if latencies else None,
+                "stages_mean_p50_p99": {name: [round(sum(values) / len(values), 3), round(percentile(values, 50), 3),
+                                               round(percentile(values, 99), 3)]
+                                        for name, values in stages.items() if values}},
             "webhooks": {"received": stats["count"], "unique": stats["unique"], "verified": stats["verified"],
                          "bad_signatures": stats["bad_signatures"]},
             "targets": {"signups_over_ceiling": TARGET_THROUGHPUT_RATIO, "p50_s": TARGET_P50_S, "p99_s": TARGET_P99_S},

@@ -71,9 +71,9 @@ def _retry_while_locked(write, /, *args, **kwargs):
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
 
 
-def _drainers():
+def _drainers(paths=None):
     functions = []
-    for path in DRAINERS:
+    for path in DRAINERS if paths is None else paths:
         module_name, _, attr = path.rpartition(".")
         functions.append(getattr(import_module(module_name), attr))
     return functions
@@ -115,9 +115,10 @@ class _Waiter:
             self.listen_conn.close()
 
 
-def drain_forever(stop: threading.Event) -> None:
-    """Run every drainer until `stop` is set; sleep only when none of them found work."""
-    drainers = _drainers()
+def drain_forever(stop: threading.Event, paths: list[str] | None = None) -> None:
+    """Run the drainers (`paths`, default every one in DRAINERS) until `stop` is set; sleep only when
+    none of them found work."""
+    drainers = _drainers(paths)
     waiter = _Waiter()
     idle_wait = settings.OUTBOX_POLL_SECONDS if connection.vendor != "postgresql" else 1.0
     try:
@@ -136,6 +137,18 @@ def drain_forever(stop: threading.Event) -> None:
     finally:
         waiter.close()
         connection.close()
+
+
+def start_drainers(stop: threading.Event) -> list[threading.Thread]:
+    """One drain_forever thread per drainer (`cobrador worker`): a webhook is not held up while the
+    notification drainer renders and sends a batch of e-mails, nor the other way round."""
+    threads = []
+    for path in DRAINERS:
+        thread = threading.Thread(target=drain_forever, args=(stop, [path]), daemon=True,
+                                  name=f"outbox-{path.rsplit('.', 2)[-2]}")
+        thread.start()
+        threads.append(thread)
+    return threads
 
 
 def drain_until_idle() -> int:

@@ -30,6 +30,12 @@ def _notify():
 
 
 def wake_outbox_after_commit() -> None:
+    """NOTIFY the drainers once this transaction commits: once per transaction, however many outbox
+    writes ask (every NOTIFY wakes every drainer of every worker for a pass over its table)."""
+    if connection.vendor != "postgresql":
+        return  # SQLite drainers poll
+    if connection.in_atomic_block and any(func is _notify for _, func, _ in connection.run_on_commit):
+        return
     transaction.on_commit(_notify)
 
 
@@ -104,6 +110,9 @@ class _Waiter:
             return
         try:
             for _ in self.listen_conn.notifies(timeout=seconds, stop_after=1):
+                pass
+            # The NOTIFYs of a burst of commits that arrived meanwhile: one pass drains for all of them.
+            for _ in self.listen_conn.notifies(timeout=0.001):
                 pass
         except Exception:
             logger.warning("LISTEN connection lost; polling", exc_info=True)

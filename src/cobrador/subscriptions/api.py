@@ -7,7 +7,6 @@ from cobrador.core.errors import errors
 from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
 from cobrador.core.params import Limit
-from cobrador.events.services import recorded_together
 from cobrador.invoicing.services import (
     change_subscription_now,
     invoice_current_period,
@@ -67,8 +66,10 @@ def create_subscription(request, payload: SubscriptionCreate):
     fields = payload.model_dump()
     first_invoice = fields.pop("first_invoice")
     invoice = None
-    # One round of events: subscription.created and invoice.created reach the sinks together.
-    with transaction.atomic(), recorded_together():
+    # The invoice comes last: its number locks the organization's number sequence until the commit
+    # (on PostgreSQL its sign-ups queue there), so the subscription's events and their sinks (the MRR
+    # ledger, webhooks) are done before it, not batched with invoice.created.
+    with transaction.atomic():
         subscription = services.create_subscription(organization=request.auth, **fields)
         if first_invoice == "now":
             invoice = invoice_current_period(subscription=subscription)

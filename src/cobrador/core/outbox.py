@@ -1,9 +1,11 @@
 """Outbox drainers: the loops in every worker that send what business transactions wrote down
 (webhook deliveries now; e-mails and notices later), in batches, right after commit.
 
-A committing process wakes them: on PostgreSQL a NOTIFY reaches every worker's LISTEN connection;
-on SQLite workers poll an indexed column every OUTBOX_POLL_SECONDS (one cheap query). Scheduled
-sweeps run the same drain functions as a safety net.
+Each drainer runs in its own thread of the worker (`start_drainers`). A transaction that wrote outbox
+rows wakes them once it commits: on PostgreSQL one NOTIFY reaches every worker's LISTEN connections
+(and a woken drainer takes the NOTIFYs of a burst of commits in one pass); on SQLite workers poll an
+indexed column every OUTBOX_POLL_SECONDS (one cheap query). Scheduled sweeps run the same drain
+functions as a safety net.
 """
 
 import logging

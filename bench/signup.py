@@ -18,6 +18,17 @@ Targets (issue 21): sign-ups per second >= 0.3 x the ceiling's requests per seco
 three requests; `signup_requests_over_ceiling` shows the request rate's share too, for information); 201 to
 payment.succeeded p50 <= 0.5 s and p99 <= 2 s; every sign-up paid. Prints one JSON object with
 `meets_targets`. A benchmark, not a timed test.
+
+Where the time goes: `web_cpu_ms_per_request` (ceiling) and `web_cpu_ms_per_signup` /
+`worker_cpu_ms_per_signup` are the CPU time of `cobrador web` and of the worker (the database server's
+not included); `stages_mean_p50_p99` splits the 201-to-webhook time into the charge's pickup (201 to
+its payment row), the charge (to the payment recorded succeeded) and the webhook (payment.succeeded
+recorded to its first attempt, and to its arrival at the receiver).
+
+A sign-up is three requests, and the ceiling is the cheapest of them alone: with every request of a
+sign-up costing what an account creation costs and the worker costing nothing, the ratio would be
+1/3. The 0.3 target therefore asks for an attach and a subscription (with its invoice, its events
+and their sinks) nearly as cheap as an account creation.
 """
 
 import argparse

@@ -240,8 +240,9 @@ def main() -> int:
         stages = {"to_charge_started": [], "charge": [], "to_webhook_received": [], "to_webhook_attempt": []}
         attempted_at = dict(WebhookAttempt.objects.filter(number=1, delivery__organization=organization).values_list(
             "delivery__event__public_id", "attempted_at"))
-        succeeded_event_at = {data["invoice"]: (public_id, created_at) for public_id, data, created_at in Event.objects.filter(
-            organization=organization, type="payment.succeeded").values_list("public_id", "data", "created_at")}
+        succeeded_event_at = {
+            data["invoice"]: (public_id, created_at) for public_id, data, created_at in Event.objects.filter(
+                organization=organization, type="payment.succeeded").values_list("public_id", "data", "created_at")}
         for invoice_id, subscription, payment_created, payment_paid in Payment.objects.filter(
                 organization=organization, status="succeeded").values_list(
                 "invoice__public_id", "invoice__subscription__public_id", "created_at", "paid_at"):

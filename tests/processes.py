@@ -46,7 +46,7 @@ def database_url() -> str:
 
     settings_dict = connection.settings_dict
     engine = settings_dict["ENGINE"]
-    if engine == "django.db.backends.sqlite3":
+    if engine.endswith("sqlite3"):
         name = str(settings_dict["NAME"])
         if name == ":memory:" or name.startswith("file:"):
             raise RuntimeError("subprocesses need an on-disk SQLite test database (settings set TEST NAME)")

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from cobrador.core.commandline import CommandFailed, check_encryption_key, migrate
-from cobrador.core.outbox import drain_forever, drain_until_idle
+from cobrador.core.outbox import drain_until_idle, start_drainers
 from cobrador.notifications.email_config import describe as describe_mailers
 from cobrador.organizations.commands import bootstrap_first_run
 
@@ -119,8 +119,7 @@ def worker(args) -> int:
         drain_until_idle()
         return 0
     stop = threading.Event()
-    drainer = threading.Thread(target=drain_forever, args=(stop,), name="outbox-drainer", daemon=True)
-    drainer.start()
+    drainers = start_drainers(stop)
     try:
         # django-ox runs the queue and fires the recurring schedules; it handles SIGTERM itself
         # (finishes what it is running, then returns).
@@ -128,5 +127,6 @@ def worker(args) -> int:
         call_command("ox_worker", concurrency=args.concurrency, interval=args.interval, verbosity=0, **options)
     finally:
         stop.set()
-        drainer.join(timeout=30)
+        for drainer in drainers:
+            drainer.join(timeout=30)
     return 0

@@ -133,6 +133,8 @@ def database_from_url(url: str) -> dict:
     # request); health checks replace one that died meanwhile.
     config = dj_database_url.parse(url, conn_max_age=int(os.environ.get("COBRADOR_DB_CONN_MAX_AGE", "300")))
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Django's backend, waiting for the write lock at BEGIN in a short retry loop (core/sqlite3/base.py).
+        config["ENGINE"] = "cobrador.core.sqlite3"
         config["OPTIONS"] = {
             # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on the busy
             # timeout instead of failing with "database is locked" when they upgrade a read lock.

@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from cobrador.core.outbox import drain_forever, drain_until_idle
 from cobrador.events.models import Event
 from cobrador.events.services import record_event
-from cobrador.webhooks.models import WebhookDelivery
+from cobrador.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.webhooks.conftest import emit
 
 
@@ -69,7 +69,8 @@ def test_drain_until_idle_sends_everything_due(api, hook, receiver):  # noqa: F8
 
 
 @pytest.mark.django_db(transaction=True)
-def test_notify_reaches_a_listener_after_commit_only(api):
+def test_notify_reaches_a_listener_after_commit_only(api, hook):  # noqa: F811
+    """Once per transaction that wrote outbox rows (here: two webhook deliveries), after its commit."""
     if connection.vendor != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll")
     import psycopg
@@ -83,8 +84,14 @@ def test_notify_reaches_a_listener_after_commit_only(api):
         listener.execute(f"LISTEN {CHANNEL}")
         with transaction.atomic():
             record_event(organization=api.organization, type="invoice.paid", data={})
+            record_event(organization=api.organization, type="invoice.paid", data={})
             assert list(listener.notifies(timeout=0.3, stop_after=1)) == []  # not before commit
         assert len(list(listener.notifies(timeout=5, stop_after=1))) == 1
+        assert list(listener.notifies(timeout=0.3)) == []  # one NOTIFY for the transaction
+        WebhookEndpoint.objects.update(status="disabled")
+        with transaction.atomic():  # no endpoint wants it, no notice: no outbox row, nothing to wake
+            record_event(organization=api.organization, type="billing_account.delinquent", data={})
+        assert list(listener.notifies(timeout=0.3)) == []
 
 
 @pytest.mark.django_db(transaction=True)

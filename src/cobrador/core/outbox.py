@@ -1,9 +1,11 @@
 """Outbox drainers: the loops in every worker that send what business transactions wrote down
 (webhook deliveries now; e-mails and notices later), in batches, right after commit.
 
-A committing process wakes them: on PostgreSQL a NOTIFY reaches every worker's LISTEN connection;
-on SQLite workers poll an indexed column every OUTBOX_POLL_SECONDS (one cheap query). Scheduled
-sweeps run the same drain functions as a safety net.
+Each drainer runs in its own thread of the worker (`start_drainers`). A transaction that wrote outbox
+rows wakes them once it commits: on PostgreSQL one NOTIFY reaches every worker's LISTEN connections
+(and a woken drainer takes the NOTIFYs of a burst of commits in one pass); on SQLite workers poll an
+indexed column every OUTBOX_POLL_SECONDS (one cheap query). Scheduled sweeps run the same drain
+functions as a safety net.
 """
 
 import logging
@@ -30,6 +32,12 @@ def _notify():
 
 
 def wake_outbox_after_commit() -> None:
+    """NOTIFY the drainers once this transaction commits: once per transaction, however many outbox
+    writes ask (every NOTIFY wakes every drainer of every worker for a pass over its table)."""
+    if connection.vendor != "postgresql":
+        return  # SQLite drainers poll
+    if connection.in_atomic_block and any(func is _notify for _, func, _ in connection.run_on_commit):
+        return
     transaction.on_commit(_notify)
 
 
@@ -71,9 +79,9 @@ def _retry_while_locked(write, /, *args, **kwargs):
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
 
 
-def _drainers():
+def _drainers(paths=None):
     functions = []
-    for path in DRAINERS:
+    for path in DRAINERS if paths is None else paths:
         module_name, _, attr = path.rpartition(".")
         functions.append(getattr(import_module(module_name), attr))
     return functions
@@ -105,6 +113,9 @@ class _Waiter:
         try:
             for _ in self.listen_conn.notifies(timeout=seconds, stop_after=1):
                 pass
+            # The NOTIFYs of a burst of commits that arrived meanwhile: one pass drains for all of them.
+            for _ in self.listen_conn.notifies(timeout=0.001):
+                pass
         except Exception:
             logger.warning("LISTEN connection lost; polling", exc_info=True)
             self.listen_conn = None
@@ -115,9 +126,10 @@ class _Waiter:
             self.listen_conn.close()
 
 
-def drain_forever(stop: threading.Event) -> None:
-    """Run every drainer until `stop` is set; sleep only when none of them found work."""
-    drainers = _drainers()
+def drain_forever(stop: threading.Event, paths: list[str] | None = None) -> None:
+    """Run the drainers (`paths`, default every one in DRAINERS) until `stop` is set; sleep only when
+    none of them found work."""
+    drainers = _drainers(paths)
     waiter = _Waiter()
     idle_wait = settings.OUTBOX_POLL_SECONDS if connection.vendor != "postgresql" else 1.0
     try:
@@ -136,6 +148,18 @@ def drain_forever(stop: threading.Event) -> None:
     finally:
         waiter.close()
         connection.close()
+
+
+def start_drainers(stop: threading.Event) -> list[threading.Thread]:
+    """One drain_forever thread per drainer (`cobrador worker`): a webhook is not held up while the
+    notification drainer renders and sends a batch of e-mails, nor the other way round."""
+    threads = []
+    for path in DRAINERS:
+        thread = threading.Thread(target=drain_forever, args=(stop, [path]), daemon=True,
+                                  name=f"outbox-{path.rsplit('.', 2)[-2]}")
+        thread.start()
+        threads.append(thread)
+    return threads
 
 
 def drain_until_idle() -> int:

@@ -25,6 +25,7 @@ from cobrador.customers.schemas import (
     PaymentMethodPage,
     PaymentMethodUpdate,
 )
+from cobrador.events.services import recorded_together
 
 router = Router(tags=["billing accounts"])
 register_path_id("account_id", BillingAccount)
@@ -78,9 +79,11 @@ def update_billing_account(request, account_id: str, payload: BillingAccountUpda
              response={201: PaymentMethodOut, **errors(PaymentMethodAlreadyAttached)},
              summary="Attach a payment method")
 def attach_payment_method(request, account_id: str, payload: PaymentMethodAttach):
-    with transaction.atomic():
-        payment_method = services.attach_payment_method(account=_account(request, account_id),
-                                                        **payload.model_dump())
+    # One round of events: payment_method.attached and (for a new default) billing_account.updated.
+    with transaction.atomic(), recorded_together():
+        account = get_object_or_404(BillingAccount.objects.select_for_update().select_related("organization"),
+                                    organization=request.auth, public_id=account_id)
+        payment_method = services.attach_payment_method(account=account, locked=True, **payload.model_dump())
     return Status(201, services.payment_method_data(payment_method))
 
 

@@ -160,30 +160,39 @@ def _make_default(account: BillingAccount, payment_method: PaymentMethod) -> Non
 
 def attach_payment_method(*, account: BillingAccount, type: str, brand: str | None = None,  # noqa: A002
                           last4: str | None = None, exp_month: int | None = None, exp_year: int | None = None,
-                          gateway_token: str | None = None, set_default: bool = False) -> PaymentMethod:
+                          gateway_token: str | None = None, set_default: bool = False,
+                          locked: bool = False) -> PaymentMethod:
+    """`locked`: the caller read `account` row-locked (select_for_update) with its organization in
+    this transaction; otherwise it is locked and read again here."""
     now = clock.now()
     card = {"brand": brand, "last4": last4, "exp_month": exp_month, "exp_year": exp_year,
             "gateway_token": gateway_token}
     _check_card(card, type, now)
-    account = _lock(account)
-    active = PaymentMethod.objects.filter(account=account, status="active")
-    if type == "card" and active.filter(type="card", gateway_token=gateway_token).exists():
+    if not locked:
+        account = _lock(account)
+    # An account has a handful of active methods: one query reads what the checks need.
+    active = list(PaymentMethod.objects.filter(account=account, status="active").values_list(
+        "type", "gateway_token", "is_default"))
+    if type == "card" and ("card", gateway_token) in {(t, token) for t, token, _ in active}:
         raise PaymentMethodAlreadyAttached("gateway_token: this card is already attached to the account",
                                            field="gateway_token")
-    if type != "card" and active.filter(type=type).exists():
+    if type != "card" and any(t == type for t, _, _ in active):
         raise PaymentMethodAlreadyAttached(f"type: the account already has an active {type} payment method",
                                            field="type")
-    had_default = active.filter(is_default=True).exists()
+    had_default = any(is_default for _, _, is_default in active)
     payment_method = PaymentMethod(
         organization_id=account.organization_id, account=account, type=type, card_brand=brand or "",
         card_last4=last4 or "", exp_month=exp_month, exp_year=exp_year, gateway_token=gateway_token or "",
         created_at=now)
-    if set_default or not had_default:
+    if set_default and had_default:
         _make_default(account, payment_method)
+    elif not had_default:
+        payment_method.is_default = True  # the first: there is no old default to unset
     payment_method.save()
     record_event(organization=account.organization, type="payment_method.attached",
                  data=payment_method_data(payment_method))
     if payment_method.is_default:
+        account.default_payment_method_public_id = payment_method.public_id  # what account_data shows
         _default_changed(account)
     return payment_method
 

@@ -66,6 +66,11 @@ def react_to_events(events) -> None:
 
 
 def _retry_with_new_methods(events) -> None:
+    # Most methods are attached by accounts with nothing in dunning (every sign-up): one query says so.
+    account_refs = {e.data.get("account_id") for e in events} - {None}
+    if not DunningInvoice.objects.filter(account__public_id__in=account_refs, status__in=("scheduled", "exhausted"),
+                                         invoice__status="open").exists():
+        return
     refs = _refs(events, "payment_method.attached")
     retrying = set(DunningConfig.objects.filter(organization_id__in=list(refs), auto_retry_enabled=True)
                    .values_list("organization_id", flat=True))

@@ -221,6 +221,19 @@ class _NewInvoice:
                              subscription=self.subscription.public_id, coupon=_id(self.coupon), lines=[self.line()],
                              payment_method=None)
 
+    def instance(self) -> Invoice:
+        """The inserted invoice as a model instance (without reading it back)."""
+        s = self.subscription
+        invoice = Invoice(pk=self.pk, public_id=self.public_id, organization_id=s.organization_id,
+                          account_id=s.account_id, subscription_id=s.pk, number=self.number, kind=self.kind,
+                          collection_method=self.collection_method, status=self.status, currency=self.currency,
+                          period_start=self.period_start, period_end=self.period_end, subtotal=self.subtotal,
+                          discount=self.discount, credit_applied=self.credit_applied, total=self.total,
+                          amount_paid=self.amount_paid, amount_due=self.amount_due, coupon=self.coupon,
+                          due_date=self.due_date, created_at=self.created_at, paid_at=self.paid_at)
+        invoice._state.adding, invoice._state.db = False, "default"
+        return invoice
+
     def row(self) -> tuple:
         s = self.subscription
         return (self.public_id, s.organization_id, s.account_id, s.pk, self.number, self.status, self.currency,
@@ -262,9 +275,13 @@ def _lock_sequences(organization_ids: list[int]) -> dict[int, InvoiceNumberSeque
     return locked
 
 
-def generate_invoices(*, subscription_ids, as_of: datetime) -> dict[str, int]:
+def generate_invoices(*, subscription_ids, as_of: datetime, plans: dict[int, Plan] | None = None,
+                      organizations: dict[int, Organization] | None = None,
+                      created: list | None = None) -> dict[str, int]:
     """Invoice the due periods of these subscriptions in the caller's transaction, with a fixed
-    number of queries per call (plus one ledger update per account that has credit). Returns tallies."""
+    number of queries per call (plus one ledger update per account that has credit). Returns tallies.
+    `plans` and `organizations` (by pk): rows the caller already holds, not read again; `created`
+    receives the new invoices (see `_NewInvoice`)."""
     now = clock.now()
     subscriptions = list(
         Subscription.objects.filter(pk__in=subscription_ids, status__in=BILLABLE_STATUSES,
@@ -273,7 +290,9 @@ def generate_invoices(*, subscription_ids, as_of: datetime) -> dict[str, int]:
     if not subscriptions:
         return {}
     sequences = _lock_sequences(sorted({s.organization_id for s in subscriptions}))
-    plans = Plan.objects.in_bulk({s.plan_id for s in subscriptions})
+    plan_ids = {s.plan_id for s in subscriptions}
+    if plans is None or not plan_ids <= set(plans):
+        plans = Plan.objects.in_bulk(plan_ids)
     coupon_ids = {s.coupon_id for s in subscriptions if s.coupon_id is not None}
     coupons = Coupon.objects.prefetch_related("plans").in_bulk(coupon_ids) if coupon_ids else {}
 
@@ -345,7 +364,9 @@ def generate_invoices(*, subscription_ids, as_of: datetime) -> dict[str, int]:
     if caught_up:
         Subscription.objects.filter(pk__in=caught_up).update(uninvoiced_since=None)
 
-    organizations = Organization.objects.in_bulk({new.subscription.organization_id for new in new_invoices})
+    organization_ids = {new.subscription.organization_id for new in new_invoices}
+    if organizations is None or not organization_ids <= set(organizations):
+        organizations = Organization.objects.in_bulk(organization_ids)
     events = []
     for new in new_invoices:
         data, organization = new.data(), organizations[new.subscription.organization_id]
@@ -353,6 +374,8 @@ def generate_invoices(*, subscription_ids, as_of: datetime) -> dict[str, int]:
         if new.status == "paid":
             events.append(EventDraft(organization, "invoice.paid", data))
     record_events(events)
+    if created is not None:
+        created.extend(new_invoices)
     return {"invoices_created": len(new_invoices), "paid_at_once": sum(new.status == "paid" for new in new_invoices),
             "missed_periods_billed": len(new_invoices) - len({new.subscription.pk for new in new_invoices})}
 
@@ -368,8 +391,13 @@ def invoice_current_period(*, subscription: Subscription) -> Invoice | None:
     now = clock.now()
     if subscription.status not in ("active", "past_due") or subscription.current_period_start > now:
         return None
-    generate_invoices(subscription_ids=[subscription.pk], as_of=now)
-    return current_period_invoice(subscription)
+    created: list[_NewInvoice] = []
+    generate_invoices(subscription_ids=[subscription.pk], as_of=now, plans={subscription.plan_id: subscription.plan},
+                      organizations={subscription.organization_id: subscription.organization}, created=created)
+    for new in created:
+        if new.period_start == subscription.current_period_start:
+            return new.instance()
+    return current_period_invoice(subscription)  # invoiced before (or a concurrent run invoiced it)
 
 
 def current_period_invoice(subscription: Subscription) -> Invoice | None:
@@ -384,6 +412,12 @@ def latest_invoice_summary(subscription: Subscription) -> dict | None:
         return None
     return {"id": row["public_id"], "status": row["status"], "total": row["total"],
             "amount_due": row["amount_due"], "currency": row["currency"]}
+
+
+def invoice_summary(invoice: Invoice) -> dict:
+    """`invoice` as latest_invoice_summary shows it (for the invoice a request just made: no query)."""
+    return {"id": invoice.public_id, "status": invoice.status, "total": invoice.total,
+            "amount_due": invoice.amount_due, "currency": invoice.currency}
 
 
 @dataclass

@@ -438,9 +438,10 @@ NOTICE_ROW_FIELDS = ["public_id", "organization", "account", "type", "channel", 
 NOTICE_ROW_DEFAULTS = (False, "pending", 0, "", "", "", "", None, None)
 
 
-def enqueue_notices(drafts: list[NoticeDraft]) -> int:
+def enqueue_notices(drafts: list[NoticeDraft], *, configs: dict[int, NotificationSettings] | None = None) -> int:
     """Write one outbox row per (draft, channel) the account takes; returns how many rows were offered
-    (rows whose dedupe key exists already are skipped by the database)."""
+    (rows whose dedupe key exists already are skipped by the database). `configs`: the organizations'
+    settings (settings_for_organizations) when the caller has them already."""
     if not drafts:
         return 0
     now = clock.now()
@@ -449,7 +450,9 @@ def enqueue_notices(drafts: list[NoticeDraft]) -> int:
                     .values_list("account_id", "type", "channel")) if account_ids else set()
     webhook_urls = dict(AccountNotificationSettings.objects.filter(account_id__in=account_ids)
                         .exclude(webhook_url="").values_list("account_id", "webhook_url")) if account_ids else {}
-    configs = settings_for_organizations({d.organization.pk for d in drafts})
+    organization_ids = {d.organization.pk for d in drafts}
+    if configs is None or not organization_ids <= set(configs):
+        configs = settings_for_organizations(organization_ids)
     def new_row(draft, account_id, channel, locale, recipient, context) -> tuple:  # NOTICE_ROW_FIELDS
         return (new_public_id("ntf"), draft.organization.pk, account_id, draft.type, channel,
                 notice_dedupe_key(draft.type, draft.key, channel), locale, recipient, context, draft.link, now, now,

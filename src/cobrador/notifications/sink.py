@@ -318,7 +318,7 @@ def notify_from_events(events) -> None:
         if (draft.type, draft.key) not in drafted:
             drafted.add((draft.type, draft.key))
             drafts.append(draft)
-    services.enqueue_notices(drafts)
+    services.enqueue_notices(drafts, configs=configs)
 
 
 register_sink(notify_from_events)

@@ -7,7 +7,12 @@ from cobrador.core.errors import errors
 from cobrador.core.operations import register_path_id
 from cobrador.core.pagination import paginate
 from cobrador.core.params import Limit
-from cobrador.invoicing.services import change_subscription_now, invoice_current_period, latest_invoice_summary
+from cobrador.invoicing.services import (
+    change_subscription_now,
+    invoice_current_period,
+    invoice_summary,
+    latest_invoice_summary,
+)
 from cobrador.subscriptions import services
 from cobrador.subscriptions.errors import (
     BillingAccountNotActive,
@@ -60,11 +65,17 @@ def create_subscription(request, payload: SubscriptionCreate):
     `trial_end`. A coupon is redeemed now; `commitment_months` sets `commitment_end`."""
     fields = payload.model_dump()
     first_invoice = fields.pop("first_invoice")
+    invoice = None
+    # The invoice comes last: its number locks the organization's number sequence until the commit
+    # (on PostgreSQL its sign-ups queue there), so the subscription's events and their sinks (the MRR
+    # ledger, webhooks) are done before it, not batched with invoice.created.
     with transaction.atomic():
         subscription = services.create_subscription(organization=request.auth, **fields)
         if first_invoice == "now":
-            invoice_current_period(subscription=subscription)
-    return Status(201, _with_latest_invoice(subscription))
+            invoice = invoice_current_period(subscription=subscription)
+    # A new subscription's only invoice is the one made here, if any (a trial, a future start, next_run: none).
+    return Status(201, {**services.subscription_data(subscription),
+                        "latest_invoice": invoice_summary(invoice) if invoice is not None else None})
 
 
 @router.get("/subscriptions", response=SubscriptionPage, summary="List subscriptions")

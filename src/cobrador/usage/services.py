@@ -29,11 +29,13 @@ class Change:
     cause: str = ""
 
 
-def customers_mrr(account_ids) -> dict[int, dict[str, int]]:
-    """The MRR of each account now, per currency: {account_id: {currency: mrr}} (accounts with none: {})."""
+def customers_mrr(account_ids, *, suspended: set[int] | None = None) -> dict[int, dict[str, int]]:
+    """The MRR of each account now, per currency: {account_id: {currency: mrr}} (accounts with none: {}).
+    `suspended`: which of them are suspended, when the caller has read it already."""
     account_ids = list(account_ids)
-    suspended = set(BillingAccount.objects.filter(pk__in=account_ids, status="suspended")
-                    .values_list("pk", flat=True))
+    if suspended is None:
+        suspended = set(BillingAccount.objects.filter(pk__in=account_ids, status="suspended")
+                        .values_list("pk", flat=True))
     subscriptions = list(Subscription.objects.filter(account_id__in=account_ids, status__in=COUNTED_STATUSES)
                          .select_related("plan")
                          .prefetch_related(Prefetch("coupon", Coupon.objects.prefetch_related("plans"))))
@@ -62,12 +64,15 @@ def record_mrr_changes(*, changes: dict[int, Change]) -> list[MrrMovement]:
         return []
     now = clock.now()
     account_ids = sorted(changes)
-    current = customers_mrr(account_ids)
-    accounts = dict(BillingAccount.objects.filter(pk__in=account_ids).values_list("pk", "organization_id"))
+    accounts, suspended = {}, set()
+    for pk, organization_id, status in BillingAccount.objects.filter(pk__in=account_ids).values_list(
+            "pk", "organization_id", "status"):
+        accounts[pk] = organization_id
+        if status == "suspended":
+            suspended.add(pk)
+    current = customers_mrr(account_ids, suspended=suspended)
     balances = {(b.account_id, b.currency): b for b in CustomerMrr.objects.select_for_update().filter(
         account_id__in=account_ids).order_by("pk")}
-    suspended = set(BillingAccount.objects.filter(pk__in=account_ids, status="suspended")
-                    .values_list("pk", flat=True))
     movements, new_balances, moved = [], [], []
     for account_id in account_ids:
         if account_id not in accounts:

@@ -149,6 +149,8 @@ def fan_out_to_endpoints(events: list[Event]) -> None:
         if endpoint.wants(event.type)
     ]
     insert_objects(deliveries, ignore_conflicts=True)  # one delivery per (event, endpoint), however often called
+    if deliveries:
+        wake_outbox_after_commit()
 
 
 register_sink(fan_out_to_endpoints)

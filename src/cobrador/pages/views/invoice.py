@@ -55,8 +55,8 @@ def _fingerprint_sql() -> str:
     link, invoice, org, account = (m._meta.db_table for m in (PageLink, Invoice, Organization, BillingAccount))  # noqa: SLF001
     line, payment, brand = (m._meta.db_table for m in (InvoiceLine, Payment, PageBranding))  # noqa: SLF001
     return f"""
-        SELECT i.id, i.organization_id, o.timezone, i.status, i.number, i.currency, i.subtotal, i.discount, i.credit_applied, i.total,
-               i.amount_paid, i.amount_due, i.due_date, i.paid_at, o.name, a.locale,
+        SELECT i.id, i.organization_id, o.timezone, i.status, i.number, i.currency, i.subtotal, i.discount,
+               i.credit_applied, i.total, i.amount_paid, i.amount_due, i.due_date, i.paid_at, o.name, a.locale,
                (SELECT COUNT(*) FROM {line} l WHERE l.invoice_id = i.id),
                (SELECT COUNT(*) FROM {payment} p WHERE p.invoice_id = i.id),
                (SELECT MAX(p.updated_at) FROM {payment} p WHERE p.invoice_id = i.id),

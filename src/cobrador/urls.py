@@ -18,6 +18,7 @@ from cobrador.pages.api import router as pages_router
 from cobrador.payments.api import router as payments_router
 from cobrador.proposals.api import router as proposals_router
 from cobrador.subscriptions.api import router as subscriptions_router
+from cobrador.usage.api import router as usage_router
 from cobrador.usage.mrr import DEFINITIONS_DOC as MRR_DEFINITIONS_DOC
 from cobrador.webhooks.api import router as webhooks_router
 
@@ -39,6 +40,7 @@ api.add_router("", dunning_router)
 api.add_router("", nfe_router)
 api.add_router("", proposals_router)
 api.add_router("", pages_router)
+api.add_router("", usage_router)
 operations.apply(api)
 
 # The operators' console says whose it is ("Django administration" by default).

@@ -1,0 +1,229 @@
+"""Reading the analytics: MRR balances and movements per local day or month, the summary and the cohort
+table, as the API (`usage/api.py`) and the dashboard show them.
+
+Everything up to the last stored day comes from the snapshots (`UsageDailySnapshot`,
+`UsageMonthlySnapshot`, `UsageCohortRow`); the days after it (today, partial, and any day the daily job
+has not reached yet) are computed from the MRR ledger, walking forward from the last snapshot's balance:
+a read never aggregates the ledger's whole history. Those days carry `partial: true`.
+"""
+
+import csv
+import io
+from datetime import date, timedelta
+
+from cobrador.core import clock
+from cobrador.usage.ledger import KINDS, local_day_bounds
+from cobrador.usage.models import MrrMovement, UsageCohortRow, UsageDailySnapshot, UsageMonthlySnapshot
+from cobrador.usage.snapshots import CURRENCY, balances_at, month_start, next_month
+
+# The figures of one period (a day or a month), in this order in JSON and CSV.
+MRR_FIELDS = ("mrr_at_start", "mrr", "arr", "active_customers", "net_change")
+MOVEMENT_FIELDS = ("new", "expansion", "reactivation", "contraction", "churn", "churn_voluntary",
+                   "churn_involuntary", "net_change", *(f"{kind}_count" for kind in KINDS))
+
+
+def local_today(organization) -> date:
+    now = clock.now()
+    return now.astimezone(local_day_bounds(organization.timezone, now.date())[0].tzinfo).date()
+
+
+def _movement_figures(movements: dict) -> dict:
+    figures = {name: movements.get(name, 0) for name in MOVEMENT_FIELDS if name != "net_change"}
+    figures["net_change"] = (figures["new"] + figures["expansion"] + figures["reactivation"]
+                             - figures["contraction"] - figures["churn"])
+    return figures
+
+
+def _point(period: date, *, mrr_at_start: int, mrr: int, active: int, movements: dict, partial: bool) -> dict:
+    return {"period": period, "mrr_at_start": mrr_at_start, "mrr": mrr, "arr": 12 * mrr, "active_customers": active,
+            "partial": partial, **_movement_figures(movements)}
+
+
+def _empty_movements() -> dict:
+    return {kind: 0 for kind in KINDS} | {f"{kind}_count": 0 for kind in KINDS} | {
+        "churn_voluntary": 0, "churn_involuntary": 0}
+
+
+def _ledger_days(organization, first: date, last: date, *, mrr: int, active: int) -> list[dict]:
+    """Days `first`..`last` from the ledger, starting from the balance (`mrr`, `active`) at `first`'s start:
+    one ordered read of the movements of those days."""
+    zone_start = local_day_bounds(organization.timezone, first)[0]
+    zone_end = local_day_bounds(organization.timezone, last)[1]
+    walk = iter(MrrMovement.objects.filter(organization=organization, currency=CURRENCY,
+                                           occurred_at__gte=zone_start, occurred_at__lt=zone_end)
+                .order_by("occurred_at", "pk").values_list("occurred_at", "kind", "churn_type", "mrr_before",
+                                                           "mrr_after"))
+    pending = next(walk, None)
+    points, day = [], first
+    while day <= last:
+        end = local_day_bounds(organization.timezone, day)[1]
+        start_mrr, movements = mrr, _empty_movements()
+        while pending is not None and pending[0] < end:
+            _, kind, churn_type, before, after = pending
+            movements[kind] += abs(after - before)
+            movements[f"{kind}_count"] += 1
+            if kind == "churn":
+                movements[f"churn_{churn_type}"] += before - after
+            mrr += after - before
+            active += (after > 0) - (before > 0)
+            pending = next(walk, None)
+        points.append(_point(day, mrr_at_start=start_mrr, mrr=mrr, active=active, movements=movements,
+                             partial=True))
+        day += timedelta(days=1)
+    return points
+
+
+def daily_points(organization, first: date, last: date) -> list[dict]:
+    """One point per local day in [first, last] that has data: the stored snapshots, then the days after
+    the last snapshot (up to today) from the ledger. Days before the organization's first snapshot and
+    after today have no point."""
+    today = local_today(organization)
+    last = min(last, today)
+    if first > last:
+        return []
+    points = [_point(row["day"], mrr_at_start=row["mrr_at_start"], mrr=row["mrr"],
+                     active=row["active_customers"], movements=row["movements"], partial=False)
+              for row in UsageDailySnapshot.objects.filter(organization=organization, day__gte=first, day__lte=last)
+              .order_by("day").values("day", "mrr_at_start", "mrr", "active_customers", "movements")]
+    latest = (UsageDailySnapshot.objects.filter(organization=organization, day__lte=last).order_by("-day")
+              .values("day", "mrr", "active_customers").first())
+    if latest is not None:
+        gap_first, mrr, active = latest["day"] + timedelta(days=1), latest["mrr"], latest["active_customers"]
+    else:
+        # No snapshot yet (a new organization, or before the first daily run): from the ledger alone.
+        created = organization.created_at.astimezone(local_day_bounds(organization.timezone, first)[0].tzinfo).date()
+        gap_first = max(first, created)
+        balances = balances_at(organization=organization, at=local_day_bounds(organization.timezone, gap_first)[0])
+        mrr, active = sum(m for m, _ in balances.values()), sum(1 for m, _ in balances.values() if m > 0)
+    if gap_first <= last:
+        # Walked from the last snapshot even when it is before `first`, for the balance at `first`.
+        points += [p for p in _ledger_days(organization, gap_first, last, mrr=mrr, active=active)
+                   if p["period"] >= first]
+    return points
+
+
+def _month_from_days(month: date, days: list[dict]) -> dict:
+    movements = _empty_movements()
+    for point in days:
+        for name in movements:
+            movements[name] += point[name]
+    return _point(month, mrr_at_start=days[0]["mrr_at_start"], mrr=days[-1]["mrr"],
+                  active=days[-1]["active_customers"], movements=movements,
+                  partial=any(point["partial"] for point in days))
+
+
+def monthly_points(organization, first: date, last: date) -> list[dict]:
+    """One point per local month in [first's month, last's month]: the stored monthly snapshot, or (the
+    current month, or a month the monthly job has not consolidated yet) the sum of its days."""
+    first, last = month_start(first), month_start(min(last, local_today(organization)))
+    stored = {row["month"]: row for row in UsageMonthlySnapshot.objects.filter(
+        organization=organization, month__gte=first, month__lte=last).values(
+        "month", "mrr_at_start", "mrr", "active_customers", "movements")}
+    points, month = [], first
+    while month <= last:
+        row = stored.get(month)
+        if row is not None:
+            points.append(_point(month, mrr_at_start=row["mrr_at_start"], mrr=row["mrr"],
+                                 active=row["active_customers"], movements=row["movements"], partial=False))
+        else:
+            days = daily_points(organization, month, next_month(month) - timedelta(days=1))
+            if days:
+                points.append(_month_from_days(month, days))
+        month = next_month(month)
+    return points
+
+
+def points(organization, *, first: date, last: date, interval: str) -> list[dict]:
+    return (daily_points if interval == "day" else monthly_points)(organization, first, last)
+
+
+def totals(points_: list[dict]) -> dict:
+    """The movements over the whole range, and its opening and closing MRR (they reconcile exactly)."""
+    if not points_:
+        return {"mrr_at_start": 0, "mrr": 0, **_movement_figures({})}
+    summed = _empty_movements()
+    for point in points_:
+        for name in summed:
+            summed[name] += point[name]
+    return {"mrr_at_start": points_[0]["mrr_at_start"], "mrr": points_[-1]["mrr"], **_movement_figures(summed)}
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def summary(organization) -> dict:
+    """Now: MRR, ARR, paying customers and ARPA; this local month so far and the last 30 days."""
+    today = local_today(organization)
+    month = daily_points(organization, month_start(today), today)
+    last_30 = daily_points(organization, today - timedelta(days=29), today)
+    now_point = month[-1] if month else None
+    mrr = now_point["mrr"] if now_point else 0
+    active = now_point["active_customers"] if now_point else 0
+    this_month = totals(month)
+    return {
+        "object": "analytics_summary", "as_of": clock.now(), "today": today, "currency": CURRENCY,
+        "timezone": organization.timezone, "mrr": mrr, "arr": 12 * mrr, "active_customers": active,
+        "arpa": round(mrr / active) if active else None,
+        "month": {"period": month_start(today), **this_month},
+        "last_30_days": totals(last_30),
+        # Churned MRR over the MRR the month started with; null when it started at 0.
+        "month_mrr_churn_rate": _rate(this_month["churn"], this_month["mrr_at_start"]),
+        "month_net_mrr_growth_rate": _rate(this_month["net_change"], this_month["mrr_at_start"]),
+    }
+
+
+def cohorts(organization, first: date, last: date) -> list[dict]:
+    """The cohorts whose first paid month is in [first, last]: size, their MRR at the end of their first
+    month, and at each month of age the customers still paying and their MRR (from the monthly job)."""
+    rows = (UsageCohortRow.objects.filter(organization=organization, cohort_month__gte=month_start(first),
+                                          cohort_month__lte=month_start(last))
+            .order_by("cohort_month", "month").values("cohort_month", "month", "age_months", "customers",
+                                                      "active_customers", "starting_mrr", "mrr"))
+    table: dict[date, dict] = {}
+    for row in rows:
+        cohort = table.setdefault(row["cohort_month"], {"cohort_month": row["cohort_month"], "customers": 0,
+                                                        "starting_mrr": 0, "ages": []})
+        cohort["customers"], cohort["starting_mrr"] = row["customers"], row["starting_mrr"]
+        cohort["ages"].append({
+            "age_months": row["age_months"], "month": row["month"], "active_customers": row["active_customers"],
+            "mrr": row["mrr"], "logo_retention": _rate(row["active_customers"], row["customers"]),
+            "net_revenue_retention": _rate(row["mrr"], row["starting_mrr"])})
+    return list(table.values())
+
+
+# --- CSV ----------------------------------------------------------------------------------------------
+
+
+def to_csv(header: list[str], rows: list[list]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if value is None else value for value in row])
+    return out.getvalue()
+
+
+def mrr_csv(points_: list[dict]) -> str:
+    fields = ["period", *MRR_FIELDS, "partial"]
+    return to_csv(fields, [[point[f] for f in fields] for point in points_])
+
+
+def movements_csv(points_: list[dict]) -> str:
+    fields = ["period", *MOVEMENT_FIELDS, "partial"]
+    return to_csv(fields, [[point[f] for f in fields] for point in points_])
+
+
+def summary_csv(data: dict) -> str:
+    rows = [[name, data[name]] for name in ("as_of", "today", "currency", "mrr", "arr", "active_customers", "arpa",
+                                            "month_mrr_churn_rate", "month_net_mrr_growth_rate")]
+    rows += [[f"month.{name}", value] for name, value in data["month"].items()]
+    rows += [[f"last_30_days.{name}", value] for name, value in data["last_30_days"].items()]
+    return to_csv(["figure", "value"], rows)
+
+
+def cohorts_csv(table: list[dict]) -> str:
+    fields = ["cohort_month", "customers", "starting_mrr", "age_months", "month", "active_customers", "mrr",
+              "logo_retention", "net_revenue_retention"]
+    return to_csv(fields, [[cohort["cohort_month"], cohort["customers"], cohort["starting_mrr"]]
+                           + [age[f] for f in fields[3:]] for cohort in table for age in cohort["ages"]])

@@ -1,0 +1,123 @@
+"""GET /v1/analytics/summary, /mrr, /movements and /cohorts: JSON, or CSV with `Accept: text/csv`.
+
+They read the usage snapshots (and the ledger only for the days after the last snapshot): see
+`usage/analytics.py`. The definitions are in the OpenAPI description (`usage/mrr.py`)."""
+
+from datetime import date, timedelta
+
+from django.http import HttpResponse
+from ninja import Query, Router
+
+from cobrador.core.errors import errors
+from cobrador.usage import analytics
+from cobrador.usage.errors import InvalidRange
+from cobrador.usage.schemas import (
+    CSV_NOTE,
+    PERIOD_NOTE,
+    CohortsOut,
+    Day,
+    Interval,
+    MovementSeriesOut,
+    MrrSeriesOut,
+    SummaryOut,
+)
+from cobrador.usage.snapshots import CURRENCY, month_start
+
+router = Router(tags=["analytics"])
+
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
+MAX_DAYS = 1100  # three years of daily points
+MAX_MONTHS = 240
+SUMMARY_DESCRIPTION = (
+    "MRR, ARR and paying customers now (today's movements from the ledger), this local month so far and the "
+    "last 30 days, with their movements. " + CSV_NOTE)
+MRR_DESCRIPTION = (
+    "MRR, ARR and paying customers per local day or month (default: the last 30 days, or with "
+    "`interval=month` the last 12 months). " + PERIOD_NOTE + " " + CSV_NOTE)
+MOVEMENTS_DESCRIPTION = (
+    "New, expansion, reactivation, contraction and churn (voluntary and involuntary) per local day or month, "
+    "amounts and counts, and over the whole range with its opening and closing MRR: "
+    "`mrr_at_start + new + expansion + reactivation - contraction - churn = mrr`, exactly. " + PERIOD_NOTE + " "
+    + CSV_NOTE)
+COHORTS_DESCRIPTION = (
+    "Customers grouped by the local month of their first MRR (`from`..`to` pick the cohort months; default the "
+    "last 12), each with its size and its MRR at the end of that month, then at each month of age (as the "
+    "usage-monthly-snapshot job consolidated it on day 1 of the next month) the customers still paying (logo "
+    "retention) and their MRR (net revenue retention, expansion included). " + CSV_NOTE)
+CSV_RESPONSE = {"responses": {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}}
+
+
+def wants_csv(request) -> bool:
+    return request.get_preferred_type(["application/json", "text/csv"]) == "text/csv"
+
+
+def csv_response(body: str, name: str) -> HttpResponse:
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
+
+
+def months_back(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def resolve_range(organization, first: date | None, last: date | None, interval: str) -> tuple[date, date]:
+    """The range asked for, with the defaults (the last 30 days, or the last 12 months), checked."""
+    for name, value in (("from", first), ("to", last)):
+        if value is not None and not EARLIEST <= value <= LATEST:
+            raise InvalidRange(f"{name}: must be between {EARLIEST} and {LATEST}", field=name)
+    last = last or analytics.local_today(organization)
+    if first is None:
+        first = max(last - timedelta(days=29), EARLIEST) if interval == "day" else max(months_back(last, 11),
+                                                                                      EARLIEST)
+    if first > last:
+        raise InvalidRange("from: must not be after to", field="from")
+    if interval == "day" and (last - first).days + 1 > MAX_DAYS:
+        raise InvalidRange(f"from: at most {MAX_DAYS} days per request with interval=day", field="from")
+    if interval == "month" and (last.year - first.year) * 12 + last.month - first.month + 1 > MAX_MONTHS:
+        raise InvalidRange(f"from: at most {MAX_MONTHS} months per request", field="from")
+    return first, last
+
+
+@router.get("/analytics/summary", response=SummaryOut, summary="MRR, ARR and customers now",
+            openapi_extra=CSV_RESPONSE, description=SUMMARY_DESCRIPTION)
+def analytics_summary(request):
+    data = analytics.summary(request.auth)
+    return csv_response(analytics.summary_csv(data), "summary") if wants_csv(request) else data
+
+
+@router.get("/analytics/mrr", response={200: MrrSeriesOut, **errors(InvalidRange)}, by_alias=True,
+            summary="MRR over time", openapi_extra=CSV_RESPONSE, description=MRR_DESCRIPTION)
+def analytics_mrr(request, date_from: Day | None = Query(None, alias="from"),
+                  date_to: Day | None = Query(None, alias="to"), interval: Interval = "day"):
+    first, last = resolve_range(request.auth, date_from, date_to, interval)
+    points = analytics.points(request.auth, first=first, last=last, interval=interval)
+    if wants_csv(request):
+        return csv_response(analytics.mrr_csv(points), f"mrr-{interval}-{first}-{last}")
+    return {"interval": interval, "from": first, "to": last, "currency": CURRENCY, "points": points}
+
+
+@router.get("/analytics/movements", response={200: MovementSeriesOut, **errors(InvalidRange)}, by_alias=True,
+            summary="MRR movements over time", openapi_extra=CSV_RESPONSE,
+            description=MOVEMENTS_DESCRIPTION)
+def analytics_movements(request, date_from: Day | None = Query(None, alias="from"),
+                        date_to: Day | None = Query(None, alias="to"), interval: Interval = "day"):
+    first, last = resolve_range(request.auth, date_from, date_to, interval)
+    points = analytics.points(request.auth, first=first, last=last, interval=interval)
+    if wants_csv(request):
+        return csv_response(analytics.movements_csv(points), f"movements-{interval}-{first}-{last}")
+    return {"interval": interval, "from": first, "to": last, "currency": CURRENCY,
+            "totals": analytics.totals(points), "points": points}
+
+
+@router.get("/analytics/cohorts", response={200: CohortsOut, **errors(InvalidRange)}, by_alias=True,
+            summary="Customer cohorts by first paid month", openapi_extra=CSV_RESPONSE,
+            description=COHORTS_DESCRIPTION)
+def analytics_cohorts(request, date_from: Day | None = Query(None, alias="from"),
+                      date_to: Day | None = Query(None, alias="to")):
+    first, last = resolve_range(request.auth, date_from, date_to, "month")
+    table = analytics.cohorts(request.auth, first, last)
+    if wants_csv(request):
+        return csv_response(analytics.cohorts_csv(table), f"cohorts-{month_start(first)}-{month_start(last)}")
+    return {"from": month_start(first), "to": month_start(last), "currency": CURRENCY, "cohorts": table}

@@ -20,6 +20,27 @@ from cobrador.subscriptions.models import Subscription
 from cobrador.usage.models import DEFINITION_VERSION, CustomerMrr, MrrMovement
 from cobrador.usage.mrr import COUNTED_STATUSES, classify, subscription_mrr
 
+SUBSCRIPTION_EVENTS = {"subscription.created", "subscription.updated", "subscription.renewed",
+                       "subscription.paused", "subscription.resumed", "subscription.canceled",
+                       "subscription.expired"}
+ACCOUNT_EVENTS = {"billing_account.suspended", "billing_account.reactivated"}
+
+
+def _moment(value) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+
+
+def effective_at(event) -> datetime:
+    """When an event changed MRR: a canceled or expired subscription churns at its `ended_at` (the paid
+    period's end, even if the sweep ran late), a renewal (a repeating coupon's end, a pending plan) at the
+    new period's start; everything else (a converted trial included) at the event's time."""
+    data = event.data
+    if event.type in ("subscription.canceled", "subscription.expired"):
+        return _moment(data.get("ended_at")) or event.created_at
+    if event.type == "subscription.renewed":
+        return _moment(data.get("current_period_start")) or event.created_at
+    return event.created_at
+
 
 @dataclass(frozen=True)
 class Change:

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "cobrador.proposals",
     "cobrador.usage",
     "cobrador.pages",
+    "cobrador.dashboard",
 ]
 
 MIDDLEWARE = [

@@ -51,5 +51,6 @@ urlpatterns = [
     path("v1/", api.urls),
     path("admin/", admin.site.urls),
     path("pages/", include("cobrador.pages.urls")),  # hosted customer pages (tokenized links)
+    path("dashboard/", include("cobrador.dashboard.urls")),  # the organization's analytics, for its members
     path("", include("cobrador.ops.urls")),  # /healthz, /readyz, /metrics
 ]

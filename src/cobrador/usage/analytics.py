@@ -12,6 +12,7 @@ import io
 from datetime import date, timedelta
 
 from cobrador.core import clock
+from cobrador.usage.errors import InvalidRange
 from cobrador.usage.ledger import KINDS, local_day_bounds
 from cobrador.usage.models import MrrMovement, UsageCohortRow, UsageDailySnapshot, UsageMonthlySnapshot
 from cobrador.usage.snapshots import CURRENCY, balances_at, month_start, next_month
@@ -22,9 +23,37 @@ MOVEMENT_FIELDS = ("new", "expansion", "reactivation", "contraction", "churn", "
                    "churn_involuntary", "net_change", *(f"{kind}_count" for kind in KINDS))
 
 
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
+MAX_DAYS = 1100  # three years of daily points
+MAX_MONTHS = 240
+
+
 def local_today(organization) -> date:
     now = clock.now()
     return now.astimezone(local_day_bounds(organization.timezone, now.date())[0].tzinfo).date()
+
+
+def months_back(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def resolve_range(organization, first: date | None, last: date | None, interval: str) -> tuple[date, date]:
+    """The range asked for, with the defaults (the last 30 days, or the last 12 months), checked."""
+    for name, value in (("from", first), ("to", last)):
+        if value is not None and not EARLIEST <= value <= LATEST:
+            raise InvalidRange(f"{name}: must be between {EARLIEST} and {LATEST}", field=name)
+    last = last or local_today(organization)
+    if first is None:
+        first = max(last - timedelta(days=29), EARLIEST) if interval == "day" else max(months_back(last, 11),
+                                                                                      EARLIEST)
+    if first > last:
+        raise InvalidRange("from: must not be after to", field="from")
+    if interval == "day" and (last - first).days + 1 > MAX_DAYS:
+        raise InvalidRange(f"from: at most {MAX_DAYS} days per request with interval=day", field="from")
+    if interval == "month" and (last.year - first.year) * 12 + last.month - first.month + 1 > MAX_MONTHS:
+        raise InvalidRange(f"from: at most {MAX_MONTHS} months per request", field="from")
+    return first, last
 
 
 def _movement_figures(movements: dict) -> dict:

@@ -3,8 +3,6 @@
 They read the usage snapshots (and the ledger only for the days after the last snapshot): see
 `usage/analytics.py`. The definitions are in the OpenAPI description (`usage/mrr.py`)."""
 
-from datetime import date, timedelta
-
 from django.http import HttpResponse
 from ninja import Query, Router
 
@@ -25,9 +23,6 @@ from cobrador.usage.snapshots import CURRENCY, month_start
 
 router = Router(tags=["analytics"])
 
-EARLIEST, LATEST = date(2000, 1, 1), date(2100, 12, 31)
-MAX_DAYS = 1100  # three years of daily points
-MAX_MONTHS = 240
 SUMMARY_DESCRIPTION = (
     "MRR, ARR and paying customers now (today's movements from the ledger), this local month so far and the "
     "last 30 days, with their movements. " + CSV_NOTE)
@@ -57,29 +52,6 @@ def csv_response(body: str, name: str) -> HttpResponse:
     return response
 
 
-def months_back(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 - months
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def resolve_range(organization, first: date | None, last: date | None, interval: str) -> tuple[date, date]:
-    """The range asked for, with the defaults (the last 30 days, or the last 12 months), checked."""
-    for name, value in (("from", first), ("to", last)):
-        if value is not None and not EARLIEST <= value <= LATEST:
-            raise InvalidRange(f"{name}: must be between {EARLIEST} and {LATEST}", field=name)
-    last = last or analytics.local_today(organization)
-    if first is None:
-        first = max(last - timedelta(days=29), EARLIEST) if interval == "day" else max(months_back(last, 11),
-                                                                                      EARLIEST)
-    if first > last:
-        raise InvalidRange("from: must not be after to", field="from")
-    if interval == "day" and (last - first).days + 1 > MAX_DAYS:
-        raise InvalidRange(f"from: at most {MAX_DAYS} days per request with interval=day", field="from")
-    if interval == "month" and (last.year - first.year) * 12 + last.month - first.month + 1 > MAX_MONTHS:
-        raise InvalidRange(f"from: at most {MAX_MONTHS} months per request", field="from")
-    return first, last
-
-
 @router.get("/analytics/summary", response=SummaryOut, summary="MRR, ARR and customers now",
             openapi_extra=CSV_RESPONSE, description=SUMMARY_DESCRIPTION)
 def analytics_summary(request):
@@ -91,7 +63,7 @@ def analytics_summary(request):
             summary="MRR over time", openapi_extra=CSV_RESPONSE, description=MRR_DESCRIPTION)
 def analytics_mrr(request, date_from: Day | None = Query(None, alias="from"),
                   date_to: Day | None = Query(None, alias="to"), interval: Interval = "day"):
-    first, last = resolve_range(request.auth, date_from, date_to, interval)
+    first, last = analytics.resolve_range(request.auth, date_from, date_to, interval)
     points = analytics.points(request.auth, first=first, last=last, interval=interval)
     if wants_csv(request):
         return csv_response(analytics.mrr_csv(points), f"mrr-{interval}-{first}-{last}")
@@ -103,7 +75,7 @@ def analytics_mrr(request, date_from: Day | None = Query(None, alias="from"),
             description=MOVEMENTS_DESCRIPTION)
 def analytics_movements(request, date_from: Day | None = Query(None, alias="from"),
                         date_to: Day | None = Query(None, alias="to"), interval: Interval = "day"):
-    first, last = resolve_range(request.auth, date_from, date_to, interval)
+    first, last = analytics.resolve_range(request.auth, date_from, date_to, interval)
     points = analytics.points(request.auth, first=first, last=last, interval=interval)
     if wants_csv(request):
         return csv_response(analytics.movements_csv(points), f"movements-{interval}-{first}-{last}")
@@ -116,7 +88,7 @@ def analytics_movements(request, date_from: Day | None = Query(None, alias="from
             description=COHORTS_DESCRIPTION)
 def analytics_cohorts(request, date_from: Day | None = Query(None, alias="from"),
                       date_to: Day | None = Query(None, alias="to")):
-    first, last = resolve_range(request.auth, date_from, date_to, "month")
+    first, last = analytics.resolve_range(request.auth, date_from, date_to, "month")
     table = analytics.cohorts(request.auth, first, last)
     if wants_csv(request):
         return csv_response(analytics.cohorts_csv(table), f"cohorts-{month_start(first)}-{month_start(last)}")

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.test import Client
 
 from cobrador.cli import main
+from cobrador.notifications.email_config import FILE_BACKEND
 from cobrador.organizations.models import Membership
 from cobrador.organizations.services import add_member
 from tests.conftest import make_org
@@ -135,3 +136,24 @@ def test_the_admin_adds_members_to_an_organization(acme, admin_client):
     assert response.status_code == 302
     assert Membership.objects.get(user=user).organization == acme
     assert admin_client.get(f"/admin/organizations/organization/{acme.pk}/change/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cobrador_simulate_leaves_a_member_whose_dashboard_shows_the_simulated_months(settings, tmp_path, capsys):
+    settings.MAIL_DIR = tmp_path / "mails"
+    settings.MAILERS = {"default": {"BACKEND": FILE_BACKEND,
+                                    "OPTIONS": {"file_path": str(tmp_path / "mails")}}}
+    assert main(["simulate", "--days", "36", "--accounts", "8", "--quiet",
+                 "--start", "2026-01-25T00:00:00Z"]) == 0
+    out = capsys.readouterr().out
+    hint = out[out.index("Dashboard: "):]
+    url = hint.split("then open ")[1].split()[0]
+    password = hint.split("(password ")[1].split(")")[0]
+    assert "cobrador web" in hint and "?from=2026-01-25&to=2026-03-02&interval=month" in url
+    client = Client()
+    assert client.post("/dashboard/login/", {"username": "demo@example.com", "password": password}).status_code == 302
+    page = client.get(url.removeprefix(settings.PUBLIC_URL))
+    html = page.content.decode()
+    assert page.status_code == 200
+    # January, February and March, from the snapshots the simulated jobs wrote (and the ledger since).
+    assert 'data-points="3"' in html and 'class="bar new"' in html

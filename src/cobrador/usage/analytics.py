@@ -13,8 +13,8 @@ from datetime import date, timedelta
 
 from cobrador.core import clock
 from cobrador.usage.errors import InvalidRange
-from cobrador.usage.ledger import KINDS, local_day_bounds
-from cobrador.usage.models import MrrMovement, UsageCohortRow, UsageDailySnapshot, UsageMonthlySnapshot
+from cobrador.usage.ledger import KINDS, empty_movements, local_day_bounds, walk_days
+from cobrador.usage.models import UsageCohortRow, UsageDailySnapshot, UsageMonthlySnapshot
 from cobrador.usage.snapshots import CURRENCY, balances_at, month_start, next_month
 
 # The figures of one period (a day or a month), in this order in JSON and CSV.
@@ -68,41 +68,15 @@ def _point(period: date, *, mrr_at_start: int, mrr: int, active: int, movements:
             "partial": partial, **_movement_figures(movements)}
 
 
-def _empty_movements() -> dict:
-    return {kind: 0 for kind in KINDS} | {f"{kind}_count": 0 for kind in KINDS} | {
-        "churn_voluntary": 0, "churn_involuntary": 0}
-
-
 def _ledger_days(organization, first: date, last: date, *, mrr: int, active: int) -> list[dict]:
-    """Days `first`..`last` from the ledger, starting from the balance (`mrr`, `active`) at `first`'s start:
-    one ordered read of the movements of those days."""
-    zone_start = local_day_bounds(organization.timezone, first)[0]
-    zone_end = local_day_bounds(organization.timezone, last)[1]
-    walk = iter(MrrMovement.objects.filter(organization=organization, currency=CURRENCY,
-                                           occurred_at__gte=zone_start, occurred_at__lt=zone_end)
-                .order_by("occurred_at", "pk").values_list("occurred_at", "kind", "churn_type", "mrr_before",
-                                                           "mrr_after"))
-    pending = next(walk, None)
-    points, day = [], first
-    while day <= last:
-        end = local_day_bounds(organization.timezone, day)[1]
-        start_mrr, movements = mrr, _empty_movements()
-        while pending is not None and pending[0] < end:
-            _, kind, churn_type, before, after = pending
-            movements[kind] += abs(after - before)
-            movements[f"{kind}_count"] += 1
-            if kind == "churn":
-                movements[f"churn_{churn_type}"] += before - after
-            mrr += after - before
-            active += (after > 0) - (before > 0)
-            pending = next(walk, None)
-        points.append(_point(day, mrr_at_start=start_mrr, mrr=mrr, active=active, movements=movements,
-                             partial=True))
-        day += timedelta(days=1)
-    return points
+    """Days `first`..`last` from the ledger, starting from the balance (`mrr`, `active`) at `first`'s start."""
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return [_point(day, mrr_at_start=start, mrr=end, active=paying, movements=movements, partial=True)
+            for day, start, end, paying, movements in walk_days(organization=organization, days=days, mrr=mrr,
+                                                               active=active, currency=CURRENCY)]
 
 
-def daily_points(organization, first: date, last: date) -> list[dict]:
+def daily_points(organization, first: date, last: date, *, with_movements: bool = True) -> list[dict]:
     """One point per local day in [first, last] that has data: the stored snapshots, then the days after
     the last snapshot (up to today) from the ledger. Days before the organization's first snapshot and
     after today have no point."""
@@ -110,10 +84,16 @@ def daily_points(organization, first: date, last: date) -> list[dict]:
     last = min(last, today)
     if first > last:
         return []
-    points = [_point(row["day"], mrr_at_start=row["mrr_at_start"], mrr=row["mrr"],
-                     active=row["active_customers"], movements=row["movements"], partial=False)
-              for row in UsageDailySnapshot.objects.filter(organization=organization, day__gte=first, day__lte=last)
-              .order_by("day").values("day", "mrr_at_start", "mrr", "active_customers", "movements")]
+    stored = UsageDailySnapshot.objects.filter(organization=organization, day__gte=first, day__lte=last).order_by("day")
+    if with_movements:
+        points = [_point(day, mrr_at_start=start, mrr=end, active=paying, movements=movements, partial=False)
+                  for day, start, end, paying, movements in stored.values_list(
+                      "day", "mrr_at_start", "mrr", "active_customers", "movements")]
+    else:
+        # The balances only (the MRR series): no movements to decode; their net is the MRR's change.
+        points = [{"period": day, "mrr_at_start": start, "mrr": end, "arr": 12 * end, "active_customers": paying,
+                   "partial": False, "net_change": end - start}
+                  for day, start, end, paying in stored.values_list("day", "mrr_at_start", "mrr", "active_customers")]
     latest = (UsageDailySnapshot.objects.filter(organization=organization, day__lte=last).order_by("-day")
               .values("day", "mrr", "active_customers").first())
     if latest is not None:
@@ -132,7 +112,7 @@ def daily_points(organization, first: date, last: date) -> list[dict]:
 
 
 def _month_from_days(month: date, days: list[dict]) -> dict:
-    movements = _empty_movements()
+    movements = empty_movements()
     for point in days:
         for name in movements:
             movements[name] += point[name]
@@ -162,15 +142,17 @@ def monthly_points(organization, first: date, last: date) -> list[dict]:
     return points
 
 
-def points(organization, *, first: date, last: date, interval: str) -> list[dict]:
-    return (daily_points if interval == "day" else monthly_points)(organization, first, last)
+def points(organization, *, first: date, last: date, interval: str, with_movements: bool = True) -> list[dict]:
+    if interval == "day":
+        return daily_points(organization, first, last, with_movements=with_movements)
+    return monthly_points(organization, first, last)
 
 
 def totals(points_: list[dict]) -> dict:
     """The movements over the whole range, and its opening and closing MRR (they reconcile exactly)."""
     if not points_:
         return {"mrr_at_start": 0, "mrr": 0, **_movement_figures({})}
-    summed = _empty_movements()
+    summed = empty_movements()
     for point in points_:
         for name in summed:
             summed[name] += point[name]

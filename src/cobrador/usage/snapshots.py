@@ -4,14 +4,16 @@ inside a transaction that holds the organization's row lock, so two workers neve
 
 from collections import defaultdict
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
 
 from cobrador.core import clock
 from cobrador.dunning.models import RecoveryRecord
 from cobrador.invoicing.models import Invoice
 from cobrador.payments.models import Payment
-from cobrador.usage.ledger import local_day_bounds, movements_between
+from cobrador.usage.ledger import local_day_bounds, movements_between, walk_days
 from cobrador.usage.models import (
     DEFINITION_VERSION,
     MrrMovement,
@@ -41,62 +43,64 @@ def _mrr_and_active(organization, at: datetime) -> tuple[int, int]:
     return sum(m for m, _ in balances.values()), sum(1 for m, _ in balances.values() if m > 0)
 
 
-def daily_snapshot_values(*, organization, day: date, mrr_start: int, mrr: int, active: int) -> dict:
-    """The day's row; its MRR figures come from the caller's walk over the ledger."""
-    start, end = local_day_bounds(organization.timezone, day)
-    invoices = Invoice.objects.filter(organization=organization, created_at__gte=start, created_at__lt=end).exclude(
-        status="draft").aggregate(count=Count("pk"), amount=Sum("total"))
-    by_method = {}
+def billing_by_day(*, organization, first: date, last: date) -> dict[date, dict]:
+    """Invoices issued, payments received (by method), failed payments and what dunning recovered, per
+    local day in [first, last], by the day each fact happened: four grouped reads for the whole span."""
+    zone = ZoneInfo(organization.timezone)
+    start = local_day_bounds(organization.timezone, first)[0]
+    end = local_day_bounds(organization.timezone, last)[1]
+    days = defaultdict(lambda: {"invoices_issued": 0, "invoices_issued_amount": 0, "payments_by_method": {},
+                                "payments_failed": 0, "recovered_by_dunning": 0})
+    for row in (Invoice.objects.filter(organization=organization, created_at__gte=start, created_at__lt=end)
+                .exclude(status="draft").annotate(local_day=TruncDate("created_at", tzinfo=zone))
+                .values("local_day").annotate(count=Count("pk"), amount=Sum("total")).order_by()):
+        days[row["local_day"]].update(invoices_issued=row["count"], invoices_issued_amount=row["amount"] or 0)
     for row in (Payment.objects.filter(organization=organization, paid_at__gte=start, paid_at__lt=end,
                                        status__in=("succeeded", "refunded"))
-                .values("method").annotate(count=Count("pk"), amount=Sum("amount_paid")).order_by("method")):
-        by_method[row["method"]] = {"count": row["count"], "amount": row["amount"] or 0}
-    failed = Payment.objects.filter(organization=organization, failed_at__gte=start, failed_at__lt=end).count()
-    recovered = RecoveryRecord.objects.filter(organization=organization, outcome="succeeded", attempted_at__gte=start,
-                                              attempted_at__lt=end).aggregate(amount=Sum("amount"))["amount"]
-    return {
-        "currency": CURRENCY, "definition_version": DEFINITION_VERSION, "mrr": mrr, "arr": 12 * mrr,
-        "mrr_at_start": mrr_start, "active_customers": active,
-        "movements": movements_between(organization=organization, start=start, end=end, currency=CURRENCY),
-        "invoices_issued": invoices["count"], "invoices_issued_amount": invoices["amount"] or 0,
-        "payments_received": sum(m["count"] for m in by_method.values()),
-        "payments_received_amount": sum(m["amount"] for m in by_method.values()),
-        "payments_by_method": by_method, "payments_failed": failed, "recovered_by_dunning": recovered or 0,
-    }
+                .annotate(local_day=TruncDate("paid_at", tzinfo=zone)).values("local_day", "method")
+                .annotate(count=Count("pk"), amount=Sum("amount_paid")).order_by("local_day", "method")):
+        days[row["local_day"]]["payments_by_method"][row["method"]] = {"count": row["count"],
+                                                                       "amount": row["amount"] or 0}
+    for row in (Payment.objects.filter(organization=organization, failed_at__gte=start, failed_at__lt=end)
+                .annotate(local_day=TruncDate("failed_at", tzinfo=zone)).values("local_day")
+                .annotate(count=Count("pk")).order_by()):
+        days[row["local_day"]]["payments_failed"] = row["count"]
+    for row in (RecoveryRecord.objects.filter(organization=organization, outcome="succeeded",
+                                              attempted_at__gte=start, attempted_at__lt=end)
+                .annotate(local_day=TruncDate("attempted_at", tzinfo=zone)).values("local_day")
+                .annotate(amount=Sum("amount")).order_by()):
+        days[row["local_day"]]["recovered_by_dunning"] = row["amount"] or 0
+    return days
 
 
 def write_daily_snapshots(*, organization, days: list[date]) -> list[UsageDailySnapshot]:
     """Compute and replace these consecutive days' rows (a rerun writes the same values again). The
-    balances at the first day's start are read once; the days after walk the ledger forward, so a long
-    catch-up reads each movement once instead of the whole ledger per day."""
+    balances at the first day's start are read once; the days after walk the ledger forward, and the
+    billing figures are grouped by day over the whole span, so a long catch-up costs a few reads, not
+    a few per day."""
     if not days:
         return []
     now = clock.now()
     days = sorted(days)
-    balances = {account_id: mrr for account_id, (mrr, _) in balances_at(
-        organization=organization, at=local_day_bounds(organization.timezone, days[0])[0]).items()}
-    mrr, active = sum(balances.values()), sum(1 for m in balances.values() if m > 0)
-    walk = (MrrMovement.objects.filter(organization=organization, currency=CURRENCY,
-                                       occurred_at__gte=local_day_bounds(organization.timezone, days[0])[0],
-                                       occurred_at__lt=local_day_bounds(organization.timezone, days[-1])[1])
-            .order_by("occurred_at", "pk").values_list("account_id", "mrr_after", "occurred_at").iterator(
-                chunk_size=5000))
-    pending = next(walk, None)
+    balances = balances_at(organization=organization, at=local_day_bounds(organization.timezone, days[0])[0])
+    mrr = sum(m for m, _ in balances.values())
+    active = sum(1 for m, _ in balances.values() if m > 0)
+    billing = billing_by_day(organization=organization, first=days[0], last=days[-1])
     rows = []
-    for day in days:
-        end = local_day_bounds(organization.timezone, day)[1]
-        mrr_start = mrr
-        while pending is not None and pending[2] < end:
-            account_id, after, _ = pending
-            before = balances.get(account_id, 0)
-            mrr += after - before
-            active += (after > 0) - (before > 0)
-            balances[account_id] = after
-            pending = next(walk, None)
-        rows.append(UsageDailySnapshot(organization=organization, day=day, computed_at=now, **daily_snapshot_values(
-            organization=organization, day=day, mrr_start=mrr_start, mrr=mrr, active=active)))
+    for day, mrr_start, day_mrr, day_active, movements in walk_days(
+            organization=organization, days=days, mrr=mrr, active=active, currency=CURRENCY):
+        facts = billing.get(day) or billing[day]
+        by_method = dict(sorted(facts["payments_by_method"].items()))
+        rows.append(UsageDailySnapshot(
+            organization=organization, day=day, computed_at=now, currency=CURRENCY,
+            definition_version=DEFINITION_VERSION, mrr=day_mrr, arr=12 * day_mrr, mrr_at_start=mrr_start,
+            active_customers=day_active, movements=movements, invoices_issued=facts["invoices_issued"],
+            invoices_issued_amount=facts["invoices_issued_amount"],
+            payments_received=sum(m["count"] for m in by_method.values()),
+            payments_received_amount=sum(m["amount"] for m in by_method.values()), payments_by_method=by_method,
+            payments_failed=facts["payments_failed"], recovered_by_dunning=facts["recovered_by_dunning"]))
     UsageDailySnapshot.objects.filter(organization=organization, day__in=days).delete()
-    return UsageDailySnapshot.objects.bulk_create(rows)
+    return UsageDailySnapshot.objects.bulk_create(rows, batch_size=500)
 
 
 def month_start(day: date) -> date:

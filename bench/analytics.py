@@ -198,15 +198,17 @@ def ceiling_sql(vendor: str) -> str:
         day = "(({col}) AT TIME ZONE 'America/Sao_Paulo')::date"
     else:
         day = "date({col}, '-" + str(OFFSET_HOURS) + " hours')"
-    return CEILING_SQL.format(day_of_movement=day.format(col="occurred_at"), day_of_invoice=day.format(col="created_at"),
-                              day_of_payment=day.format(col="paid_at"), day_of_failure=day.format(col="failed_at"),
-                              day_of_recovery=day.format(col="attempted_at"))
+    return CEILING_SQL.format(
+        day_of_movement=day.format(col="occurred_at"), day_of_invoice=day.format(col="created_at"),
+        day_of_payment=day.format(col="paid_at"), day_of_failure=day.format(col="failed_at"),
+        day_of_recovery=day.format(col="attempted_at"))
 
 
 def run_ceiling(organization, first_day: date) -> tuple[float, dict]:
     from django.db import connection, transaction
 
-    params = {"org": organization.pk, "start": _local_start(first_day), "end": _local_start(MEASURED_DAY + timedelta(days=1)),
+    params = {"org": organization.pk, "start": _local_start(first_day),
+              "end": _local_start(MEASURED_DAY + timedelta(days=1)),
               "first_day": first_day if connection.vendor == "postgresql" else first_day.isoformat()}
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
@@ -312,8 +314,13 @@ def main() -> int:
         gc.freeze()
 
         first = timed_job("usage-daily-snapshot", RUN_AT)
+        # The job computed both organizations: so does the ceiling.
         ceiling_seconds, ceiling = run_ceiling(big, first_day)
+        small_ceiling_seconds, small_ceiling = run_ceiling(small, first_day)
+        ceiling_seconds += small_ceiling_seconds
         check = compare(big, ceiling)
+        small_check = compare(small, small_ceiling)
+        check = {key: check[key] + small_check[key] for key in check}
         rerun = timed_job("usage-daily-snapshot", RUN_AT + timedelta(minutes=5))
         next_day = timed_job("usage-daily-snapshot", RUN_AT + timedelta(days=1))
         timed_job("usage-daily-snapshot", RUN_AT + timedelta(days=1))  # the small organization is done too
@@ -341,7 +348,8 @@ def main() -> int:
             "rerun_fraction_max": TARGET_RERUN_FRACTION,
             "rerun_met": rerun_fraction is not None and rerun_fraction <= TARGET_RERUN_FRACTION,
             "api_p99_ms_max": TARGET_P99_MS, "api_p99_met": worst_n <= TARGET_P99_MS,
-            "scale_ratio_max": TARGET_SCALE_RATIO, "scale_met": scale_ratio is not None and scale_ratio <= TARGET_SCALE_RATIO,
+            "scale_ratio_max": TARGET_SCALE_RATIO,
+            "scale_met": scale_ratio is not None and scale_ratio <= TARGET_SCALE_RATIO,
         }
         try:
             with open("/proc/loadavg") as f:

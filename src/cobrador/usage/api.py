@@ -18,6 +18,7 @@ from cobrador.usage.schemas import (
     CohortsOut,
     Day,
     Interval,
+    MovementPoint,
     MovementSeriesOut,
     MrrPoint,
     MrrSeriesOut,
@@ -92,8 +93,10 @@ def analytics_movements(request, date_from: Day | None = Query(None, alias="from
     points = analytics.points(request.auth, first=first, last=last, interval=interval)
     if wants_csv(request):
         return csv_response(analytics.movements_csv(points), f"movements-{interval}-{first}-{last}")
+    fields = MovementPoint.model_fields.keys()
     return json_response({"object": "mrr_movements", "interval": interval, "from": first, "to": last,
-                          "currency": CURRENCY, "totals": analytics.totals(points), "points": points})
+                          "currency": CURRENCY, "totals": analytics.totals(points),
+                          "points": [{k: p[k] for k in fields} for p in points]})
 
 
 @router.get("/analytics/cohorts", response={200: CohortsOut, **errors(InvalidRange)}, by_alias=True,

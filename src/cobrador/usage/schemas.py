@@ -78,10 +78,6 @@ class MrrSeriesOut(Schema):
 
 class MovementPoint(MovementFigures):
     period: date
-    mrr_at_start: int
-    mrr: int
-    arr: int
-    active_customers: int
     partial: bool
 
 

@@ -4,16 +4,14 @@ inside a transaction that holds the organization's row lock, so two workers neve
 
 from collections import defaultdict
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Sum
-from django.db.models.functions import TruncDate
 
 from cobrador.core import clock
 from cobrador.dunning.models import RecoveryRecord
 from cobrador.invoicing.models import Invoice
 from cobrador.payments.models import Payment
-from cobrador.usage.ledger import local_day_bounds, movements_between, walk_days
+from cobrador.usage.ledger import local_date, local_day_bounds, movements_between, walk_days
 from cobrador.usage.models import (
     DEFINITION_VERSION,
     MrrMovement,
@@ -46,28 +44,31 @@ def _mrr_and_active(organization, at: datetime) -> tuple[int, int]:
 def billing_by_day(*, organization, first: date, last: date) -> dict[date, dict]:
     """Invoices issued, payments received (by method), failed payments and what dunning recovered, per
     local day in [first, last], by the day each fact happened: four grouped reads for the whole span."""
-    zone = ZoneInfo(organization.timezone)
     start = local_day_bounds(organization.timezone, first)[0]
     end = local_day_bounds(organization.timezone, last)[1]
+
+    def day_of(column: str):
+        return local_date(column, timezone=organization.timezone, first=first, last=last)
+
     days = defaultdict(lambda: {"invoices_issued": 0, "invoices_issued_amount": 0, "payments_by_method": {},
                                 "payments_failed": 0, "recovered_by_dunning": 0})
     for row in (Invoice.objects.filter(organization=organization, created_at__gte=start, created_at__lt=end)
-                .exclude(status="draft").annotate(local_day=TruncDate("created_at", tzinfo=zone))
+                .exclude(status="draft").annotate(local_day=day_of("created_at"))
                 .values("local_day").annotate(count=Count("pk"), amount=Sum("total")).order_by()):
         days[row["local_day"]].update(invoices_issued=row["count"], invoices_issued_amount=row["amount"] or 0)
     for row in (Payment.objects.filter(organization=organization, paid_at__gte=start, paid_at__lt=end,
                                        status__in=("succeeded", "refunded"))
-                .annotate(local_day=TruncDate("paid_at", tzinfo=zone)).values("local_day", "method")
+                .annotate(local_day=day_of("paid_at")).values("local_day", "method")
                 .annotate(count=Count("pk"), amount=Sum("amount_paid")).order_by("local_day", "method")):
         days[row["local_day"]]["payments_by_method"][row["method"]] = {"count": row["count"],
                                                                        "amount": row["amount"] or 0}
     for row in (Payment.objects.filter(organization=organization, failed_at__gte=start, failed_at__lt=end)
-                .annotate(local_day=TruncDate("failed_at", tzinfo=zone)).values("local_day")
+                .annotate(local_day=day_of("failed_at")).values("local_day")
                 .annotate(count=Count("pk")).order_by()):
         days[row["local_day"]]["payments_failed"] = row["count"]
     for row in (RecoveryRecord.objects.filter(organization=organization, outcome="succeeded",
                                               attempted_at__gte=start, attempted_at__lt=end)
-                .annotate(local_day=TruncDate("attempted_at", tzinfo=zone)).values("local_day")
+                .annotate(local_day=day_of("attempted_at")).values("local_day")
                 .annotate(amount=Sum("amount")).order_by()):
         days[row["local_day"]]["recovered_by_dunning"] = row["amount"] or 0
     return days

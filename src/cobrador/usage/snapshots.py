@@ -3,14 +3,18 @@ billing tables. Pure reads plus one replace per row set; the sweeps in `usage/sw
 inside a transaction that holds the organization's row lock, so two workers never interleave."""
 
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db.models import Count, Sum
 
 from cobrador.core import clock
-from cobrador.dunning.models import RecoveryRecord
+from cobrador.dunning.models import DelinquentAccount, RecoveryRecord
 from cobrador.invoicing.models import Invoice
+from cobrador.nfe.models import ServiceInvoice
 from cobrador.payments.models import Payment
+from cobrador.proposals.models import Proposal
+from cobrador.subscriptions.models import Subscription
 from cobrador.usage.ledger import local_date, local_day_bounds, movements_between, walk_days
 from cobrador.usage.models import (
     DEFINITION_VERSION,
@@ -51,7 +55,9 @@ def billing_by_day(*, organization, first: date, last: date) -> dict[date, dict]
         return local_date(column, timezone=organization.timezone, first=first, last=last)
 
     days = defaultdict(lambda: {"invoices_issued": 0, "invoices_issued_amount": 0, "payments_by_method": {},
-                                "payments_failed": 0, "recovered_by_dunning": 0})
+                                "payments_failed": 0, "recovered_by_dunning": 0, "delinquent_accounts": 0,
+                                "suspended_accounts": 0, "proposals_sent": 0, "proposals_accepted": 0,
+                                "nfse_issued": 0})
     for row in (Invoice.objects.filter(organization=organization, created_at__gte=start, created_at__lt=end)
                 .exclude(status="draft").annotate(local_day=day_of("created_at"))
                 .values("local_day").annotate(count=Count("pk"), amount=Sum("total")).order_by()):
@@ -71,7 +77,60 @@ def billing_by_day(*, organization, first: date, last: date) -> dict[date, dict]
                 .annotate(local_day=day_of("attempted_at")).values("local_day")
                 .annotate(amount=Sum("amount")).order_by()):
         days[row["local_day"]]["recovered_by_dunning"] = row["amount"] or 0
+    for row in (Proposal.objects.filter(organization=organization, sent_at__gte=start, sent_at__lt=end)
+                .annotate(local_day=day_of("sent_at")).values("local_day").annotate(count=Count("pk")).order_by()):
+        days[row["local_day"]]["proposals_sent"] = row["count"]
+    for row in (Proposal.objects.filter(organization=organization, accepted_at__gte=start, accepted_at__lt=end)
+                .annotate(local_day=day_of("accepted_at")).values("local_day").annotate(count=Count("pk"))
+                .order_by()):
+        days[row["local_day"]]["proposals_accepted"] = row["count"]
+    for row in (ServiceInvoice.objects.filter(organization=organization, issued_at__gte=start, issued_at__lt=end)
+                .annotate(local_day=day_of("issued_at")).values("local_day").annotate(count=Count("pk"))
+                .order_by()):
+        days[row["local_day"]]["nfse_issued"] = row["count"]
+    _delinquency_by_day(organization, first, last, days)
     return days
+
+
+def _delinquency_by_day(organization, first: date, last: date, days) -> None:
+    """Cases open and suspended at the end of each day, by a sweep over the cases' own timestamps: a case
+    counts on the local days from the one it started in up to (not including) the one it stopped in."""
+    zone = ZoneInfo(organization.timezone)
+    end = local_day_bounds(organization.timezone, last)[1]
+    span = (last - first).days + 1
+    changes = {"delinquent_accounts": [0] * (span + 1), "suspended_accounts": [0] * (span + 1)}
+
+    def mark(name, started, stopped):
+        if started is None or started >= end:
+            return
+        begin = max((started.astimezone(zone).date() - first).days, 0)
+        stop = span if stopped is None else min((stopped.astimezone(zone).date() - first).days, span)
+        if stop > begin:
+            changes[name][begin] += 1
+            changes[name][stop] -= 1
+
+    for opened_at, suspended_at, closed_at in (
+            DelinquentAccount.objects.filter(organization=organization, opened_at__lt=end)
+            .exclude(closed_at__lt=local_day_bounds(organization.timezone, first)[0])
+            .values_list("opened_at", "suspended_at", "closed_at").iterator(chunk_size=5000)):
+        mark("delinquent_accounts", opened_at, min(filter(None, (suspended_at, closed_at)), default=None))
+        mark("suspended_accounts", suspended_at, closed_at)
+    for name, diff in changes.items():
+        running = 0
+        for offset in range(span):
+            running += diff[offset]
+            if running:
+                days[first + timedelta(days=offset)][name] = running
+
+
+def subscriptions_by_status(organization) -> dict:
+    """{status: {plan public id: count}} of the organization's subscriptions now."""
+    table: dict[str, dict[str, int]] = defaultdict(dict)
+    for status, plan, count in (Subscription.objects.filter(organization=organization)
+                                .values_list("status", "plan__public_id").annotate(count=Count("pk"))
+                                .order_by("status", "plan__public_id")):
+        table[status][plan] = count
+    return dict(table)
 
 
 def write_daily_snapshots(*, organization, days: list[date]) -> list[UsageDailySnapshot]:
@@ -87,6 +146,9 @@ def write_daily_snapshots(*, organization, days: list[date]) -> list[UsageDailyS
     mrr = sum(m for m, _ in balances.values())
     active = sum(1 for m, _ in balances.values() if m > 0)
     billing = billing_by_day(organization=organization, first=days[0], last=days[-1])
+    # The subscriptions now stand for the day just ended only; a caught-up day cannot know its own.
+    just_ended = local_day_bounds(organization.timezone, days[-1])[1] > now - timedelta(days=1)
+    current = subscriptions_by_status(organization) if just_ended else {}
     rows = []
     for day, mrr_start, day_mrr, day_active, movements in walk_days(
             organization=organization, days=days, mrr=mrr, active=active, currency=CURRENCY):
@@ -99,7 +161,10 @@ def write_daily_snapshots(*, organization, days: list[date]) -> list[UsageDailyS
             invoices_issued_amount=facts["invoices_issued_amount"],
             payments_received=sum(m["count"] for m in by_method.values()),
             payments_received_amount=sum(m["amount"] for m in by_method.values()), payments_by_method=by_method,
-            payments_failed=facts["payments_failed"], recovered_by_dunning=facts["recovered_by_dunning"]))
+            payments_failed=facts["payments_failed"], recovered_by_dunning=facts["recovered_by_dunning"],
+            delinquent_accounts=facts["delinquent_accounts"], suspended_accounts=facts["suspended_accounts"],
+            proposals_sent=facts["proposals_sent"], proposals_accepted=facts["proposals_accepted"],
+            nfse_issued=facts["nfse_issued"], subscriptions=current if day == days[-1] else {}))
     UsageDailySnapshot.objects.filter(organization=organization, day__in=days).delete()
     return UsageDailySnapshot.objects.bulk_create(rows, batch_size=500)
 

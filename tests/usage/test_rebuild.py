@@ -103,6 +103,10 @@ def test_the_rebuilt_ledger_is_the_live_one_and_the_snapshots_come_out_the_same(
     now = customers_mrr(history.billing_accounts.values_list("pk", flat=True))
     for balance in CustomerMrr.objects.filter(organization=history):
         assert balance.mrr == now[balance.account_id].get(balance.currency, 0)
+    # A cohort's starting MRR is its MRR at age 0, whichever month's row carries it.
+    rows = list(UsageCohortRow.objects.filter(organization=history))
+    at_age_0 = {r.cohort_month: r.mrr for r in rows if r.age_months == 0}
+    assert at_age_0 and all(r.starting_mrr == at_age_0[r.cohort_month] for r in rows)
 
 
 def test_a_lost_ledger_is_rebuilt_and_a_dry_run_changes_nothing(history):

@@ -40,11 +40,6 @@ def balances_at(*, organization, at: datetime) -> dict[int, tuple[int, datetime]
     return {account_id: (mrr, first_paid.get(account_id)) for account_id, mrr in balances.items()}
 
 
-def _mrr_and_active(organization, at: datetime) -> tuple[int, int]:
-    balances = balances_at(organization=organization, at=at)
-    return sum(m for m, _ in balances.values()), sum(1 for m, _ in balances.values() if m > 0)
-
-
 def billing_by_day(*, organization, first: date, last: date) -> dict[date, dict]:
     """Invoices issued, payments received (by method), failed payments and what dunning recovered, per
     local day in [first, last], by the day each fact happened: four grouped reads for the whole span."""
@@ -181,41 +176,77 @@ def months_between(first: date, last: date) -> int:
     return (last.year - first.year) * 12 + last.month - first.month
 
 
+def _month_walk(organization, month: date) -> tuple[int, dict[int, int], dict[int, date], dict[date, int]]:
+    """One ordered walk of the ledger up to the end of `month`: the MRR at the month's start, each
+    customer's MRR at its end, each customer's cohort (the local month of their first `new`), and each
+    cohort's MRR at the end of its own first month (sampled as the walk passes that month's end)."""
+    zone = ZoneInfo(organization.timezone)
+    start = local_day_bounds(organization.timezone, month)[0]
+    end = local_day_bounds(organization.timezone, next_month(month))[0]
+    balances: dict[int, int] = {}
+    cohort_of: dict[int, date] = {}
+    members: dict[date, list[int]] = defaultdict(list)
+    starting: dict[date, int] = {}
+    mrr_start = None
+    open_month, open_end = None, None  # the month whose end the walk passes next
+
+    def close_months_until(moment):
+        nonlocal open_month, open_end, mrr_start
+        while open_month is not None and open_end <= moment:
+            starting[open_month] = sum(balances[a] for a in members.get(open_month, ()))
+            if open_end == start:
+                mrr_start = sum(balances.values())
+            open_month = next_month(open_month)
+            open_end = local_day_bounds(organization.timezone, next_month(open_month))[0]
+
+    for account_id, mrr_after, kind, occurred_at in (
+            MrrMovement.objects.filter(organization=organization, currency=CURRENCY, occurred_at__lt=end)
+            .order_by("occurred_at", "pk").values_list("account_id", "mrr_after", "kind", "occurred_at")
+            .iterator(chunk_size=5000)):
+        if open_month is None:
+            open_month = month_start(occurred_at.astimezone(zone).date())
+            open_end = local_day_bounds(organization.timezone, next_month(open_month))[0]
+            if open_month >= month:
+                mrr_start = 0
+        close_months_until(occurred_at)
+        if mrr_start is None and occurred_at >= start:
+            mrr_start = sum(balances.values())
+        balances[account_id] = mrr_after
+        if kind == "new" and account_id not in cohort_of:
+            cohort_of[account_id] = month_start(occurred_at.astimezone(zone).date())
+            members[cohort_of[account_id]].append(account_id)
+    close_months_until(end)
+    if mrr_start is None:
+        mrr_start = sum(balances.values())
+    return mrr_start, balances, cohort_of, starting
+
+
 def write_monthly_snapshot(*, organization, month: date) -> UsageMonthlySnapshot:
     """The month's row and its cohort rows, replacing any earlier computation of the same month."""
     now = clock.now()
     start = local_day_bounds(organization.timezone, month)[0]
     end = local_day_bounds(organization.timezone, next_month(month))[0]
-    balances = balances_at(organization=organization, at=end)
-    mrr_start, _ = _mrr_and_active(organization, start)
-    mrr = sum(m for m, _ in balances.values())
+    mrr_start, balances, cohort_of, starting = _month_walk(organization, month)
+    mrr = sum(balances.values())
     UsageMonthlySnapshot.objects.filter(organization=organization, month=month).delete()
     snapshot = UsageMonthlySnapshot.objects.create(
         organization=organization, month=month, currency=CURRENCY, definition_version=DEFINITION_VERSION,
-        mrr_at_start=mrr_start, mrr=mrr, arr=12 * mrr, active_customers=sum(1 for m, _ in balances.values() if m > 0),
+        mrr_at_start=mrr_start, mrr=mrr, arr=12 * mrr, active_customers=sum(1 for m in balances.values() if m > 0),
         movements=movements_between(organization=organization, start=start, end=end, currency=CURRENCY),
         computed_at=now)
     # Cohorts: customers by the local month they first paid in; their size and MRR at the end of that
     # month are the base of logo and net revenue retention.
-    zone = local_day_bounds(organization.timezone, month)[0].tzinfo
-    cohorts = defaultdict(lambda: {"customers": 0, "active": 0, "mrr": 0, "accounts": []})
-    for account_id, (account_mrr, first_paid_at) in balances.items():
-        if first_paid_at is None:
-            continue
-        cohort = cohorts[month_start(first_paid_at.astimezone(zone).date())]
+    cohorts = defaultdict(lambda: {"customers": 0, "active": 0, "mrr": 0})
+    for account_id, cohort_month in cohort_of.items():
+        cohort = cohorts[cohort_month]
         cohort["customers"] += 1
-        cohort["active"] += account_mrr > 0
-        cohort["mrr"] += account_mrr
-        cohort["accounts"].append(account_id)
-    rows = []
-    for cohort_month, cohort in sorted(cohorts.items()):
-        cohort_end = local_day_bounds(organization.timezone, next_month(cohort_month))[0]
-        first_month = balances_at(organization=organization, at=cohort_end) if cohort_month != month else balances
-        starting = sum(first_month.get(a, (0, None))[0] for a in cohort["accounts"])
-        rows.append(UsageCohortRow(organization=organization, month=month, cohort_month=cohort_month,
-                                   age_months=months_between(cohort_month, month), customers=cohort["customers"],
-                                   active_customers=cohort["active"], starting_mrr=starting, mrr=cohort["mrr"],
-                                   definition_version=DEFINITION_VERSION, computed_at=now))
+        cohort["active"] += balances[account_id] > 0
+        cohort["mrr"] += balances[account_id]
+    rows = [UsageCohortRow(organization=organization, month=month, cohort_month=cohort_month,
+                           age_months=months_between(cohort_month, month), customers=cohort["customers"],
+                           active_customers=cohort["active"], starting_mrr=starting.get(cohort_month, 0),
+                           mrr=cohort["mrr"], definition_version=DEFINITION_VERSION, computed_at=now)
+            for cohort_month, cohort in sorted(cohorts.items())]
     UsageCohortRow.objects.filter(organization=organization, month=month).delete()
     UsageCohortRow.objects.bulk_create(rows)
     return snapshot

@@ -130,16 +130,26 @@ def subscriptions_by_status(organization) -> dict:
 
 def write_daily_snapshots(*, organization, days: list[date]) -> list[UsageDailySnapshot]:
     """Compute and replace these consecutive days' rows (a rerun writes the same values again). The
-    balances at the first day's start are read once; the days after walk the ledger forward, and the
+    balance at the first day's start is read once; the days after walk the ledger forward, and the
     billing figures are grouped by day over the whole span, so a long catch-up costs a few reads, not
-    a few per day."""
+    a few per day. A movement recorded later with a moment before the day before the first (never by the
+    live ledger, which dates a change no earlier than the sweep that made it, bar a canceled period's end)
+    is not seen by these rows: `cobrador usage rebuild` recomputes them all."""
     if not days:
         return []
     now = clock.now()
     days = sorted(days)
-    balances = balances_at(organization=organization, at=local_day_bounds(organization.timezone, days[0])[0])
-    mrr = sum(m for m, _ in balances.values())
-    active = sum(1 for m, _ in balances.values() if m > 0)
+    # The balance the first day starts from: the day before's row when there is one (the rows chain, and a
+    # rerun reads one day of ledger, not its whole history), else the ledger up to the first day.
+    previous = (UsageDailySnapshot.objects.filter(organization=organization, day=days[0] - timedelta(days=1),
+                                                  definition_version=DEFINITION_VERSION)
+                .values_list("mrr", "active_customers").first())
+    if previous is not None:
+        mrr, active = previous
+    else:
+        balances = balances_at(organization=organization, at=local_day_bounds(organization.timezone, days[0])[0])
+        mrr = sum(m for m, _ in balances.values())
+        active = sum(1 for m, _ in balances.values() if m > 0)
     billing = billing_by_day(organization=organization, first=days[0], last=days[-1])
     # The subscriptions now stand for the day just ended only; a caught-up day cannot know its own.
     just_ended = local_day_bounds(organization.timezone, days[-1])[1] > now - timedelta(days=1)

@@ -4,8 +4,8 @@ exit status on failure.
 This module is the dispatcher: the parser, and the mapping of errors to messages and exit codes. Each
 command's body lives beside what it drives, named in the parser as "module:function" and imported only
 when that command runs (after Django is set up, unless the command sets up Django itself):
-`serve` (up, web, worker), `organizations.commands` (org, key), `jobs.commands`, `gateways.commands`
-(sandbox) and `simulation.command`.
+`serve` (up, web, worker), `organizations.commands` (org, key, user), `usage.commands` (usage rebuild),
+`jobs.commands`, `gateways.commands` (sandbox) and `simulation.command`.
 """
 
 import argparse
@@ -73,6 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     key_revoke = key.add_parser("revoke", help="revoke an API key")
     key_revoke.add_argument("key_id", metavar="KEY_ID")
     key_revoke.set_defaults(handler="cobrador.organizations.commands:key_revoke")
+
+    user = sub.add_parser("user", help="dashboard users").add_subparsers(dest="user_command", required=True)
+    user_create = user.add_parser("create", help="make a person a member of an organization (signs in at "
+                                                 "/dashboard/); prints a new user's password once")
+    user_create.add_argument("--org", required=True, metavar="ORG_ID")
+    user_create.add_argument("--email", required=True)
+    user_create.set_defaults(handler="cobrador.organizations.commands:user_create")
+
+    usage = sub.add_parser("usage", help="analytics: the MRR ledger").add_subparsers(dest="usage_command",
+                                                                                   required=True)
+    usage_rebuild = usage.add_parser(
+        "rebuild", help="rebuild an organization's MRR ledger from its subscriptions' history and redo its "
+                        "snapshots; says what it cannot rebuild")
+    usage_rebuild.add_argument("--org", required=True, metavar="ORG_ID")
+    usage_rebuild.add_argument("--dry-run", action="store_true", help="compare with the ledger, change nothing")
+    usage_rebuild.set_defaults(handler="cobrador.usage.commands:usage_rebuild")
 
     jobs = sub.add_parser("jobs", help="scheduled jobs").add_subparsers(dest="jobs_command", required=True)
     jobs_list = jobs.add_parser("list", help="the registered schedules, next fire time and last result")

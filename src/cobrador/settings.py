@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "cobrador.usage",
     "cobrador.domains",
     "cobrador.pages",
+    "cobrador.dashboard",
 ]
 
 MIDDLEWARE = [

@@ -19,6 +19,7 @@ from cobrador.pages.api import router as pages_router
 from cobrador.payments.api import router as payments_router
 from cobrador.proposals.api import router as proposals_router
 from cobrador.subscriptions.api import router as subscriptions_router
+from cobrador.usage.api import router as usage_router
 from cobrador.usage.mrr import DEFINITIONS_DOC as MRR_DEFINITIONS_DOC
 from cobrador.webhooks.api import router as webhooks_router
 
@@ -41,6 +42,7 @@ api.add_router("", nfe_router)
 api.add_router("", proposals_router)
 api.add_router("", pages_router)
 api.add_router("", domains_router)
+api.add_router("", usage_router)
 operations.apply(api)
 
 urlpatterns = [
@@ -49,5 +51,6 @@ urlpatterns = [
     path("pages/", include("cobrador.pages.urls")),  # hosted customer pages (tokenized links)
     path("sandbox/", include("cobrador.gateways.urls")),  # the sandbox provider's card tokens endpoint
     path("", include("cobrador.domains.urls")),  # /.well-known/acme-challenge/<token> (HTTP-01)
+    path("dashboard/", include("cobrador.dashboard.urls")),  # the organization's analytics, for its members
     path("", include("cobrador.ops.urls")),  # /healthz, /readyz, /metrics
 ]

@@ -6,7 +6,9 @@ import pytest
 from django.db import transaction
 from django.forms.models import model_to_dict
 
+from cobrador.dunning.models import DelinquentAccount
 from cobrador.jobs.catalog import JOBS
+from cobrador.proposals.models import Proposal
 from cobrador.subscriptions.models import Subscription
 from cobrador.subscriptions.services import cancel_subscription, update_subscription
 from cobrador.usage.models import DEFINITION_VERSION, UsageCohortRow, UsageDailySnapshot, UsageMonthlySnapshot
@@ -126,3 +128,28 @@ def test_two_workers_at_once_write_each_day_once_with_the_same_values(clock):
     days = rows(organization)
     assert [row["day"] for row in days] == [date(2026, 2, 20) + timedelta(days=i) for i in range(11)]
     assert UsageDailySnapshot.objects.count() == len(days)
+
+
+def test_a_day_counts_its_delinquent_and_suspended_accounts_proposals_and_current_subscriptions(org, clock):
+    org.created_at = utc(2026, 3, 1, 12)
+    org.save(update_fields=["created_at"])
+    plan = make_plan(org, amount=10000)
+    late, gone = make_account(org, name="Late"), make_account(org, name="Gone")
+    subscribe(org, late, plan)
+    now = utc(2026, 3, 1, 12)
+    # Late: delinquent from March 1, suspended on March 3 (local), recovered on March 5.
+    DelinquentAccount.objects.create(organization=org, account=late, status="recovered", opened_at=now,
+                                     suspended_at=utc(2026, 3, 3, 12), closed_at=utc(2026, 3, 5, 12), updated_at=now)
+    # Gone: delinquent from March 2 and still open.
+    DelinquentAccount.objects.create(organization=org, account=gone, opened_at=utc(2026, 3, 2, 12), updated_at=now)
+    Proposal.objects.create(organization=org, number=1, prospect_name="P", prospect_email="p@example.com",
+                            currency="BRL", status="accepted", sent_at=utc(2026, 3, 2, 14),
+                            accepted_at=utc(2026, 3, 4, 14), expires_on=date(2026, 3, 30), created_at=now,
+                            updated_at=now)
+    daily(utc(2026, 3, 6, 4))  # catches up March 1-5, of which March 5 just ended
+    days = {row["day"]: row for row in rows(org)}
+    assert [(days[date(2026, 3, d)]["delinquent_accounts"], days[date(2026, 3, d)]["suspended_accounts"])
+            for d in range(1, 6)] == [(1, 0), (2, 0), (1, 1), (1, 1), (1, 0)]
+    assert days[date(2026, 3, 2)]["proposals_sent"] == 1 and days[date(2026, 3, 4)]["proposals_accepted"] == 1
+    assert days[date(2026, 3, 5)]["subscriptions"] == {"active": {plan.public_id: 1}}
+    assert days[date(2026, 3, 4)]["subscriptions"] == {}  # a caught-up day cannot know its own

@@ -1,4 +1,5 @@
-"""`cobrador org create`, `cobrador key create|revoke` and the first run's provisioning of `cobrador up`.
+"""`cobrador org create`, `cobrador key create|revoke`, `cobrador user create` and the first run's
+provisioning of `cobrador up`.
 
 Each command takes the parsed arguments, calls the organization services and prints what the operator
 needs (a key is shown once). Invalid input is refused by the services (ValidationFailed, which the CLI
@@ -12,7 +13,7 @@ from django.db import transaction
 
 from cobrador.core.commandline import CommandFailed
 from cobrador.organizations.models import ApiKey, Organization
-from cobrador.organizations.services import create_api_key, create_organization, revoke_api_key
+from cobrador.organizations.services import add_member, create_api_key, create_organization, revoke_api_key
 
 
 def bootstrap_first_run() -> list[str]:
@@ -60,4 +61,18 @@ def key_revoke(args) -> int:
     except ApiKey.DoesNotExist:
         raise CommandFailed(f"no API key {args.key_id!r} (see the admin's API keys page for ids)") from None
     print(f"revoked {key.public_id} ({key})")
+    return 0
+
+
+def user_create(args) -> int:
+    """A member of the organization, who signs in at /dashboard/ with the e-mail and the password shown."""
+    organization = _organization(args.org)
+    with transaction.atomic():
+        membership, password = add_member(organization=organization, email=args.email)
+    user = membership.user
+    print(f"member {user.username} of {organization.public_id} ({organization.name}): signs in at /dashboard/")
+    if password is not None:
+        print(f"password     {password}   <- shown only now; keep it")
+    else:
+        print("an existing user: their password is unchanged")
     return 0

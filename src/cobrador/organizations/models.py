@@ -61,3 +61,18 @@ class DunningConfig(models.Model):
         """Days between the failure before retry k (1-based) and retry k: a shorter list repeats its last entry."""
         intervals = self.retry_interval_days
         return intervals[min(k, len(intervals)) - 1]
+
+
+class Membership(models.Model):
+    """A person of the organization: a Django user who may sign in to its dashboard (/dashboard/). A user
+    may belong to several organizations; staff users may open any organization without one."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="memberships")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="membership_once")]
+
+    def __str__(self):
+        return f"{self.user} in {self.organization}"

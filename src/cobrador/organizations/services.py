@@ -1,5 +1,8 @@
 """Organizations, their API keys and their dunning policy. Services never commit: callers do."""
 
+import secrets
+
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
@@ -8,7 +11,7 @@ from cobrador.core.crypto import sha256_hex
 from cobrador.core.errors import ValidationFailed
 from cobrador.core.ids import random_token
 from cobrador.events.services import record_event
-from cobrador.organizations.models import ApiKey, DunningConfig, Organization
+from cobrador.organizations.models import ApiKey, DunningConfig, Membership, Organization
 
 
 def attach_organizations(objs: list) -> None:
@@ -92,3 +95,25 @@ def update_dunning_config(*, organization: Organization, changes: dict) -> Dunni
         record_event(organization=organization, type="dunning_config.updated",
                      data={**data, "changed_fields": changed})
     return config
+
+
+def add_member(*, organization: Organization, email: str, password: str | None = None) -> tuple[Membership, str | None]:
+    """Give the person with this e-mail (a Django user named by it, created when new) access to the
+    organization's dashboard. Returns the membership and the password of a new user (generated unless
+    given: shown once), or None for an existing user, whose password stays. Raises ValidationFailed for a
+    malformed e-mail or when they are a member already."""
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValidationFailed(f"email: {email!r} is not an e-mail address", field="email") from None
+    User = get_user_model()
+    user = User.objects.filter(username=email).first()
+    new_password = None
+    if user is None:
+        new_password = password or secrets.token_urlsafe(12)
+        user = User.objects.create_user(username=email, email=email, password=new_password)
+    elif Membership.objects.filter(user=user, organization=organization).exists():
+        raise ValidationFailed(f"email: {email} is a member of {organization.public_id} already", field="email")
+    membership = Membership.objects.create(organization=organization, user=user, created_at=clock.now())
+    return membership, new_password

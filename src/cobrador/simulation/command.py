@@ -57,5 +57,45 @@ def simulate(args) -> int:
         except SimulationRefused as exc:
             raise CommandFailed(str(exc)) from None
     simulation.elapsed = summary["elapsed_seconds"] = round(time.monotonic() - started, 1)
+    # Under "simulation", with the other facts of this one run (its database, its directory).
+    summary["simulation"]["dashboard"] = _dashboard_member(summary["simulation"])
     print(render_json(simulation, summary) if args.json else render_text(simulation, summary, quiet=args.quiet))
+    if not args.json:
+        print(_dashboard_hint(summary["simulation"]["dashboard"]))
     return 1 if summary["errors"] else 0
+
+
+DASHBOARD_EMAIL = "demo@example.com"
+
+
+def _dashboard_member(run: dict) -> dict:
+    """A member of the demo organization, to open its dashboard (/dashboard/) on the simulation's database."""
+    # Deferred with Django's set-up, as above.
+    import os
+
+    from django.conf import settings
+    from django.db import transaction
+
+    from cobrador.organizations.models import Organization
+    from cobrador.organizations.services import add_member
+
+    organization = Organization.objects.get(public_id=run["organization"])
+    with transaction.atomic():
+        if organization.memberships.filter(user__username=DASHBOARD_EMAIL).exists():
+            password = None
+        else:
+            _, password = add_member(organization=organization, email=DASHBOARD_EMAIL)
+    return {"email": DASHBOARD_EMAIL, "password": password,
+            "url": f"{settings.PUBLIC_URL}/dashboard/{organization.public_id}/?from={run['start'][:10]}"
+                   f"&to={run['end'][:10]}&interval=month",
+            "environment": {"COBRADOR_DATA_DIR": run["data_dir"],
+                            "COBRADOR_DATABASE_URL": os.environ.get("COBRADOR_DATABASE_URL", "")}}
+
+
+def _dashboard_hint(dashboard: dict) -> str:
+    environment = " ".join(f"{k}={v}" for k, v in dashboard["environment"].items() if v)
+    password = (f"password {dashboard['password']}" if dashboard["password"]
+                else "the password it was given before")
+    return (f"Dashboard: {environment} cobrador web, then open {dashboard['url']}\n"
+            f"  sign in as {dashboard['email']} ({password}); more members: "
+            f"`cobrador user create --org ORG --email E` with the same environment")

@@ -84,6 +84,16 @@ class UsageDailySnapshot(models.Model):
     payments_by_method = models.JSONField(default=dict)  # {"card": {"count": n, "amount": a}, ...}
     payments_failed = models.PositiveIntegerField(default=0)
     recovered_by_dunning = models.BigIntegerField(default=0)
+    # Delinquency cases open (not suspended) and suspended at the end of the day.
+    delinquent_accounts = models.PositiveIntegerField(default=0)
+    suspended_accounts = models.PositiveIntegerField(default=0)
+    proposals_sent = models.PositiveIntegerField(default=0)
+    proposals_accepted = models.PositiveIntegerField(default=0)
+    nfse_issued = models.PositiveIntegerField(default=0)
+    # {status: {plan public id: count}} of the subscriptions as they were when the row was computed: only
+    # for a day computed within a day of its end (the job's normal run); a caught-up day has {} (the
+    # subscriptions' past statuses are not kept).
+    subscriptions = models.JSONField(default=dict)
     computed_at = models.DateTimeField()
 
     class Meta:

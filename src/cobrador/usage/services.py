@@ -20,6 +20,27 @@ from cobrador.subscriptions.models import Subscription
 from cobrador.usage.models import DEFINITION_VERSION, CustomerMrr, MrrMovement
 from cobrador.usage.mrr import COUNTED_STATUSES, classify, subscription_mrr
 
+SUBSCRIPTION_EVENTS = {"subscription.created", "subscription.updated", "subscription.renewed",
+                       "subscription.paused", "subscription.resumed", "subscription.canceled",
+                       "subscription.expired"}
+ACCOUNT_EVENTS = {"billing_account.suspended", "billing_account.reactivated"}
+
+
+def _moment(value) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+
+
+def effective_at(event) -> datetime:
+    """When an event changed MRR: a canceled or expired subscription churns at its `ended_at` (the paid
+    period's end, even if the sweep ran late), a renewal (a repeating coupon's end, a pending plan) at the
+    new period's start; everything else (a converted trial included) at the event's time."""
+    data = event.data
+    if event.type in ("subscription.canceled", "subscription.expired"):
+        return _moment(data.get("ended_at")) or event.created_at
+    if event.type == "subscription.renewed":
+        return _moment(data.get("current_period_start")) or event.created_at
+    return event.created_at
+
 
 @dataclass(frozen=True)
 class Change:
@@ -56,6 +77,29 @@ def customers_mrr(account_ids, *, suspended: set[int] | None = None) -> dict[int
     return totals
 
 
+def _ensure_balance_rows(accounts: dict[int, int], now) -> None:
+    """Make sure every (customer, currency) the change may touch has its balance row before it is locked.
+
+    Two transactions giving a customer their first MRR at once would both find no row to lock and both
+    insert one: on PostgreSQL the second insert failed on the unique constraint. Here each inserts the
+    missing rows (at 0, never paid) with ON CONFLICT DO NOTHING: the second waits for the first's insert
+    to commit and then inserts nothing, and both go on to lock the one row, in turn."""
+    if not accounts:
+        return
+    wanted = set(Subscription.objects.filter(account_id__in=list(accounts), status__in=COUNTED_STATUSES)
+                 .values_list("account_id", "plan__currency").distinct())
+    if not wanted:
+        return
+    existing = set(CustomerMrr.objects.filter(account_id__in={a for a, _ in wanted}).values_list(
+        "account_id", "currency"))
+    missing = sorted(wanted - existing)
+    if missing:
+        CustomerMrr.objects.bulk_create(
+            [CustomerMrr(organization_id=accounts[account_id], account_id=account_id, currency=currency, mrr=0,
+                         updated_at=now) for account_id, currency in missing],
+            ignore_conflicts=True)
+
+
 def record_mrr_changes(*, changes: dict[int, Change]) -> list[MrrMovement]:
     """`changes`: {account_id: Change}. Writes one movement per (customer, currency) whose MRR moved,
     and their balances, with a few bulk statements. The balance rows are locked (in pk order) so two
@@ -64,15 +108,15 @@ def record_mrr_changes(*, changes: dict[int, Change]) -> list[MrrMovement]:
         return []
     now = clock.now()
     account_ids = sorted(changes)
-    accounts, suspended = {}, set()
-    for pk, organization_id, status in BillingAccount.objects.filter(pk__in=account_ids).values_list(
-            "pk", "organization_id", "status"):
-        accounts[pk] = organization_id
-        if status == "suspended":
-            suspended.add(pk)
-    current = customers_mrr(account_ids, suspended=suspended)
+    accounts = dict(BillingAccount.objects.filter(pk__in=account_ids).values_list("pk", "organization_id"))
+    _ensure_balance_rows(accounts, now)
     balances = {(b.account_id, b.currency): b for b in CustomerMrr.objects.select_for_update().filter(
         account_id__in=account_ids).order_by("pk")}
+    # Read under the balance locks: a transaction that changed this customer and held them has committed,
+    # so its change is part of what is read (read committed) and of the balance it left.
+    suspended = set(BillingAccount.objects.filter(pk__in=account_ids, status="suspended")
+                    .values_list("pk", flat=True))
+    current = customers_mrr(account_ids, suspended=suspended)
     movements, new_balances, moved = [], [], []
     for account_id in account_ids:
         if account_id not in accounts:

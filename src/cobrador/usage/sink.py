@@ -1,35 +1,13 @@
 """The usage event sink: every event that may change a customer's MRR recomputes that customer's MRR
 inside the transaction that recorded it, and a movement goes into the ledger when it moved.
 
-When the MRR changed matters: a canceled or expired subscription churns at its `ended_at` (the paid
-period's end, even if the sweep ran late), a renewal (a repeating coupon's end, a pending plan) at the
-new period's start; everything else (a converted trial included) at the event's time.
+When the MRR changed: see `effective_at` in usage/services.py.
 """
-
-from datetime import datetime
 
 from cobrador.customers.models import BillingAccount
 from cobrador.events.services import register_sink
 from cobrador.subscriptions.models import Subscription
-from cobrador.usage.services import Change, record_mrr_changes
-
-SUBSCRIPTION_EVENTS = {"subscription.created", "subscription.updated", "subscription.renewed",
-                       "subscription.paused", "subscription.resumed", "subscription.canceled",
-                       "subscription.expired"}
-ACCOUNT_EVENTS = {"billing_account.suspended", "billing_account.reactivated"}
-
-
-def _moment(value) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
-
-
-def _effective_at(event) -> datetime:
-    data = event.data
-    if event.type in ("subscription.canceled", "subscription.expired"):
-        return _moment(data.get("ended_at")) or event.created_at
-    if event.type == "subscription.renewed":
-        return _moment(data.get("current_period_start")) or event.created_at
-    return event.created_at
+from cobrador.usage.services import ACCOUNT_EVENTS, SUBSCRIPTION_EVENTS, Change, effective_at, record_mrr_changes
 
 
 def react_to_events(events) -> None:
@@ -54,7 +32,7 @@ def react_to_events(events) -> None:
         event = by_ref.get((organization_id, ref))
         if event is None:
             continue
-        change = Change(occurred_at=_effective_at(event), cause_event=event.public_id, cause=ref)
+        change = Change(occurred_at=effective_at(event), cause_event=event.public_id, cause=ref)
         # Several events of one customer in one batch: the latest moment stands for all of them.
         if account_id not in changes or change.occurred_at >= changes[account_id].occurred_at:
             changes[account_id] = change

@@ -109,12 +109,7 @@ class Pebble:
             return answer.read()
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _stop(self.process)
 
 
 class Nginx:
@@ -160,12 +155,7 @@ http {{
         _wait_for_port(self.https_port, self.process, self.log)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _stop(self.process)
 
 
 def https_get(port: int, hostname: str, path: str, *, cafile: Path) -> tuple[int, bytes, x509.Certificate]:
@@ -181,3 +171,12 @@ def https_get(port: int, hostname: str, path: str, *, cafile: Path) -> tuple[int
     head, _, body = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     return status, body, peer
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -179,22 +179,7 @@ def process_callbacks(ids: list[int]) -> Processed:
         piece = callbacks[position:position + size]
         position += len(piece)
         started, slice_at = time.monotonic(), clock.now()
-        try:
-            _apply(piece, events)
-        except Exception:  # noqa: BLE001 - one of them is broken: find which, alone
-            for callback in piece:
-                try:
-                    _apply([callback], events)
-                except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
-                    logger.warning("callback %s failed: %s", callback.public_id, exc,
-                                   exc_info=(type(exc), exc, exc.__traceback__))
-                    with transaction.atomic():
-                        _failed(callback, "".join(traceback.format_exception(exc, limit=6)), clock.now())
-                        update_rows([callback], CALLBACK_STATE_FIELDS)
-        for callback in piece:
-            processed.counts[callback.status] = processed.counts.get(callback.status, 0) + 1
-        processed.add(Processed(retry_at=min(
-            (c.next_attempt_at for c in piece if c.status == "failed" and c.next_attempt_at), default=None)))
+        processed.add(_apply_slice(piece, lambda some: _apply(some, events)))
         if sqlite and position < len(callbacks):
             held = time.monotonic() - started
             if GatewayCallback.objects.filter(status="received", received_at__gte=slice_at).exists():
@@ -245,22 +230,30 @@ def _process_inbound(callbacks: list[GatewayCallback]) -> Processed:
     slice that raises goes through again one callback at a time, so only the broken one fails."""
     processed = Processed()
     for position in range(0, len(callbacks), MAX_SLICE):
-        piece = callbacks[position:position + MAX_SLICE]
-        try:
-            _apply_inbound(piece)
-        except Exception:  # noqa: BLE001 - one of them is broken: find which, alone
-            for callback in piece:
-                try:
-                    _apply_inbound([callback])
-                except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
-                    logger.warning("callback %s failed: %s", callback.public_id, exc)
-                    with transaction.atomic():
-                        _failed(callback, "".join(traceback.format_exception(exc, limit=6)), clock.now())
-                        update_rows([callback], CALLBACK_STATE_FIELDS)
+        processed.add(_apply_slice(callbacks[position:position + MAX_SLICE], _apply_inbound))
+    return processed
+
+
+def _apply_slice(piece: list[GatewayCallback], apply) -> Processed:
+    """`apply(piece)` in one transaction; when it raises, each callback again alone, so only the broken
+    one fails (recorded on its row, retried with backoff). Returns the slice's counts and earliest retry."""
+    try:
+        apply(piece)
+    except Exception:  # noqa: BLE001 - one of them is broken: find which, alone
         for callback in piece:
-            processed.counts[callback.status] = processed.counts.get(callback.status, 0) + 1
-        processed.add(Processed(retry_at=min(
-            (c.next_attempt_at for c in piece if c.status == "failed" and c.next_attempt_at), default=None)))
+            try:
+                apply([callback])
+            except Exception as exc:  # noqa: BLE001 - recorded on the row, retried with backoff
+                logger.warning("callback %s failed: %s", callback.public_id, exc,
+                               exc_info=(type(exc), exc, exc.__traceback__))
+                with transaction.atomic():
+                    _failed(callback, "".join(traceback.format_exception(exc, limit=6)), clock.now())
+                    update_rows([callback], CALLBACK_STATE_FIELDS)
+    processed = Processed()
+    for callback in piece:
+        processed.counts[callback.status] = processed.counts.get(callback.status, 0) + 1
+    processed.retry_at = min((c.next_attempt_at for c in piece if c.status == "failed" and c.next_attempt_at),
+                             default=None)
     return processed
 
 

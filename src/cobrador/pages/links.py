@@ -77,7 +77,10 @@ def resolve_for(request, kind: str, token: str) -> PageLink | None:
     """`resolve` for a page request: on an organization's custom domain (domains/middleware.py sets
     `custom_domain_organization_id`) only that organization's links open; any other is the same 404."""
     link = resolve(kind, token)
-    organization_id = getattr(request, "custom_domain_organization_id", None)
-    if link is not None and organization_id is not None and link.organization_id != organization_id:
-        return None
-    return link
+    return link if link is not None and opens_here(request, link.organization_id) else None
+
+
+def opens_here(request, organization_id: int) -> bool:
+    """Whether a page of `organization_id` may open for `request`: anywhere on cobrador's own host, and on a
+    custom domain only for the organization it belongs to."""
+    return getattr(request, "custom_domain_organization_id", None) in (None, organization_id)

@@ -156,9 +156,7 @@ def render_invoice(invoice_id: int, today) -> bytes:
 @require_GET
 def invoice_page(request, token: str):
     found = fingerprint(token)
-    # On an organization's custom domain (domains/middleware.py) only its own invoices open, as links.resolve_for.
-    on_domain_of = getattr(request, "custom_domain_organization_id", None)
-    if found is None or on_domain_of not in (None, found[1]):
+    if found is None or not links.opens_here(request, found[1]):
         return not_found(request)
     key = (links.token_hash(token), found)
     body = _recall(key)

@@ -323,15 +323,8 @@ def reactivate(*, account_ids, cases: dict[int, DelinquentAccount], now: datetim
     events = []
     closed = []
     for account in accounts:
-        was_suspended_at = account.suspended_at if account.status == "suspended" else None
         if account.status == "suspended":
-            account.status, account.suspended_at, account.suspension_reason = "active", None, ""
-            account.updated_at = now
-            account.save(update_fields=["status", "suspended_at", "suspension_reason", "updated_at"])
-            if was_suspended_at is not None:
-                # Billing resumes from the current period: periods that began while suspended are not billed.
-                Subscription.objects.filter(account=account, uninvoiced_since__gte=was_suspended_at).update(
-                    uninvoiced_since=None)
+            _lift_suspension(account, now)
         case = cases.get(account.pk)
         if case is not None:
             case.status, case.closed_at, case.updated_at = "recovered", now, now
@@ -346,6 +339,17 @@ def reactivate(*, account_ids, cases: dict[int, DelinquentAccount], now: datetim
     record_events(events)
     restore_subscriptions(subscription_ids=Subscription.objects.filter(
         account_id__in=list(account_ids), status="past_due").values_list("pk", flat=True))
+
+
+def _lift_suspension(account: BillingAccount, now: datetime) -> None:
+    """A suspended (locked) account becomes active. Billing resumes from the current period: periods that
+    began while it was suspended are not billed."""
+    was_suspended_at = account.suspended_at
+    account.status, account.suspended_at, account.suspension_reason, account.updated_at = "active", None, "", now
+    account.save(update_fields=["status", "suspended_at", "suspension_reason", "updated_at"])
+    if was_suspended_at is not None:
+        Subscription.objects.filter(account=account, uninvoiced_since__gte=was_suspended_at).update(
+            uninvoiced_since=None)
 
 
 def restore_subscriptions(*, subscription_ids) -> None:
@@ -506,12 +510,7 @@ def reactivate_account(*, account: BillingAccount) -> BillingAccount:
         BillingAccount.objects.select_for_update().select_related("organization").filter(pk=account.pk)).get()
     if account.status != "suspended":
         raise AccountNotSuspended(f"account {account.public_id} is not suspended", field="account")
-    was_suspended_at = account.suspended_at
-    account.status, account.suspended_at, account.suspension_reason, account.updated_at = "active", None, "", now
-    account.save(update_fields=["status", "suspended_at", "suspension_reason", "updated_at"])
-    if was_suspended_at is not None:
-        Subscription.objects.filter(account=account, uninvoiced_since__gte=was_suspended_at).update(
-            uninvoiced_since=None)
+    _lift_suspension(account, now)
     data = account_data(account)
     case = DelinquentAccount.objects.select_for_update().filter(account=account, status="suspended").first()
     if case is not None:

@@ -193,6 +193,13 @@ def insert_objects(objs: list, *, returning_ids: bool = False, ignore_conflicts:
 SMALL_INSERT_ROWS = 20
 
 
+def _values_insert(table: str, column_list: str, width: int, rows: list[tuple], suffix: str = "") -> tuple:
+    """One multi-row INSERT ... VALUES of `rows` and its flat parameters, `suffix` appended."""
+    one_row = "(" + ", ".join(["%s"] * width) + ")"
+    return (f"INSERT INTO {table} ({column_list}) VALUES {', '.join([one_row] * len(rows))}{suffix}",
+            [value for row in rows for value in row])
+
+
 def insert_rows(model, fields: list[str], rows: list[tuple], *, returning_ids: bool = False,
                 ignore_conflicts: bool = False) -> list[int] | None:
     """Insert `rows` (tuples in the order of `fields`, model field names) into `model`'s table in the
@@ -220,16 +227,13 @@ def insert_rows(model, fields: list[str], rows: list[tuple], *, returning_ids: b
     if connection.vendor == "postgresql" and len(rows) <= SMALL_INSERT_ROWS:
         # A request's few rows: one INSERT ... VALUES, one round trip. COPY pays for its setup (the ids
         # first; a staging table to skip conflicts: four statements) and only wins on a batch.
-        row_placeholders = f"({', '.join(['%s'] * len(columns))})"
-        sql = f"INSERT INTO {table} ({column_list}) VALUES {', '.join([row_placeholders] * len(rows))}"
-        if ignore_conflicts:
-            sql += " ON CONFLICT DO NOTHING"
+        suffix = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
         if returning_ids:
-            sql += f" RETURNING {quote(meta.pk.column)}"  # in VALUES order, as bulk_create relies on
+            suffix += f" RETURNING {quote(meta.pk.column)}"  # in VALUES order, as bulk_create relies on
         # Through the driver's cursor, as COPY is: a caller counting the ORM's queries sees neither path,
         # so a batch's count does not change when its size crosses SMALL_INSERT_ROWS.
         with transaction.atomic(using=alias, savepoint=False), _driver_cursor(connection) as cursor:
-            cursor.execute(sql, [value for row in rows for value in row])
+            cursor.execute(*_values_insert(table, column_list, len(columns), rows, suffix))
             return [row[0] for row in cursor.fetchall()] if returning_ids else None
 
     if connection.vendor == "postgresql":
@@ -259,11 +263,9 @@ def insert_rows(model, fields: list[str], rows: list[tuple], *, returning_ids: b
             return None
         ids = []
         chunk = max(1, 32000 // len(columns))  # SQLite allows 32766 parameters a statement
-        one_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for start in range(0, len(rows), chunk):
-            part = rows[start:start + chunk]
-            cursor.execute(f"INSERT INTO {table} ({column_list}) VALUES {', '.join([one_row] * len(part))} "
-                           f"RETURNING {quote(meta.pk.column)}", [value for row in part for value in row])
+            cursor.execute(*_values_insert(table, column_list, len(columns), rows[start:start + chunk],
+                                           f" RETURNING {quote(meta.pk.column)}"))
             # AUTOINCREMENT hands one statement's rows increasing ids in VALUES order, whatever
             # order RETURNING reports them in.
             ids.extend(sorted(row[0] for row in cursor.fetchall()))

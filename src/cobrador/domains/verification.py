@@ -6,6 +6,7 @@ change rows, events) and commits. A rerun or a second worker only checks a domai
 """
 
 from collections import Counter
+from dataclasses import fields
 from datetime import datetime
 
 from django.db import transaction
@@ -42,8 +43,7 @@ def check_due(*, as_of: datetime, batch_size: int = BATCH_SIZE, concurrency: int
         findings = dns.check_many([(hostname, token) for _, hostname, token in batch], concurrency=concurrency)
         totals["queries"] += sum(f.queries for f in findings)
         _, outcome = _apply({pk: finding for (pk, _, _), finding in zip(batch, findings, strict=True)}, as_of)
-        for name in ("verified", "waiting", "failed", "unreachable", "confirmed", "missing", "inactive"):
-            totals[name] += getattr(outcome, name)
+        totals.update({f.name: getattr(outcome, f.name) for f in fields(outcome) if f.name != "unpublish"})
 
 
 def check_now(*, domain: CustomDomain) -> CustomDomain:

@@ -64,6 +64,12 @@ def _renewal_plan(acme_client, fullchain_pem: str, not_before, not_after, as_of)
     return renew_at, max(min(renew_at, ask_again), as_of + MIN_LOOK)
 
 
+def _locked_if_claimed(domain_id: int, claim: str) -> CustomDomain | None:
+    """The domain's row, locked, while this run's claim is still on it (else None)."""
+    return (CustomDomain.objects.select_for_update().select_related("organization")
+            .filter(pk=domain_id, ssl_claim=claim).first())
+
+
 def _attempt(domain: CustomDomain, claim: str, as_of: datetime, clients: _Clients) -> str:
     net = None
     try:
@@ -84,14 +90,12 @@ def _attempt(domain: CustomDomain, claim: str, as_of: datetime, clients: _Client
         failure = acme.failure_from(exc, net)
         clients.client = None  # the next order starts from a fresh directory and nonce
         with transaction.atomic():
-            locked = CustomDomain.objects.select_for_update().select_related("organization").filter(
-                pk=domain.pk, ssl_claim=claim).first()
+            locked = _locked_if_claimed(domain.pk, claim)
             if locked is None:
                 return "claim_lost"
             return services.record_failure(domain=locked, failure=failure, as_of=as_of)
     with transaction.atomic():
-        locked = CustomDomain.objects.select_for_update().select_related("organization").filter(
-            pk=domain.pk, ssl_claim=claim).first()
+        locked = _locked_if_claimed(domain.pk, claim)
         if locked is None or locked.status not in ("verified", "active"):
             return "claim_lost"
         event = services.record_issued(domain=locked, issued=issued, renew_at=renew_at, next_look=next_look,

@@ -11,7 +11,7 @@ Every change stamps `status_changed_at`, `reason` and `message` and writes a Cus
 import ipaddress
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -213,13 +213,13 @@ class DnsOutcome:
     confirmed: int = 0
     missing: int = 0
     inactive: int = 0
-    unpublish: list | None = None  # hostnames whose certificate files go
+    unpublish: list[str] = field(default_factory=list)  # hostnames whose certificate files go
 
 
 def apply_findings(*, domains: list[CustomDomain], findings: dict, as_of: datetime) -> DnsOutcome:
     """What the DNS checks found, for rows locked by the caller, in one batch: bulk updates, change rows and
     events. `findings` maps a domain's pk to its dns.Finding."""
-    outcome, changes, events, touched = DnsOutcome(unpublish=[]), [], [], []
+    outcome, changes, events, touched = DnsOutcome(), [], [], []
     for domain in domains:
         finding = findings.get(domain.pk)
         if finding is None or domain.status not in ("pending", "verified", "active"):

@@ -6,6 +6,7 @@ change rows, events) and commits. A rerun or a second worker only checks a domai
 """
 
 from collections import Counter
+from dataclasses import fields
 from datetime import datetime
 
 from django.db import transaction
@@ -18,14 +19,15 @@ BATCH_SIZE = 500
 CHECKED_STATUSES = ("pending", "verified", "active")
 
 
-def _apply(ids_findings: dict, as_of: datetime) -> services.DnsOutcome:
+def _apply(ids_findings: dict, as_of: datetime) -> tuple[list[CustomDomain], services.DnsOutcome]:
+    """The rows locked and updated (organization joined), and what changed."""
     with transaction.atomic():
         domains = list(CustomDomain.objects.select_for_update().filter(pk__in=list(ids_findings))
                        .select_related("organization").order_by("pk"))
         outcome = services.apply_findings(domains=domains, findings=ids_findings, as_of=as_of)
     for hostname in outcome.unpublish:
         publishing.unpublish(hostname)
-    return outcome
+    return domains, outcome
 
 
 def check_due(*, as_of: datetime, batch_size: int = BATCH_SIZE, concurrency: int = dns.CONCURRENCY) -> Counter:
@@ -40,13 +42,12 @@ def check_due(*, as_of: datetime, batch_size: int = BATCH_SIZE, concurrency: int
         last_pk = batch[-1][0]
         findings = dns.check_many([(hostname, token) for _, hostname, token in batch], concurrency=concurrency)
         totals["queries"] += sum(f.queries for f in findings)
-        outcome = _apply({pk: finding for (pk, _, _), finding in zip(batch, findings, strict=True)}, as_of)
-        for name in ("verified", "waiting", "failed", "unreachable", "confirmed", "missing", "inactive"):
-            totals[name] += getattr(outcome, name)
+        _, outcome = _apply({pk: finding for (pk, _, _), finding in zip(batch, findings, strict=True)}, as_of)
+        totals.update({f.name: getattr(outcome, f.name) for f in fields(outcome) if f.name != "unpublish"})
 
 
 def check_now(*, domain: CustomDomain) -> CustomDomain:
-    """POST /verify: one domain, now (its DNS is resolved outside any transaction)."""
+    """POST /verify: one domain, now (its DNS is resolved outside any transaction); the row as committed."""
     finding = dns.check_many([(domain.hostname, domain.verification_token)])[0]
-    _apply({domain.pk: finding}, clock.now())
-    return CustomDomain.objects.select_related("organization").get(pk=domain.pk)
+    (checked,), _ = _apply({domain.pk: finding}, clock.now())
+    return checked

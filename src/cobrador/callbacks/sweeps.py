@@ -15,12 +15,7 @@ def callback_retry_sweep(run) -> None:
     processing (a lost wake-up, a dead worker)."""
     processed = processing.retry_due(as_of=run.as_of)
     enqueue_retry(processed.retry_at)
-    for status, n in processed.counts.items():
-        run.count(status, n)
-        if status == "failed":
-            run.failed += n
-        else:
-            run.done += n
+    run.tally(processed.counts, failed=("failed",))
 
 
 def prune_settled_callbacks(as_of: datetime) -> int:

@@ -10,23 +10,11 @@ FAILED_SSL = ("retry", "renewal_failed_notified", "failed", "claim_lost")
 def custom_domain_dns_sweep(run) -> None:
     """`custom-domain-dns`: check due domains' DNS; verified ones go on to the ssl task at once."""
     totals = verification.check_due(as_of=run.as_of)
-    for outcome, n in totals.items():
-        run.count(outcome, n)
-        if outcome == "queries":
-            continue
-        if outcome in FAILED_DNS:
-            run.failed += n
-        else:
-            run.done += n
+    run.tally(totals, failed=FAILED_DNS, done=set(totals) - {"queries"})  # queries are counted, not items
     if totals["verified"]:
         issue_certificates.enqueue()
 
 
 def custom_domain_ssl_sweep(run) -> None:
     """`custom-domain-ssl`: order and renew certificates that are due, and publish them."""
-    for outcome, n in issuing.issue_due(as_of=run.as_of).items():
-        run.count(outcome, n)
-        if outcome in FAILED_SSL:
-            run.failed += n
-        else:
-            run.done += n
+    run.tally(issuing.issue_due(as_of=run.as_of), failed=FAILED_SSL)

@@ -46,6 +46,16 @@ class JobRunContext:
     def count(self, kind: str, n: int = 1) -> None:
         self.counts[kind] += n
 
+    def tally(self, counts: dict, *, failed, done=None) -> None:
+        """Count every outcome of `counts` ({kind: n}); the kinds in `failed` are items failed, the others
+        (only those in `done`, when given) items done."""
+        for kind, n in counts.items():
+            self.count(kind, n)
+            if kind in failed:
+                self.failed += n
+            elif done is None or kind in done:
+                self.done += n
+
     def skip(self, kind: str, n: int = 1) -> None:
         self.skipped += n
         self.counts[f"skipped_{kind}"] += n

@@ -9,9 +9,4 @@ FAILED_OUTCOMES = {"issue_failed", "cancel_cancel_failed", "follow_failed", "fol
 def nfe_sync_sweep(run) -> None:
     """`nfe-sync`: release blocked notes whose account was fixed, issue pending notes, send requested
     cancellations, and ask NFe.io about every note whose outcome is still open."""
-    for outcome, n in issuing.sync(as_of=run.as_of).items():
-        run.count(outcome, n)
-        if outcome in FAILED_OUTCOMES:
-            run.failed += n
-        else:
-            run.done += n
+    run.tally(issuing.sync(as_of=run.as_of), failed=FAILED_OUTCOMES)

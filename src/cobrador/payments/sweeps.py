@@ -2,21 +2,14 @@
 
 from cobrador.payments import charging, reconciliation
 
-
-def _report(run, counts: dict, *, done_keys=None, failed_keys=("failed_unrecorded", "unrecorded")) -> None:
-    for kind, n in counts.items():
-        run.count(kind, n)
-        if kind in failed_keys:
-            run.failed += n
-        elif done_keys is None or kind in done_keys:
-            run.done += n
+UNRECORDED = ("failed_unrecorded", "unrecorded")
 
 
 def invoice_charging_sweep(run) -> None:
     """`invoice-charging`: the safety net behind the charge task enqueued with every invoice.created
     (payments/sink.py). Charges open invoices never charged (a lost or failed task)."""
     counts = charging.charge_open_invoices()
-    _report(run, counts, done_keys={"succeeded", "failed", "pending", "unknown"})
+    run.tally(counts, failed=UNRECORDED, done={"succeeded", "failed", "pending", "unknown"})
     run.skipped += counts.get("skipped", 0) + counts.get("no_gateway", 0)
 
 
@@ -24,4 +17,4 @@ def payment_reconciliation_sweep(run) -> None:
     """`payment-reconciliation`: ask providers about unknown, stuck and expired payments (see
     payments/reconciliation.py), cancel documents nobody needs, settle lost refund answers."""
     counts = reconciliation.reconcile_due_payments(as_of=run.as_of)
-    _report(run, counts, failed_keys=("error",))
+    run.tally(counts, failed=("error",))

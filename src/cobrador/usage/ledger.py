@@ -32,8 +32,7 @@ def movements_between(*, organization, start: datetime, end: datetime, currency:
     rows = (MrrMovement.objects.filter(organization=organization, currency=currency, occurred_at__gte=start,
                                        occurred_at__lt=end)
             .values("kind", "churn_type").annotate(amount=Sum("delta"), count=Count("pk")))
-    totals = {kind: 0 for kind in KINDS} | {f"{kind}_count": 0 for kind in KINDS}
-    totals |= {"churn_voluntary": 0, "churn_involuntary": 0}
+    totals = empty_movements()
     for row in rows:
         totals[row["kind"]] += abs(row["amount"])
         totals[f"{row['kind']}_count"] += row["count"]

@@ -21,6 +21,11 @@ def local_day_bounds(timezone: str, day: date) -> tuple[datetime, datetime]:
     return (datetime.combine(day, time(), zone), datetime.combine(day + timedelta(days=1), time(), zone))
 
 
+def local_day_of(timezone: str, at: datetime) -> date:
+    """The local day in `timezone` that the instant `at` falls on."""
+    return at.astimezone(ZoneInfo(timezone)).date()
+
+
 def mrr_at(*, organization, at: datetime, currency: str = "BRL") -> int:
     total = MrrMovement.objects.filter(organization=organization, currency=currency, occurred_at__lt=at).aggregate(
         total=Sum("delta"))["total"]

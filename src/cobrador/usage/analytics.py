@@ -125,13 +125,18 @@ def daily_points(organization, first: date, last: date, *, with_movements: bool 
     return points
 
 
+def _summed_movements(points_: list[dict]) -> dict:
+    """The movements of these points added up."""
+    summed = empty_movements()
+    for point in points_:
+        for name in summed:
+            summed[name] += point[name]
+    return summed
+
+
 def _month_from_days(month: date, days: list[dict]) -> dict:
-    movements = empty_movements()
-    for point in days:
-        for name in movements:
-            movements[name] += point[name]
     return _point(month, mrr_at_start=days[0]["mrr_at_start"], mrr=days[-1]["mrr"],
-                  active=days[-1]["active_customers"], movements=movements,
+                  active=days[-1]["active_customers"], movements=_summed_movements(days),
                   partial=any(point["partial"] for point in days))
 
 
@@ -166,11 +171,8 @@ def totals(points_: list[dict]) -> dict:
     """The movements over the whole range, and its opening and closing MRR (they reconcile exactly)."""
     if not points_:
         return {"mrr_at_start": 0, "mrr": 0, **_movement_figures({})}
-    summed = empty_movements()
-    for point in points_:
-        for name in summed:
-            summed[name] += point[name]
-    return {"mrr_at_start": points_[0]["mrr_at_start"], "mrr": points_[-1]["mrr"], **_movement_figures(summed)}
+    return {"mrr_at_start": points_[0]["mrr_at_start"], "mrr": points_[-1]["mrr"],
+            **_movement_figures(_summed_movements(points_))}
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -18,7 +18,7 @@ from django.db.models.functions import Cast
 
 from cobrador.core import clock
 from cobrador.usage.errors import InvalidRange
-from cobrador.usage.ledger import KINDS, empty_movements, local_day_bounds, walk_days
+from cobrador.usage.ledger import KINDS, empty_movements, local_day_bounds, local_day_of, walk_days
 from cobrador.usage.models import UsageCohortRow, UsageDailySnapshot, UsageMonthlySnapshot
 from cobrador.usage.snapshots import CURRENCY, balances_at, month_start, next_month
 
@@ -34,8 +34,7 @@ MAX_MONTHS = 240
 
 
 def local_today(organization) -> date:
-    now = clock.now()
-    return now.astimezone(local_day_bounds(organization.timezone, now.date())[0].tzinfo).date()
+    return local_day_of(organization.timezone, clock.now())
 
 
 def months_back(day: date, months: int) -> date:
@@ -115,7 +114,7 @@ def daily_points(organization, first: date, last: date, *, with_movements: bool 
         gap_first, mrr, active = latest["day"] + timedelta(days=1), latest["mrr"], latest["active_customers"]
     else:
         # No snapshot yet (a new organization, or before the first daily run): from the ledger alone.
-        created = organization.created_at.astimezone(local_day_bounds(organization.timezone, first)[0].tzinfo).date()
+        created = local_day_of(organization.timezone, organization.created_at)
         gap_first = max(first, created)
         balances = balances_at(organization=organization, at=local_day_bounds(organization.timezone, gap_first)[0])
         mrr, active = sum(m for m, _ in balances.values()), sum(1 for m, _ in balances.values() if m > 0)
@@ -126,13 +125,18 @@ def daily_points(organization, first: date, last: date, *, with_movements: bool 
     return points
 
 
+def _summed_movements(points_: list[dict]) -> dict:
+    """The movements of these points added up."""
+    summed = empty_movements()
+    for point in points_:
+        for name in summed:
+            summed[name] += point[name]
+    return summed
+
+
 def _month_from_days(month: date, days: list[dict]) -> dict:
-    movements = empty_movements()
-    for point in days:
-        for name in movements:
-            movements[name] += point[name]
     return _point(month, mrr_at_start=days[0]["mrr_at_start"], mrr=days[-1]["mrr"],
-                  active=days[-1]["active_customers"], movements=movements,
+                  active=days[-1]["active_customers"], movements=_summed_movements(days),
                   partial=any(point["partial"] for point in days))
 
 
@@ -167,11 +171,8 @@ def totals(points_: list[dict]) -> dict:
     """The movements over the whole range, and its opening and closing MRR (they reconcile exactly)."""
     if not points_:
         return {"mrr_at_start": 0, "mrr": 0, **_movement_figures({})}
-    summed = empty_movements()
-    for point in points_:
-        for name in summed:
-            summed[name] += point[name]
-    return {"mrr_at_start": points_[0]["mrr_at_start"], "mrr": points_[-1]["mrr"], **_movement_figures(summed)}
+    return {"mrr_at_start": points_[0]["mrr_at_start"], "mrr": points_[-1]["mrr"],
+            **_movement_figures(_summed_movements(points_))}
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -21,6 +21,11 @@ def local_day_bounds(timezone: str, day: date) -> tuple[datetime, datetime]:
     return (datetime.combine(day, time(), zone), datetime.combine(day + timedelta(days=1), time(), zone))
 
 
+def local_day_of(timezone: str, at: datetime) -> date:
+    """The local day in `timezone` that the instant `at` falls on."""
+    return at.astimezone(ZoneInfo(timezone)).date()
+
+
 def mrr_at(*, organization, at: datetime, currency: str = "BRL") -> int:
     total = MrrMovement.objects.filter(organization=organization, currency=currency, occurred_at__lt=at).aggregate(
         total=Sum("delta"))["total"]
@@ -32,8 +37,7 @@ def movements_between(*, organization, start: datetime, end: datetime, currency:
     rows = (MrrMovement.objects.filter(organization=organization, currency=currency, occurred_at__gte=start,
                                        occurred_at__lt=end)
             .values("kind", "churn_type").annotate(amount=Sum("delta"), count=Count("pk")))
-    totals = {kind: 0 for kind in KINDS} | {f"{kind}_count": 0 for kind in KINDS}
-    totals |= {"churn_voluntary": 0, "churn_involuntary": 0}
+    totals = empty_movements()
     for row in rows:
         totals[row["kind"]] += abs(row["amount"])
         totals[f"{row['kind']}_count"] += row["count"]

@@ -151,7 +151,7 @@ def replay(organization) -> tuple[_Replay, RebuildReport]:
     events = (Event.objects.filter(organization=organization, type__in=SUBSCRIPTION_EVENTS | ACCOUNT_EVENTS)
               .order_by("created_at", "pk").only("public_id", "type", "data", "created_at"))
     first_seen: dict[str, tuple[str, datetime]] = {}
-    seen_at: dict[str, tuple[datetime]] = {}
+    seen_at: dict[str, datetime] = {}
     # Events are replayed in the order of the moment they changed MRR (a cancellation's churn at its end).
     ordered = sorted(((effective_at(e), i, e) for i, e in enumerate(events.iterator(chunk_size=2000))),
                      key=lambda item: (item[0], item[1]))
@@ -167,8 +167,8 @@ def replay(organization) -> tuple[_Replay, RebuildReport]:
                 continue
             first_seen.setdefault(ref, (event.type, event.created_at))
             # The latest recorded state stands, whatever order the moments put the events in.
-            if seen_at.get(ref, (event.created_at,))[0] <= event.created_at:
-                run.states[ref], seen_at[ref] = data, (event.created_at,)
+            if seen_at.get(ref, event.created_at) <= event.created_at:
+                run.states[ref], seen_at[ref] = data, event.created_at
             run.by_account[account_ref].add(ref)
         else:
             account_ref = ref

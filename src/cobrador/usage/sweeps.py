@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from django.db.models import Max
 
 from cobrador.organizations.models import Organization
-from cobrador.usage.ledger import local_day_bounds
+from cobrador.usage.ledger import local_day_of
 from cobrador.usage.models import UsageDailySnapshot, UsageMonthlySnapshot
 from cobrador.usage.snapshots import month_start, next_month, write_daily_snapshots, write_monthly_snapshot
 
@@ -21,19 +21,15 @@ MAX_CATCH_UP_DAYS = 800
 ORGANIZATION_BATCH = 50
 
 
-def _local_today(organization, as_of) -> date:
-    return as_of.astimezone(local_day_bounds(organization.timezone, as_of.date())[0].tzinfo).date()
-
-
 def _first_day(organization, last: date | None, yesterday: date) -> date:
-    created = _local_today(organization, organization.created_at)
+    created = local_day_of(organization.timezone, organization.created_at)
     first = last if last is not None else created
     return max(first, created, yesterday - timedelta(days=MAX_CATCH_UP_DAYS - 1))
 
 
 def _daily_for(organization_ids, run) -> None:
     for organization in Organization.objects.select_for_update().filter(pk__in=list(organization_ids)).order_by("pk"):
-        yesterday = _local_today(organization, run.as_of) - timedelta(days=1)
+        yesterday = local_day_of(organization.timezone, run.as_of) - timedelta(days=1)
         last = UsageDailySnapshot.objects.filter(organization=organization, day__lte=yesterday).aggregate(
             last=Max("day"))["last"]
         day, days = _first_day(organization, last, yesterday), []
@@ -46,7 +42,7 @@ def _daily_for(organization_ids, run) -> None:
 
 def _monthly_for(organization_ids, run) -> None:
     for organization in Organization.objects.select_for_update().filter(pk__in=list(organization_ids)).order_by("pk"):
-        this_month = month_start(_local_today(organization, run.as_of))
+        this_month = month_start(local_day_of(organization.timezone, run.as_of))
         last = UsageMonthlySnapshot.objects.filter(organization=organization, month__lt=this_month).aggregate(
             last=Max("month"))["last"]
         month = month_start(_first_day(organization, last, this_month - timedelta(days=1)))

@@ -29,6 +29,7 @@ xdist worker are shared, so that is the default; COBRADOR_TEST_PG_FAULT=restart 
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -236,3 +237,10 @@ def restart_postgres(timeout: float = 90) -> float:
 
     wait_until(connects, timeout, interval=0.2, message="PostgreSQL to accept connections again")
     return time.monotonic() - started
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -14,7 +14,7 @@ from django.test import Client
 from cobrador.core.models import IdempotencyRecord
 from cobrador.customers.models import BillingAccount
 from tests.factories import make_org
-from tests.processes import start, stop, wait_until, worker_env
+from tests.processes import free_port, start, stop, wait_until, worker_env
 
 ACCOUNT = {"name": "Bob", "email": "bob@example.com"}
 
@@ -123,17 +123,11 @@ def _post_chunked(port: int, key: str, body: bytes, chunk_size: int = 7) -> tupl
         sock.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_the_production_server_reads_a_chunked_body_and_refuses_an_oversized_one():
     api = make_org("Chunky", "test")
-    port = _free_port()
+    port = free_port()
     web = start("web", "--port", str(port), "--workers", "1", env=worker_env())
     try:
         def up():

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.processes import free_port
+
 PEBBLE = shutil.which("pebble") or "/usr/bin/pebble"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 DEPLOY_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nginx-cobrador.conf"
@@ -30,12 +32,6 @@ DEPLOY_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "nginx-cobrador
 
 def have_servers() -> bool:
     return os.path.exists(PEBBLE) and os.path.exists(NGINX)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, log: Path, seconds: float = 20) -> None:

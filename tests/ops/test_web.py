@@ -1,16 +1,9 @@
-import socket
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.processes import output, start, stop, wait_until, worker_env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.processes import free_port, output, start, stop, wait_until, worker_env
 
 
 def responses_2xx(text: str) -> float:

@@ -60,7 +60,7 @@ def jobs(as_of: datetime) -> list[dict]:
     rows = []
     for health in job_health(as_of):
         rows.append({"health": health, "runs_url": changelist(JobRun, job_name=health.name),
-                     "alarm": health.state in ("late", "stuck")})
+                     "alarm": health.in_trouble})
     return rows
 
 

@@ -185,9 +185,9 @@ def _write_alert(health: JobHealth, state: JobState, *, kind: str, as_of: dateti
 def send_pending_alerts(limit: int = 50) -> int:
     """Send unsent alerts (after commit, outside any transaction); returns how many were sent."""
     sent = 0
+    domain = (parseaddr(settings.DEFAULT_FROM_EMAIL)[1] or "cobrador@localhost").rpartition("@")[2]
     for alert in OpsAlert.objects.filter(sent_at__isnull=True, attempts__lt=10).order_by("pk")[:limit]:
         OpsAlert.objects.filter(pk=alert.pk).update(attempts=F("attempts") + 1)
-        domain = (parseaddr(settings.DEFAULT_FROM_EMAIL)[1] or "cobrador@localhost").rpartition("@")[2]
         message = EmailMessage(subject=alert.subject, body=alert.body, to=settings.OPS_EMAIL,
                                headers={"Message-ID": f"<ops-alert-{alert.pk}@{domain}>",
                                         "Auto-Submitted": "auto-generated"})

@@ -41,6 +41,9 @@ STUCK_FLOOR = timedelta(minutes=15)
 STUCK_UNKNOWN = timedelta(hours=1)
 LATE_SLACK = timedelta(minutes=5)
 STATES = ("ok", "late", "stuck", "never", "off")
+# The states that are an incident: an e-mail, /readyz not ready, highlighted in the console. `never` is a
+# new installation and `off` a schedule switched off on purpose, neither an incident.
+TROUBLE = ("late", "stuck")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,10 @@ class JobHealth:
     last_run_at: datetime | None  # the latest run or empty check
     running_since: datetime | None
     reason: str
+
+    @property
+    def in_trouble(self) -> bool:
+        return self.state in TROUBLE
 
     def as_dict(self) -> dict:
         return {"name": self.name, "state": self.state, "cron": self.cron,
@@ -133,7 +140,7 @@ def check_and_alert(as_of: datetime | None = None) -> dict[str, int]:
     as_of = as_of or clock.now()
     counts = {"opened": 0, "recovered": 0}
     for health in job_health(as_of):
-        trouble = health.state in ("late", "stuck")
+        trouble = health.in_trouble
         with transaction.atomic():
             state, _ = JobState.objects.select_for_update().get_or_create(job_name=health.name,
                                                                           defaults={"updated_at": as_of})
@@ -178,9 +185,9 @@ def _write_alert(health: JobHealth, state: JobState, *, kind: str, as_of: dateti
 def send_pending_alerts(limit: int = 50) -> int:
     """Send unsent alerts (after commit, outside any transaction); returns how many were sent."""
     sent = 0
+    domain = (parseaddr(settings.DEFAULT_FROM_EMAIL)[1] or "cobrador@localhost").rpartition("@")[2]
     for alert in OpsAlert.objects.filter(sent_at__isnull=True, attempts__lt=10).order_by("pk")[:limit]:
         OpsAlert.objects.filter(pk=alert.pk).update(attempts=F("attempts") + 1)
-        domain = (parseaddr(settings.DEFAULT_FROM_EMAIL)[1] or "cobrador@localhost").rpartition("@")[2]
         message = EmailMessage(subject=alert.subject, body=alert.body, to=settings.OPS_EMAIL,
                                headers={"Message-ID": f"<ops-alert-{alert.pk}@{domain}>",
                                         "Auto-Submitted": "auto-generated"})

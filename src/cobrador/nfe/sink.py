@@ -11,7 +11,7 @@ invoicing/ and payments/ never import this app.
 
 from collections import defaultdict
 
-from django.db.models import Prefetch, Sum
+from django.db.models import Prefetch, Q, Sum
 
 from cobrador.events.services import register_sink
 from cobrador.invoicing.models import Invoice, InvoiceLine
@@ -69,7 +69,14 @@ def react_to_events(events) -> None:
 
 
 def _invoice_ids(events) -> list[int]:
-    return [i.pk for i in _invoices(_refs(events))] if events else []
+    """The ids of the events' invoices (one query; _invoices loads the rows a note is written from)."""
+    refs = _refs(events)
+    if not refs:
+        return []
+    about = Q(pk__in=[])
+    for organization_id, public_ids in refs.items():
+        about |= Q(organization_id=organization_id, public_id__in=public_ids)
+    return list(Invoice.objects.filter(about).values_list("pk", flat=True))
 
 
 def _fully_refunded(events) -> list[int]:

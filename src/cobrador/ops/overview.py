@@ -60,7 +60,7 @@ def jobs(as_of: datetime) -> list[dict]:
     rows = []
     for health in job_health(as_of):
         rows.append({"health": health, "runs_url": changelist(JobRun, job_name=health.name),
-                     "alarm": health.state in ("late", "stuck")})
+                     "alarm": health.in_trouble})
     return rows
 
 
@@ -89,7 +89,7 @@ def backlogs(as_of: datetime) -> list[Line]:
     ]
 
 
-def parked(as_of: datetime) -> list[Line]:
+def parked() -> list[Line]:
     """Items no loop retries by itself: each waits for an operator to retry, replay or unpark it."""
     lines = [Line(f"Job items: {row['job_name']}", row["n"],
                   changelist(FailedItem, parked__exact=1, job_name=row["job_name"]), "skipped by every run", True)
@@ -105,7 +105,7 @@ def parked(as_of: datetime) -> list[Line]:
          "process them again (the list also shows failed ones still retried)"),
         ("Dunning retries parked", DunningInvoice.objects.filter(status="failed").count(),
          changelist(DunningInvoice, status__exact="failed"), "retry them now"),
-        ("NFS-e failed or blocked", queries.nfse_outbox(as_of).parked,
+        ("NFS-e failed or blocked", ServiceInvoice.objects.filter(status__in=queries.NFSE_GIVEN_UP).count(),
          changelist(ServiceInvoice, status__in=",".join(queries.NFSE_GIVEN_UP)), "retry them"),
     ]
     lines += [Line(label, n, url, detail, n > 0) for label, n, url, detail in figures]
@@ -129,6 +129,6 @@ def last_failures(limit: int = LAST_FAILURES) -> list[dict]:
 
 def home(as_of: datetime) -> dict:
     job_rows = jobs(as_of)
-    return {"jobs": job_rows, "backlogs": backlogs(as_of), "parked": parked(as_of),
+    return {"jobs": job_rows, "backlogs": backlogs(as_of), "parked": parked(),
             "last_failures": last_failures(), "as_of": as_of,
             "jobs_in_trouble": sum(1 for row in job_rows if row["alarm"])}

@@ -73,14 +73,9 @@ def _check_encryption_key() -> str | None:
             "to the key it was created with")
 
 
-# The job states that make the installation not ready (jobs/health.py): `never` is a new installation
-# and `off` a schedule switched off on purpose, neither an incident.
-NOT_READY_STATES = ("late", "stuck")
-
-
 def _check_schedules() -> str | None:
     """The same verdict as `cobrador jobs list`, the console and the job-watch e-mails."""
-    trouble = [h for h in job_health(clock.now()) if h.state in NOT_READY_STATES]
+    trouble = [h for h in job_health(clock.now()) if h.in_trouble]
     return "; ".join(f"job {h.name} ({h.cron}) is {h.state}: {h.reason}" for h in trouble) or None
 
 

@@ -45,10 +45,6 @@ class Entry:
     actions: list[str] = field(default_factory=list)  # names in ops.actions.ACTIONS
 
 
-def _money(amount: int, currency: str) -> str:
-    return format_money(amount, currency)
-
-
 def _account_entries(account: BillingAccount) -> list[Entry]:
     entries = [Entry(account.created_at, "account", "Account created", detail=account.email)]
     if account.status == "suspended" and account.suspended_at:
@@ -75,12 +71,12 @@ def _invoice_entries(account: BillingAccount) -> tuple[list[Entry], list[str]]:
     for invoice in Invoice.objects.filter(account=account).order_by("-id")[:LIMIT]:
         ids.append(invoice.public_id)
         entries.append(Entry(invoice.created_at, "invoice", f"Invoice #{invoice.number} ({invoice.public_id})",
-                             invoice.status, f"{_money(invoice.total, invoice.currency)}, due {invoice.due_date}, "
-                             f"{_money(invoice.amount_due, invoice.currency)} to pay", change_page(invoice),
-                             invoice.public_id))
+                             invoice.status, f"{format_money(invoice.total, invoice.currency)}, "
+                             f"due {invoice.due_date}, {format_money(invoice.amount_due, invoice.currency)} to pay",
+                             change_page(invoice), invoice.public_id))
         if invoice.paid_at:
             entries.append(Entry(invoice.paid_at, "invoice", f"Invoice #{invoice.number} paid", invoice.status,
-                                 _money(invoice.amount_paid, invoice.currency), change_page(invoice),
+                                 format_money(invoice.amount_paid, invoice.currency), change_page(invoice),
                                  invoice.public_id))
         if invoice.voided_at:
             entries.append(Entry(invoice.voided_at, "invoice", f"Invoice #{invoice.number} voided", invoice.status,
@@ -95,7 +91,7 @@ def _payment_entries(account: BillingAccount) -> tuple[list[Entry], list[Payment
         failure = f" ({payment.failure_code}: {payment.failure_message})" if payment.failure_code else ""
         entries.append(Entry(payment.created_at, "payment",
                              f"Payment {payment.public_id} of invoice #{payment.invoice.number}", payment.status,
-                             f"{_money(payment.amount, payment.currency)} by {payment.method} at "
+                             f"{format_money(payment.amount, payment.currency)} by {payment.method} at "
                              f"{payment.provider}, {payment.source}{failure}", change_page(payment),
                              payment.public_id))
     return entries, payments
@@ -106,7 +102,7 @@ def _dunning_entries(account: BillingAccount) -> list[Entry]:
     for case in DelinquentAccount.objects.filter(account=account).order_by("-id")[:LIMIT]:
         entries.append(Entry(case.opened_at, "dunning", f"Delinquency {case.public_id} opened", case.status,
                              f"{case.overdue_invoice_count} overdue invoice(s), "
-                             f"{_money(case.overdue_amount, case.currency)}", change_page(case), case.public_id))
+                             f"{format_money(case.overdue_amount, case.currency)}", change_page(case), case.public_id))
         if case.closed_at:
             entries.append(Entry(case.closed_at, "dunning", f"Delinquency {case.public_id} closed", case.status,
                                  "", change_page(case), case.public_id))

@@ -48,7 +48,7 @@ def jobs_list_rows(now: datetime) -> list[tuple[str, ...]]:
             last_at = last.started_at
             result = f"{last.status}: {last.items_done} done, {last.items_failed} failed, {last.items_skipped} skipped"
         state = health[name]
-        health_text = state.state + (f" ({state.reason})" if state.state in ("late", "stuck") else "")
+        health_text = state.state + (f" ({state.reason})" if state.in_trouble else "")
         rows.append((last_at, (name, cron or "off", next_run, _at(last_at), health_text,
                                _at(state.last_success_at), result)))
     rows.sort(key=lambda row: (row[0] is None, -(row[0].timestamp() if row[0] else 0)))

@@ -2,12 +2,11 @@
 
 from datetime import timedelta
 
-from django_ox.testing import run_tasks
-
 from cobrador.dunning.models import DunningInvoice
 from cobrador.invoicing.models import Invoice
 from cobrador.jobs.models import JobRun
 from cobrador.jobs.runner import run_job
+from cobrador.payments.charging import charge_queued
 from cobrador.payments.models import Payment
 from cobrador.subscriptions.models import Subscription
 from cobrador.webhooks.delivery import deliver_due
@@ -31,8 +30,8 @@ def test_a_sign_up_with_a_working_card_is_invoiced_in_the_request_and_paid_right
     assert (invoice.kind, invoice.period_start, invoice.period_end) == (
         "period", clock.now(), clock.now().replace(month=4))
 
-    # The charge task the invoice's creation enqueued runs: no scheduled job is involved.
-    run_tasks(raise_failures=True)
+    # The charge drainer takes the queued invoice: no scheduled job is involved.
+    charge_queued()
     deliver_due()
     assert not JobRun.objects.exists()
     invoice.refresh_from_db()
@@ -50,7 +49,7 @@ def test_a_declined_first_charge_leaves_the_invoice_open_in_dunning_and_the_subs
     plan = create_plan(test_api)
     subscription = sign_up(test_api, plan, token="tok_sandbox_decline")
 
-    run_tasks(raise_failures=True)
+    charge_queued()
 
     invoice = Invoice.objects.get(public_id=subscription["latest_invoice"]["id"])
     assert (invoice.status, invoice.amount_due) == ("open", 10000)
@@ -73,7 +72,7 @@ def test_the_charge_uses_the_subscriptions_payment_method_rather_than_the_accoun
     assert cards[0]["is_default"] and not cards[1]["is_default"]
     response = test_api.post("/v1/subscriptions", {"account": account["id"], "plan": plan["id"],
                                                    "payment_method": cards[1]["id"]})
-    run_tasks(raise_failures=True)
+    charge_queued()
     payment = Payment.objects.get(invoice__public_id=response.json()["latest_invoice"]["id"])
     assert (payment.payment_method.public_id, payment.status) == (cards[1]["id"], "succeeded")
 
@@ -85,7 +84,7 @@ def test_next_run_a_trial_and_a_future_start_wait_for_the_nightly_run(test_api, 
     future = sign_up(test_api, plan, start=(clock.now() + timedelta(days=3)).isoformat())
     assert [s["latest_invoice"] for s in (later, trial, future)] == [None, None, None]
     assert not Invoice.objects.exists()
-    assert run_tasks() == []
+    assert charge_queued() == 0
 
     run = run_job("invoice-generation", as_of=clock.now() + timedelta(hours=13))
     assert run.counts["invoices_created"] == 2  # next_run's first period, the trial's zero invoice

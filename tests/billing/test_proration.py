@@ -5,7 +5,6 @@ from fractions import Fraction
 
 import pytest
 from django.db import transaction
-from django_ox.testing import run_tasks
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +13,7 @@ from cobrador.customers.credits import credit_balance
 from cobrador.invoicing.models import Invoice
 from cobrador.invoicing.services import change_subscription_now, invoice_current_period
 from cobrador.organizations.services import create_organization
+from cobrador.payments.charging import charge_queued
 from cobrador.payments.models import Payment
 from cobrador.subscriptions.models import Subscription
 from tests.billing.signup import create_plan, sign_up
@@ -45,7 +45,7 @@ def april(test_api, clock):
 def test_an_upgrade_on_day_10_credits_the_unused_old_price_and_charges_the_new(april):
     basic, premium = create_plan(april, amount=10000, name="Basic"), create_plan(april, amount=30000, name="Premium")
     subscription = sign_up(april, basic)
-    run_tasks(raise_failures=True)
+    charge_queued()
 
     # 10 days used, 20 of 30 left: credit 10000 × 20/30 = 6666.67 -> 6667; charge 30000 × 20/30 = 20000.
     body, proration = change(april, subscription, APRIL + timedelta(days=10), plan=premium["id"])
@@ -56,7 +56,7 @@ def test_an_upgrade_on_day_10_credits_the_unused_old_price_and_charges_the_new(a
     assert (proration.subtotal, proration.total, proration.status) == (13333, 13333, "open")
     line = proration.lines.order_by("pk").last()
     assert (line.period_start, line.period_end) == (APRIL + timedelta(days=10), utc(2026, 5, 1, 12))
-    run_tasks(raise_failures=True)
+    charge_queued()
     proration.refresh_from_db()
     assert proration.status == "paid"
     assert Payment.objects.get(invoice=proration).amount == 13333
@@ -82,7 +82,7 @@ def test_a_quantity_change_from_3_to_5_on_the_last_day(april):
 def test_a_downgrade_now_leaves_a_credit_on_the_account_that_the_next_invoice_uses(april):
     basic, premium = create_plan(april, amount=10000, name="Basic"), create_plan(april, amount=30000, name="Premium")
     subscription = sign_up(april, premium)
-    run_tasks(raise_failures=True)
+    charge_queued()
 
     # 20 of 30 days left: credit 30000 × 2/3 = 20000; charge 10000 × 2/3 = 6666.67 -> 6667.
     _, proration = change(april, subscription, APRIL + timedelta(days=10), plan=basic["id"])
@@ -90,7 +90,7 @@ def test_a_downgrade_now_leaves_a_credit_on_the_account_that_the_next_invoice_us
     assert (proration.subtotal, proration.total, proration.amount_due, proration.status) == (-13333, 0, 0, "paid")
     account = proration.account
     assert credit_balance(account=account) == 13333
-    assert run_tasks() == []  # nothing to charge, nothing refunded
+    assert charge_queued() == 0  # nothing to charge, nothing refunded
     assert Payment.objects.filter(invoice=proration).count() == 0
 
     renew(utc(2026, 5, 1, 12))

@@ -5,7 +5,6 @@ import time
 
 import pytest
 from django.db import connection, connections
-from django_ox.testing import run_tasks
 
 from cobrador.core import clock
 from cobrador.invoicing.models import Invoice
@@ -57,7 +56,7 @@ def test_sign_ups_racing_the_nightly_sweep_make_one_invoice_and_one_charge_per_f
         assert not errors and len(signed_up) == 15
         # A sweep right after, then every charge task the invoices enqueued, then the safety net.
         run_job("invoice-generation", as_of=clock.now())
-        run_tasks(raise_failures=True)
+        charging.charge_queued()
         run_job("invoice-charging", as_of=clock.now())
 
         for subscription in signed_up:

@@ -17,6 +17,7 @@ from cobrador.gateways.sandbox import build_sandbox_payment_callback
 from cobrador.jobs.catalog import JOBS
 from cobrador.jobs.runner import run_job
 from cobrador.organizations.models import DunningConfig
+from cobrador.payments.charging import charge_queued
 from cobrador.payments.models import Payment
 from tests.factories import make_org
 from tests.payments.billing import add_card, make_account
@@ -81,7 +82,7 @@ def failed_first_charge(organization, *, token="tok_sandbox_decline", document="
     clock.set(day(0))
     account, subscription = subscribed_account(organization, token=token, document=document)
     run_jobs_until(day(0, 1, 5))
-    run_tasks()  # the charge task invoice.created enqueued: invoice-charging already charged the invoice
+    charge_queued()  # the invoice.created queued it: invoice-charging already charged the invoice
     invoice = subscription.invoices.get()
     assert DunningInvoice.objects.filter(invoice=invoice).exists()
     return account, subscription, invoice

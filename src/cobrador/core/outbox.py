@@ -1,5 +1,5 @@
-"""Outbox drainers: the loops in every worker that send what business transactions wrote down
-(webhook deliveries now; e-mails and notices later), in batches, right after commit.
+"""Outbox drainers: the loops in every worker that do what business transactions wrote down (charge
+the invoices they made, deliver webhooks, send e-mails and notices), in batches, right after commit.
 
 Each drainer runs in its own thread of the worker (`start_drainers`). A transaction that wrote outbox
 rows wakes them once it commits: on PostgreSQL one NOTIFY reaches every worker's LISTEN connections
@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "cobrador_outbox"
 # Each drainer claims and sends one batch of due rows and returns how many it handled.
-DRAINERS = ["cobrador.webhooks.delivery.deliver_batch", "cobrador.notifications.delivery.deliver_batch"]
+DRAINERS = ["cobrador.payments.charging.charge_queued", "cobrador.webhooks.delivery.deliver_batch",
+            "cobrador.notifications.delivery.deliver_batch"]
 
 
 def _notify():

@@ -38,8 +38,9 @@ JOBS: dict[str, JobSpec] = {
                 "One invoice per (subscription, period_start): lines, coupon, credits; zero totals paid at "
                 "once; charging starts as each batch commits."),
         JobSpec("invoice-charging", "5 1 * * *", "cobrador.payments.sweeps.invoice_charging_sweep",
-                "Safety net: charge open invoices never charged (the main path is the charge_open_invoices "
-                "task that payments/sink.py enqueues with every invoice.created, run right after commit)."),
+                "Safety net: charge open invoices never charged (the main path is the charge queue: "
+                "payments/sink.py queues every invoice.created's invoice and each worker's charge drainer "
+                "charges it as soon as the transaction commits)."),
         JobSpec("payment-reconciliation", "0 * * * *", "cobrador.payments.sweeps.payment_reconciliation_sweep",
                 "Ask the provider about unknown, stuck or expired payments (5 min, 1 h, then daily); cancel "
                 "boleto/PIX documents of paid or void invoices; resend refunds whose answer was lost."),

@@ -20,12 +20,13 @@ from django.db.models import Exists, OuterRef, Q
 
 from cobrador.core import clock, stopping
 from cobrador.core.bulk import insert_objects
+from cobrador.core.outbox import wake_outbox_after_commit, write_with_eager_sqlite_lock
 from cobrador.customers.models import PaymentMethod
 from cobrador.gateways.base import ChargeRequest, ChargeResult, Customer, GatewayError
 from cobrador.gateways.registry import config_for_method, gateway_for
 from cobrador.invoicing.models import Invoice
 from cobrador.payments import services
-from cobrador.payments.models import Payment, PaymentRefund
+from cobrador.payments.models import ChargeQueueEntry, Payment, PaymentRefund
 
 logger = logging.getLogger(__name__)
 
@@ -283,38 +284,97 @@ def _create_first_payments(invoice_ids: list[int], counts: dict) -> list[Payment
     return payments
 
 
-def charge_open_invoices(*, organization_id: int | None = None, invoice_ids: list[str] | None = None,
-                         batch_size: int = BATCH_SIZE, max_batches: int | None = None) -> dict:
-    """Charge every open, never-charged invoice (or from the first of `invoice_ids`, public ids, on) with its
-    method (see `methods_to_charge`), a batch at a time: one transaction writes a batch's payments, the
-    gateway calls run concurrently, one transaction records their answers. The calls of one batch
-    overlap the recording of the batch before. Safe to run in several workers at once. Returns counts
-    by outcome."""
+def charge_open_invoices(*, organization_id: int | None = None, batch_size: int = BATCH_SIZE,
+                         max_batches: int | None = None) -> dict:
+    """Charge every open, never-charged invoice with its method (see `methods_to_charge`), a batch at a
+    time (see `_charge_in_pipeline`). Safe to run in several workers at once. Returns counts by outcome.
+    The `invoice-charging` job's safety net: the main path is the charge queue (`charge_queued`)."""
     counts: dict[str, int] = {}
-    gateways: dict = {}
-    after_pk, batches = 0, 0
-    in_flight = None  # (payments, wait for their results) of the batch whose calls are running
+    after_pk = 0
     due = uncharged_open_invoices(organization_id=organization_id)
-    if invoice_ids is not None:
-        # These invoices and any uncharged one issued after them: in a burst of sign-ups the first task
-        # to run charges the backlog in batches, and the tasks enqueued for it find nothing left.
-        first = Invoice.objects.filter(public_id__in=invoice_ids).order_by("pk").values_list("pk", flat=True)[:1]
-        due = due.filter(pk__gte=first[0]) if first else due.none()
 
+    def next_batch() -> list[Payment] | None:
+        nonlocal after_pk
+        ids = list(due.filter(pk__gt=after_pk).order_by("pk").values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return None
+        after_pk = ids[-1]
+        return _create_first_payments(ids, counts)
+
+    _charge_in_pipeline(next_batch, counts, max_batches=max_batches)
+    return counts
+
+
+def charge_queued(*, max_batches: int | None = None) -> int:
+    """The charge drainer (core/outbox.py runs it in every worker, woken by the NOTIFY of the commit
+    that queued the invoices): claim queued invoices, up to BATCH_SIZE a batch, and charge them. The
+    claim deletes the queue rows in the transaction that writes the payments, so an entry is charged
+    once whichever worker takes it, and a worker killed before that commit leaves it queued. Returns
+    how many invoices it took."""
+    counts: dict[str, int] = {}
+    taken = 0
+
+    def next_batch() -> list[Payment] | None:
+        nonlocal taken
+        if connection.vendor == "sqlite" and not ChargeQueueEntry.objects.exists():
+            return None  # an idle poll is a read: SQLite's write lock only when something is queued
+        payments, invoice_ids = write_with_eager_sqlite_lock(_claim_queued, counts)
+        taken += len(invoice_ids)
+        return payments if invoice_ids else None
+
+    _charge_in_pipeline(next_batch, counts, max_batches=max_batches)
+    return taken
+
+
+def _claim_queued(counts: dict) -> tuple[list[Payment], list[int]]:
+    with transaction.atomic():
+        entries = ChargeQueueEntry.objects.order_by("pk")
+        if connection.vendor == "postgresql":
+            entries = entries.select_for_update(skip_locked=True)
+        claimed, invoice_ids = [], []
+        for pk, ids in entries.values_list("pk", "invoice_ids")[:BATCH_SIZE]:
+            if invoice_ids and len(invoice_ids) + len(ids) > BATCH_SIZE:
+                break
+            claimed.append(pk)
+            invoice_ids.extend(ids)
+        if not claimed:
+            return [], []
+        ChargeQueueEntry.objects.filter(pk__in=claimed).delete()
+        pks = list(Invoice.objects.filter(public_id__in=invoice_ids).values_list("pk", flat=True))
+        return _create_first_payments(pks, counts), invoice_ids
+
+
+def queue_charges(invoice_ids: list[str]) -> None:
+    """Queue these invoices (public ids) for the charge drainer, inside the caller's transaction; the drainers
+    wake when it commits."""
+    now = clock.now()
+    ChargeQueueEntry.objects.bulk_create([ChargeQueueEntry(invoice_ids=invoice_ids[i:i + BATCH_SIZE], created_at=now)
+                                          for i in range(0, len(invoice_ids), BATCH_SIZE)])
+    wake_outbox_after_commit()
+
+
+def _charge_in_pipeline(next_batch: Callable[[], list[Payment] | None], counts: dict,
+                        max_batches: int | None = None) -> None:
+    """Charge the batches `next_batch` writes (its payments, `processing` and committed; None when
+    there are no more) until there are none: the gateway calls of a batch run concurrently, one
+    transaction records their answers, and the calls of one batch overlap the recording of the one
+    before."""
+    gateways: dict = {}
+    batches = 0
+    in_flight = None  # (payments, wait for their results) of the batch whose calls are running
     while True:
-        ids = []
+        payments = None
         if (max_batches is None or batches < max_batches) and not stopping.requested():
-            ids = list(due.filter(pk__gt=after_pk).order_by("pk").values_list("pk", flat=True)[:batch_size])
+            payments = next_batch()
         started = None
-        if ids:
-            after_pk, batches = ids[-1], batches + 1
-            payments = _create_first_payments(ids, counts)
+        if payments is not None:
+            batches += 1
             started = (payments, start_charges(payments, gateways))
         if in_flight is not None:
             _record_batch(*in_flight, counts)
         in_flight = started
         if in_flight is None:
-            return counts
+            return
 
 
 def _record_batch(payments: list[Payment], results_of: Callable[[], list], counts: dict) -> None:

@@ -99,3 +99,14 @@ class PaymentRefund(models.Model):
 
     def __str__(self):
         return self.public_id
+
+
+class ChargeQueueEntry(models.Model):
+    """Invoices a transaction asked to charge as soon as it commits: payments/sink.py writes one row per
+    transaction (a sign-up, a proration, a one-off invoice, a batch of the nightly run), in that
+    transaction, so it exists only if the invoices do. Every worker's charge drainer
+    (charging.charge_queued), woken by the commit's NOTIFY, deletes rows in the transaction that writes
+    their payments, so a row is charged once and is never lost: a killed worker rolls both back."""
+
+    invoice_ids = models.JSONField()  # invoices' public ids (in_...), at most charging.BATCH_SIZE
+    created_at = models.DateTimeField()

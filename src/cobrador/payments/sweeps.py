@@ -6,8 +6,8 @@ UNRECORDED = ("failed_unrecorded", "unrecorded")
 
 
 def invoice_charging_sweep(run) -> None:
-    """`invoice-charging`: the safety net behind the charge task enqueued with every invoice.created
-    (payments/sink.py). Charges open invoices never charged (a lost or failed task)."""
+    """`invoice-charging`: the safety net behind the charge queue that payments/sink.py fills with every
+    invoice.created. Charges open invoices never charged (no worker was running, a batch failed)."""
     counts = charging.charge_open_invoices()
     run.tally(counts, failed=UNRECORDED, done={"succeeded", "failed", "pending", "unknown"})
     run.skipped += counts.get("skipped", 0) + counts.get("no_gateway", 0)

@@ -6,10 +6,10 @@ from cobrador.payments import charging, reconciliation
 
 
 @task
-def charge_open_invoices(organization_id: int | None = None, invoice_ids: list[str] | None = None) -> dict:
-    """Enqueued by payments/sink.py in the transaction that created the invoices (`invoice_ids`, public
-    ids), so charging starts as soon as it commits; without ids it charges every uncharged open invoice."""
-    return charging.charge_open_invoices(organization_id=organization_id, invoice_ids=invoice_ids)
+def charge_open_invoices(organization_id: int | None = None) -> dict:
+    """Charge every uncharged open invoice (of one organization): what the `invoice-charging` job does,
+    in a worker. Invoices are charged as they are made through the charge queue (payments/sink.py)."""
+    return charging.charge_open_invoices(organization_id=organization_id)
 
 
 @task

@@ -237,7 +237,8 @@ def main() -> int:
                 latencies.append(at - created[subscription])
         # Where the time goes, per sign-up (medians): 201 -> its payment row written (the charge task
         # picked up), -> the payment recorded succeeded (the gateway call), -> its webhook received.
-        stages = {"to_charge_started": [], "charge": [], "to_webhook_received": [], "to_webhook_attempt": []}
+        stages = {"to_charge_started": [], "charge": [], "to_succeeded_recorded": [], "to_webhook_received": [],
+                  "to_webhook_attempt": []}
         attempted_at = dict(WebhookAttempt.objects.filter(number=1, delivery__organization=organization).values_list(
             "delivery__event__public_id", "attempted_at"))
         succeeded_event_at = {
@@ -251,6 +252,8 @@ def main() -> int:
             stages["to_charge_started"].append(payment_created.timestamp() - created[subscription])
             stages["charge"].append((payment_paid - payment_created).total_seconds())
             event_id, event_at = succeeded_event_at.get(invoice_id, (None, None))
+            if event_at is not None:
+                stages["to_succeeded_recorded"].append(event_at.timestamp() - created[subscription])
             if event_id in first_receipt:
                 stages["to_webhook_received"].append(first_receipt[event_id] - event_at.timestamp())
                 if event_id in attempted_at:

@@ -89,9 +89,25 @@ def _answer_for(payment: Payment, exc: Exception) -> ChargeResult:
                         failure_message=f"{type(exc).__name__} while calling the provider")
 
 
-def start_charges(payments: list[Payment], gateways: dict) -> Callable[[], list[ChargeResult]]:
-    """Start the provider calls for `payments` (gateways cached by config id in `gateways`); returns a
-    function that waits for their answers, in order. A gateway that takes a batch (`charge_many`: the
+class StartedCalls:
+    """Calls started in the gateway thread pool: calling it waits for their results (in order), and
+    `done()` says whether that would wait."""
+
+    def __init__(self, results: list, futures=(), then: Callable[[list], list] | None = None):
+        self.results, self.futures, self.then = results, list(futures), then
+
+    def done(self) -> bool:
+        return all(future.done() for future in self.futures)
+
+    def __call__(self) -> list:
+        for future in self.futures:
+            future.result()
+        return self.then(self.results) if self.then is not None else self.results
+
+
+def start_charges(payments: list[Payment], gateways: dict) -> StartedCalls:
+    """Start the provider calls for `payments` (gateways cached by config id in `gateways`); returns
+    their StartedCalls, answers in order. A gateway that takes a batch (`charge_many`: the
     sandbox) gets its payments in one call, here and now; the others' calls run in the thread pool."""
     results: list = [None] * len(payments)
     batches: dict[int, list[int]] = {}
@@ -112,11 +128,11 @@ def start_charges(payments: list[Payment], gateways: dict) -> Callable[[], list[
         for i, payment, answer in zip(indexes, batch, answers, strict=True):
             results[i] = _answer_for(payment, answer) if isinstance(answer, Exception) else answer
 
-    def wait() -> list[ChargeResult]:
+    def with_singles(results: list) -> list[ChargeResult]:
         for i, result in zip(singles, wait_for_singles(), strict=True):
             results[i] = result
         return results
-    return wait
+    return StartedCalls(results, wait_for_singles.futures, then=with_singles)
 
 
 _pool_lock = threading.Lock()
@@ -131,13 +147,12 @@ def _call_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def start_calls(function: Callable, items: list) -> Callable[[], list]:
-    """Start `function` over `items` in the gateway thread pool; returns a function that waits for the
-    results, in order. Inside an atomic block (tests) other threads could not see this transaction's
+def start_calls(function: Callable, items: list) -> StartedCalls:
+    """Start `function` over `items` in the gateway thread pool; returns their StartedCalls, results in
+    order. Inside an atomic block (tests) other threads could not see this transaction's
     rows, so the calls run here, at once, in order."""
     if len(items) <= 1 or connection.in_atomic_block:
-        results = [function(item) for item in items]
-        return lambda: results
+        return StartedCalls([function(item) for item in items])
     results: list = [None] * len(items)
     pending = iter(range(len(items)))
     lock = threading.Lock()
@@ -155,13 +170,7 @@ def start_calls(function: Callable, items: list) -> Callable[[], list]:
         finally:
             connections.close_all()
 
-    futures = [_call_pool().submit(drain) for _ in range(min(CONCURRENCY, len(items)))]
-
-    def wait() -> list:
-        for future in futures:
-            future.result()
-        return results
-    return wait
+    return StartedCalls(results, [_call_pool().submit(drain) for _ in range(min(CONCURRENCY, len(items)))])
 
 
 def call_concurrently(function: Callable, items: list) -> list:
@@ -357,12 +366,16 @@ def _charge_in_pipeline(next_batch: Callable[[], list[Payment] | None], counts: 
                         max_batches: int | None = None) -> None:
     """Charge the batches `next_batch` writes (its payments, `processing` and committed; None when
     there are no more) until there are none: the gateway calls of a batch run concurrently, one
-    transaction records their answers, and the calls of one batch overlap the recording of the one
-    before."""
+    transaction records their answers, and the calls of one batch overlap the writing of the next
+    batch and the recording of the one before. Answers already in (the sandbox answers a batch at
+    once) are recorded before the next batch is written, so no customer waits for that."""
     gateways: dict = {}
     batches = 0
     in_flight = None  # (payments, wait for their results) of the batch whose calls are running
     while True:
+        if in_flight is not None and in_flight[1].done():
+            _record_batch(*in_flight, counts)
+            in_flight = None
         payments = None
         if (max_batches is None or batches < max_batches) and not stopping.requested():
             payments = next_batch()

@@ -16,9 +16,11 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
+from django.db import connection
 
 from cobrador.core.commandline import CommandFailed, check_encryption_key, migrate
 from cobrador.core.outbox import drain_until_idle, start_drainers
+from cobrador.core.sqlite3.base import prefer_this_process
 from cobrador.notifications.email_config import describe as describe_mailers
 from cobrador.organizations.commands import bootstrap_first_run
 
@@ -118,6 +120,8 @@ def worker(args) -> int:
         call_command("ox_worker", batch=True, concurrency=1, interval=0.1, verbosity=0)
         drain_until_idle()
         return 0
+    if connection.vendor == "sqlite":
+        prefer_this_process()  # finishing what requests started comes before starting new ones
     stop = threading.Event()
     drainers = start_drainers(stop)
     try:

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection, transaction
 
 from cobrador.core import stopping
+from cobrador.core.sqlite3.base import retry_pause
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +65,10 @@ def write_with_eager_sqlite_lock(write, /, *args, **kwargs):
 
 
 def _retry_while_locked(write, /, *args, **kwargs):
+    busy_ms, pause = retry_pause()
     with connection.cursor() as cursor:
         busy_timeout_ms = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
-        cursor.execute("PRAGMA busy_timeout = 2")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms if pause else 2}")
     try:
         deadline = time.monotonic() + busy_timeout_ms / 1000
         while True:
@@ -75,6 +77,8 @@ def _retry_while_locked(write, /, *args, **kwargs):
             except OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
+                if pause:
+                    time.sleep(pause)
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")

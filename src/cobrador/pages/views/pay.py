@@ -23,6 +23,7 @@ the receipt (or the payment still processing), or the invoice again with a messa
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils.translation import gettext_noop
 
 from cobrador.core.errors import ApiError
@@ -68,8 +69,8 @@ class Answer:
 
 
 def payment_in_progress(invoice_id: int) -> bool:
-    return (Payment.objects.filter(invoice_id=invoice_id, status__in=IN_PROGRESS).exists()
-            or Payment.objects.filter(invoice_id=invoice_id, method="card", status="pending").exists())
+    return Payment.objects.filter(Q(status__in=IN_PROGRESS) | Q(method="card", status="pending"),
+                                  invoice_id=invoice_id).exists()
 
 
 def refusal(invoice: Invoice, locale: str) -> Answer | None:
@@ -122,6 +123,10 @@ def pay_by_card(request, *, invoice_id: int) -> Answer:
         if attached_here:
             _keep_or_detach(card, keep=False)
         return _after_the_other_post(invoice, locale)
+    except ApiError:  # the card or the gateway configuration went away meanwhile
+        if attached_here:
+            _keep_or_detach(card, keep=False)
+        return Answer(409, error=message(locale, UNAVAILABLE))
     if attached_here:
         _keep_or_detach(card, keep=save and payment.status != "failed")
     if payment.status == "failed":
@@ -135,11 +140,15 @@ def _after_the_other_post(invoice: Invoice, locale: str) -> Answer:
 
 
 def _keep_or_detach(card: PaymentMethod, *, keep: bool) -> None:
-    with transaction.atomic():
-        if keep:
-            set_default_payment_method(payment_method=card)
-        else:
-            detach_payment_method(payment_method=card)
+    """After the charge, whose outcome stands whatever happens here."""
+    try:
+        with transaction.atomic():
+            if keep:
+                set_default_payment_method(payment_method=card)
+            else:
+                detach_payment_method(payment_method=card)
+    except ApiError:  # detached meanwhile through the API: it stays detached
+        pass
 
 
 def _reason(payment: Payment, locale: str) -> str:

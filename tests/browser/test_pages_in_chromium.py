@@ -1,4 +1,5 @@
-"""The hosted pages in Chromium, at a desktop and a phone size, against a live cobrador server."""
+"""The hosted pages in Chromium, at a desktop and a phone size, against a live cobrador server (`server`,
+conftest.py: PUBLIC_URL on it, the clock at 2026-03-01 12:00 UTC)."""
 
 import pytest
 from django.db import transaction
@@ -6,7 +7,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from cobrador.core import clock
 from cobrador.notifications.models import Notice
 from cobrador.pages import links
 from cobrador.proposals.models import Proposal
@@ -15,17 +15,9 @@ from tests.browser.conftest import console_errors, needs_browser, screenshot
 from tests.conftest import make_org
 from tests.notifications.conftest import make_account
 from tests.pages.factories import BOLETO_LINE, PIX_CODE, invoice_with_documents
-from tests.subscriptions.conftest import make_plan, utc
+from tests.subscriptions.conftest import make_plan
 
 pytestmark = [pytest.mark.browser, needs_browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def server(live_server, settings):
-    settings.PUBLIC_URL = live_server.url
-    clock.set(utc(2026, 3, 1, 12))
-    yield live_server
-    clock.set(None)
 
 
 def test_a_proposal_sent_through_the_api_is_opened_and_accepted(server, browser):

@@ -21,24 +21,9 @@ from tests.dunning.conftest import day, failed_first_charge, records, run_jobs_u
 from tests.factories import make_org
 from tests.fakes.pagarme import FakePagarme
 from tests.notifications.conftest import make_account, make_card
-from tests.pages.factories import page_link
+from tests.pages.factories import GOOD_CARD, SANDBOX_TOKENS, card_form, page_link, sandbox_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SANDBOX_TOKENS = "/sandbox/core/v5/tokens"
-GOOD_CARD = {"holder_name": "MARIA SOUZA", "number": "4000000000000010", "exp_month": 12, "exp_year": 2030,
-             "cvv": "123"}
-
-
-def _form(html: str) -> tuple[str, str]:
-    url = re.search(r'data-tokenize-url="([^"]+)"', html).group(1)
-    key = re.search(r'data-public-key="([^"]+)"', html).group(1)
-    return url, key
-
-
-def _sandbox_token(client: Client, public_key: str, **card) -> dict:
-    response = client.post(f"{SANDBOX_TOKENS}?appId={public_key}", {"type": "card", "card": {**GOOD_CARD, **card}},
-                           content_type="application/json")
-    return {"status": response.status_code, **response.json()}
 
 
 def test_a_card_saved_on_the_page_becomes_the_default_and_retries_the_invoice_in_dunning(clock):
@@ -50,12 +35,12 @@ def test_a_card_saved_on_the_page_becomes_the_default_and_retries_the_invoice_in
 
     page = browser.get(path).content.decode()
     assert "•••• 0002" not in page and "Atualize seu cartão" in page
-    tokenize_url, public_key = _form(page)
+    tokenize_url, public_key = card_form(page)
     assert tokenize_url == SANDBOX_TOKENS
     assert public_key == sandbox_public_key(fallback_sandbox_config(org.organization))
     assert 'name="card_number"' not in page and not re.search(r'<input id="card-[a-z-]+"[^>]* name=', page)
 
-    token = _sandbox_token(Client(), public_key)  # the script's call, to the sandbox, not to the page
+    token = sandbox_token(Client(), public_key)  # the script's call, to the sandbox, not to the page
     assert token["status"] == 200 and token["id"].startswith("token_sbx_") and "4000000000000010" not in token["id"]
     answer = browser.post(path, {"card_token": token["id"]})
 
@@ -77,14 +62,14 @@ def test_a_refused_or_reused_token_attaches_nothing(clock):
     account = make_account(org.organization)
     path = page_link(org.organization, "card", account.public_id)
     browser = Client()
-    _, public_key = _form(browser.get(path).content.decode())
+    _, public_key = card_form(browser.get(path).content.decode())
 
     assert browser.post(path, {"card_token": "4000000000000010"}).status_code == 400
     assert browser.post(path, {"card_token": "token_sbx_forged:abc"}).status_code == 422
-    token = _sandbox_token(Client(), public_key)["id"]
+    token = sandbox_token(Client(), public_key)["id"]
     clock.advance(timedelta(seconds=61))
     assert browser.post(path, {"card_token": token}).status_code == 422  # expired
-    token = _sandbox_token(Client(), public_key)["id"]
+    token = sandbox_token(Client(), public_key)["id"]
     assert browser.post(path, {"card_token": token}).status_code == 302
     again = browser.post(path, {"card_token": token})
     assert again.status_code == 409 and "não foi aceito" in again.content.decode()
@@ -96,15 +81,15 @@ def test_the_sandbox_tokens_endpoint_takes_test_cards_only_and_never_echoes_a_nu
     public_key = sandbox_public_key(fallback_sandbox_config(org.organization))
     client = Client()
 
-    refused = _sandbox_token(client, public_key, number="4111111111111111")
+    refused = sandbox_token(client, public_key, number="4111111111111111")
     assert refused["status"] == 422 and "card.number" in refused["errors"]
     assert "4111111111111111" not in str(refused)
-    assert _sandbox_token(client, "pk_test_sandbox_gw_nope")["status"] == 401
+    assert sandbox_token(client, "pk_test_sandbox_gw_nope")["status"] == 401
     assert client.post(f"{SANDBOX_TOKENS}?appId={public_key}", {"type": "card", "card": GOOD_CARD},
                        content_type="application/json", headers={"Authorization": "Basic eDo="}).status_code == 401
     preflight = client.options(f"{SANDBOX_TOKENS}?appId={public_key}")
     assert preflight.status_code == 204 and preflight["Access-Control-Allow-Origin"] == "*"
-    assert _sandbox_token(client, public_key, exp_year=2020)["status"] == 422
+    assert sandbox_token(client, public_key, exp_year=2020)["status"] == 422
 
 
 @pytest.fixture
@@ -130,7 +115,7 @@ def test_with_pagarme_the_browser_tokenizes_at_pagarme_and_the_card_is_stored_on
     account = make_account(org.organization)
     path = page_link(org.organization, "card", account.public_id)
     browser = Client()
-    tokenize_url, public_key = _form(browser.get(path).content.decode())
+    tokenize_url, public_key = card_form(browser.get(path).content.decode())
     assert (tokenize_url, public_key) == (f"{pagarme.url}/tokens", pagarme.public_key)
 
     token = httpx.post(tokenize_url, params={"appId": public_key},

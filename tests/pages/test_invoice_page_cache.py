@@ -1,6 +1,7 @@
 """The invoice page keeps what it rendered per web process, keyed by a fingerprint of everything it
 shows: a repeat view costs one query, and any change on the page is seen at the next view."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,8 @@ from cobrador.pages.links import token_hash
 from cobrador.pages.models import PageBranding, PageLink
 from cobrador.pages.views import invoice as invoice_view
 from cobrador.payments.models import Payment
+from tests.factories import make_org
+from tests.fakes.pagarme import FakePagarme
 from tests.notifications.conftest import make_account
 from tests.pages.factories import PIX_CODE, invoice_with_documents, page_link
 
@@ -82,3 +85,33 @@ def test_a_revoked_link_is_a_404_even_after_its_page_was_kept(api, clock):
     PageLink.objects.filter(token_hash=token_hash(token)).update(revoked_at=clock.now())
 
     assert client.get(path).status_code == 404
+
+
+def test_a_kept_page_with_the_card_form_is_one_query_and_carries_each_visitors_csrf_token(clock):
+    api = make_org("Cobra", "test")  # served by the built-in sandbox, made at the first view
+    invoice = invoice_with_documents(make_account(api.organization), number=8)
+    path = page_link(api.organization, "invoice", invoice.public_id)
+    first = Client().get(path).content.decode()
+
+    with CaptureQueriesContext(connection) as queries:
+        again = Client().get(path).content.decode()
+
+    assert len(queries.captured_queries) == 1
+    tokens = [re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html).group(1) for html in (first, again)]
+    assert 'id="card-form"' in again and tokens[0] != tokens[1] and invoice_view.CSRF_SLOT not in tokens
+    assert again.replace(tokens[1], "") == first.replace(tokens[0], "")
+
+
+def test_a_new_card_gateway_is_seen_at_the_next_view(clock, settings):
+    api = make_org("Cobra", "test")
+    invoice = invoice_with_documents(make_account(api.organization), number=9)
+    path = page_link(api.organization, "invoice", invoice.public_id)
+    assert 'data-tokenize-url="/sandbox/core/v5/tokens"' in Client().get(path).content.decode()
+
+    with FakePagarme() as pagarme:
+        settings.PAGARME_BASE_URL, settings.PROVIDER_ALLOW_PRIVATE = pagarme.url, True
+        assert api.post("/v1/gateways", {"provider": "pagarme", "methods": ["card"], "credentials": {
+            "secret_key": pagarme.secret_key}, "options": {"public_key": pagarme.public_key}}).status_code == 201
+        html = Client().get(path).content.decode()
+
+    assert f'data-tokenize-url="{pagarme.url}/tokens"' in html and f'data-public-key="{pagarme.public_key}"' in html

@@ -204,6 +204,12 @@ BASE = {"brand": {"name": "Acme", "logo_url": "", "color": "#2563eb"}, "locale":
                          "current": {"brand": "visa", "last4": "0010", "exp": "12/2030"},
                          "gateway": {"tokenize_url": "/sandbox/core/v5/tokens", "public_key": "pk_test_x"}}),
     ("pages/card.html", {"token": "t", "account_name": "Maria", "gateway": None, "current": None}),
+    ("pages/invoice.html", {
+        "invoice": {"number": 7, "status": "open"}, "lines": [], "total": "R$ 1", "amount_due": "R$ 1",
+        "due_date": "01/03/2026", "error": "Seu cartão foi recusado.", "csrf_token": "slot",
+        "card": {"gateway": {"tokenize_url": "/sandbox/core/v5/tokens", "public_key": "pk_test_x"}, "action": "."}}),
+    ("pages/invoice.html", {"invoice": {"number": 7, "status": "open"}, "lines": [], "total": "R$ 1",
+                            "amount_due": "R$ 1", "processing": True}),
     ("pages/invoice.html", {"invoice": {"number": 7, "status": "paid"}, "lines": [], "total": "R$ 1",
                             "receipt": {"paid_at": "01/03/2026", "amount": "R$ 1", "method": "pix",
                                         "payment_id": "pay_1"}}),
@@ -217,7 +223,8 @@ def test_every_page_template_renders(rf, template, context, language):
 
 def test_page_templates_are_all_covered():
     shipped = {p.name for p in (Path(cobrador.pages.__file__).parent / "templates" / "pages").glob("*.html")}
-    assert shipped == {"base.html", "not_found.html", "proposal.html", "invoice.html", "card.html"}
+    # _card_form.html is the card form card.html and invoice.html include (rendered with both above).
+    assert shipped == {"base.html", "not_found.html", "proposal.html", "invoice.html", "card.html", "_card_form.html"}
 
 
 def test_invoice_reminders_link_to_the_invoice_page(api, clock):

@@ -175,8 +175,9 @@ class PagarmeGateway:
     # --- cards tokenized in the customer's browser ----------------------------------------------------
 
     def tokenize_url(self) -> str:
-        """Where the card update page posts the card, from the customer's browser, with the public key as
-        `appId` (the one call made without the secret key: Pagar.me refuses an Authorization header)."""
+        """Where the pages' card forms (card update, pay now by card) post the card, from the customer's
+        browser, with the public key as `appId` (the one call made without the secret key: Pagar.me refuses
+        an Authorization header)."""
         return f"{self.base_url}/tokens"
 
     def public_key(self) -> str:

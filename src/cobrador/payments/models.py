@@ -34,7 +34,8 @@ class Payment(models.Model):
     failure_message = models.CharField(max_length=500, blank=True, default="")
     decline_class = models.CharField(max_length=4, blank=True, default="")  # hard | soft
     idempotency_key = models.CharField(max_length=100, unique=True)
-    # What triggered it: "invoice" (first charge), "dunning" (a retry), "manual" (POST /pay).
+    # What triggered it: "invoice" (first charge), "dunning" (a retry), "manual" (POST /pay), "page" (the
+    # hosted invoice page's "pay now by card").
     source = models.CharField(max_length=10, default="invoice")
     attempt_number = models.PositiveSmallIntegerField(default=0)  # dunning attempt; 0 for the first charge
     # boleto / PIX documents

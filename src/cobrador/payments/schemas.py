@@ -44,7 +44,8 @@ class PaymentOut(Schema):
     failure_message: str | None
     decline_class: Literal["hard", "soft"] | None
     idempotency_key: str = Field(description="Sent to the provider with the charge: a retry is the same charge.")
-    source: str = Field(description="invoice (first charge), dunning (a retry) or manual (POST /invoices/{id}/pay).")
+    source: str = Field(description="invoice (first charge), dunning (a retry), manual (POST /invoices/{id}/pay) "
+                        "or page (paid by card on the hosted invoice page).")
     attempt_number: int
     boleto_url: str | None
     boleto_barcode: str | None

@@ -1,12 +1,14 @@
-// The card update page: the card goes from this browser straight to the payment provider's tokenization
-// endpoint (data-tokenize-url, with the public key as appId); only the one-time token it answers is
-// posted to this site (#token-form). The card fields have no name attribute, so no form ever sends them.
+// The card form of the card update page and of the invoice page's "pay now by card" (_card_form.html):
+// the card goes from this browser straight to the payment provider's tokenization endpoint
+// (data-tokenize-url, with the public key as appId); only the one-time token it answers is posted to this
+// site (#token-form, with the "save this card" checkbox when the page has one). The card fields have no
+// name attribute, so no form ever sends them.
 (function () {
   var form = document.getElementById("card-form");
   if (!form) { return; }
   var tokenForm = document.getElementById("token-form");
   var error = document.getElementById("card-error");
-  var button = document.getElementById("save-card");
+  var button = form.querySelector("button[type=submit]");
   function field(id) { return document.getElementById(id); }
   function digits(id) { return field(id).value.replace(/\D/g, ""); }
   function fail() { error.hidden = false; button.disabled = false; }

@@ -1,17 +1,44 @@
-"""Two workers running one job's sweep at the same moment: two threads, each with its own database
-connection.
+"""Things happening at the same moment: `at_once` runs functions in threads released together, each
+with its own database connection; two workers running one job's sweep at once.
 
 run_job lets one run of a job at a time (the other tick is recorded as skipped), but the sweeps must
 stay safe when two do run at once (a run judged abandoned while it was only slow, a manual run from an
 older version), so these helpers run the sweep itself in both threads, past the one-run guard."""
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from django.db import connection
 
 from cobrador.core import clock
 from cobrador.jobs.models import JobRun
 from cobrador.jobs.runner import JobRunContext, _sweep_function
+
+
+def at_once(*functions: Callable[[], Any], timeout: float = 60) -> list:
+    """Run each function in its own thread, all released at the same moment (a barrier), each with its
+    own database connection (closed at the end); asserts none raised and returns their results in order."""
+    barrier = threading.Barrier(len(functions))
+    results, errors = [None] * len(functions), []
+
+    def run(i: int):
+        try:
+            barrier.wait(timeout=timeout)
+            results[i] = functions[i]()
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(functions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not errors, errors
+    assert not any(thread.is_alive() for thread in threads), "a thread did not finish in time"
+    return results
 
 
 def run_sweep(name: str, *, as_of) -> JobRun:
@@ -28,23 +55,6 @@ def run_sweep(name: str, *, as_of) -> JobRun:
 
 def run_job_in_two_threads(name: str, *, as_of, timeout: float) -> list:
     """Start the sweep of `name` in two threads at once; both must succeed. Returns the two runs."""
-    barrier = threading.Barrier(2)
-    runs, errors = [], []
-
-    def worker():
-        try:
-            barrier.wait()
-            runs.append(run_sweep(name, as_of=as_of))
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not errors
+    runs = at_once(*[lambda: run_sweep(name, as_of=as_of)] * 2, timeout=timeout)
     assert [run.status for run in runs] == ["succeeded", "succeeded"]
     return runs

@@ -1,10 +1,9 @@
 """Sign-ups against a committed database: racing the nightly sweep, and paid by a real worker."""
 
-import threading
 import time
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from cobrador.core import clock
 from cobrador.invoicing.models import Invoice
@@ -12,6 +11,7 @@ from cobrador.jobs.runner import run_job
 from cobrador.payments import charging
 from cobrador.payments.models import Payment
 from tests.billing.signup import create_plan, sign_up
+from tests.concurrency import at_once
 from tests.conftest import make_org
 from tests.fakes.receiver import WebhookReceiver
 from tests.processes import output, start_worker, stop, wait_ready
@@ -23,38 +23,19 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_sign_ups_racing_the_nightly_sweep_make_one_invoice_and_one_charge_per_first_period():
     api = make_org("Race", "test")
     plan = create_plan(api, amount=2500)
-    barrier = threading.Barrier(2)
-    signed_up, errors = [], []
 
-    def sign_ups():
-        try:
-            barrier.wait()
-            for _ in range(15):
-                signed_up.append(sign_up(api, plan))
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-        finally:
-            connection.close()
+    def sign_ups() -> list[dict]:
+        return [sign_up(api, plan) for _ in range(15)]
 
-    def sweeps():
-        try:
-            barrier.wait()
-            for _ in range(15):
-                run_job("invoice-generation", as_of=clock.now())
-                charging.charge_open_invoices()
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-        finally:
-            connection.close()
+    def sweeps() -> None:
+        for _ in range(15):
+            run_job("invoice-generation", as_of=clock.now())
+            charging.charge_open_invoices()
 
-    threads = [threading.Thread(target=sign_ups), threading.Thread(target=sweeps)]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
-        assert not errors and len(signed_up) == 15
-        # A sweep right after, then every charge task the invoices enqueued, then the safety net.
+        signed_up, _ = at_once(sign_ups, sweeps, timeout=120)
+        assert len(signed_up) == 15
+        # A sweep right after, then the charge queue the invoices went into, then the safety net.
         run_job("invoice-generation", as_of=clock.now())
         charging.charge_queued()
         run_job("invoice-charging", as_of=clock.now())

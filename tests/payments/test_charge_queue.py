@@ -1,17 +1,17 @@
 """The charge queue: every invoice.created of an invoice to charge is queued in its own transaction,
 and the workers' charge drainers (charging.charge_queued) charge it once, whoever takes it."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from cobrador.invoicing.models import Invoice
 from cobrador.jobs.runner import run_job
 from cobrador.payments import charging
 from cobrador.payments.models import ChargeQueueEntry, Payment
 from tests.billing.signup import create_plan, sign_up
+from tests.concurrency import at_once
 from tests.conftest import make_org
 
 
@@ -65,25 +65,15 @@ def test_two_drainers_at_once_charge_each_queued_invoice_once(monkeypatch):
     plan = create_plan(api, amount=2500)
     subscriptions = [sign_up(api, plan) for _ in range(12)]
     assert ChargeQueueEntry.objects.count() == 12
-    barrier, taken, errors = threading.Barrier(2), [], []
-
-    def drain():
-        try:
-            barrier.wait()
-            while n := charging.charge_queued(max_batches=1):
-                taken.append(n)
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-        finally:
-            connection.close()
-
     monkeypatch.setattr(charging, "BATCH_SIZE", 3)  # several claims each, interleaved
-    threads = [threading.Thread(target=drain) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
+
+    def drain() -> list[int]:
+        taken = []
+        while n := charging.charge_queued(max_batches=1):
+            taken.append(n)
+        return taken
+
+    taken = [n for claims in at_once(drain, drain) for n in claims]
     assert sum(taken) == 12 and not ChargeQueueEntry.objects.exists()
     for subscription in subscriptions:
         invoice = Invoice.objects.get(public_id=subscription["latest_invoice"]["id"])

@@ -1,14 +1,13 @@
-import threading
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
 
 from cobrador.core import clock as clock_module
 from cobrador.customers.models import BillingAccount
 from cobrador.events.models import Event
 from cobrador.proposals.models import Proposal
 from cobrador.subscriptions.models import Subscription
+from tests.concurrency import at_once
 from tests.conftest import make_org
 from tests.subscriptions.conftest import make_account, make_coupon, make_plan
 
@@ -206,20 +205,7 @@ def test_two_clicks_at_once_create_one_account_and_one_subscription_set():
         proposal = api.post("/v1/proposals", _body(plan, lines=[{"plan": plan.public_id},
                                                                  {"plan": plan.public_id, "quantity": 3}])).json()
         api.post(f"/v1/proposals/{proposal['id']}/send")
-        barrier, answers = threading.Barrier(2), []
-
-        def click():
-            try:
-                barrier.wait()
-                answers.append(api.post(f"/v1/proposals/{proposal['id']}/accept"))
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=click) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        answers = at_once(*[lambda: api.post(f"/v1/proposals/{proposal['id']}/accept")] * 2)
 
         assert [r.status_code for r in answers] == [200, 200]
         assert answers[0].json() == answers[1].json()

@@ -5,14 +5,14 @@ On PostgreSQL both found no balance row to lock and both inserted one: the secon
 constraint (a 500 for a valid sign-up). SQLite's immediate transactions serialize them anyway; the test
 runs on both."""
 
-import threading
 import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from cobrador.subscriptions.services import create_subscription
 from cobrador.usage.models import CustomerMrr, MrrMovement
+from tests.concurrency import at_once
 from tests.conftest import make_org
 from tests.subscriptions.conftest import make_account, make_plan
 
@@ -23,29 +23,15 @@ def test_two_first_subscriptions_of_one_customer_at_once_both_commit_with_one_ne
     organization = make_org("Corrida").organization
     account = make_account(organization)
     plans = [make_plan(organization, amount=10000, name="A"), make_plan(organization, amount=5000, name="B")]
-    barrier = threading.Barrier(2)
-    errors = []
 
     def sign_up(plan):
-        try:
-            barrier.wait(timeout=30)
-            with transaction.atomic():
-                create_subscription(organization=organization, account=account.public_id, plan=plan.public_id)
-                # Hold the transaction open after the ledger write, so the other one reaches its own
-                # ledger write before this one commits (on PostgreSQL; SQLite waits at BEGIN).
-                time.sleep(0.5)
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            errors.append(exc)
-        finally:
-            connection.close()
+        with transaction.atomic():
+            create_subscription(organization=organization, account=account.public_id, plan=plan.public_id)
+            # Hold the transaction open after the ledger write, so the other one reaches its own
+            # ledger write before this one commits (on PostgreSQL; SQLite waits at BEGIN).
+            time.sleep(0.5)
 
-    threads = [threading.Thread(target=sign_up, args=(plan,)) for plan in plans]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-
-    assert errors == []
+    at_once(*[lambda plan=plan: sign_up(plan) for plan in plans])
     kinds = sorted(MrrMovement.objects.filter(account=account).values_list("kind", "delta"))
     assert kinds in ([("expansion", 5000), ("new", 10000)], [("expansion", 10000), ("new", 5000)])
     balance = CustomerMrr.objects.get(account=account)

@@ -5,10 +5,12 @@ and charges the invoice through the payments services, once."""
 import re
 
 import pytest
+from django.db import transaction
 from django.test import Client
 from django_ox.testing import run_tasks
 
 from cobrador.customers.models import PaymentMethod
+from cobrador.customers.services import attach_payment_method
 from cobrador.dunning.models import DunningInvoice
 from cobrador.events.models import Event
 from cobrador.invoicing.models import Invoice
@@ -100,6 +102,19 @@ def test_a_card_paid_on_the_invoice_page_pays_the_invoice_closes_dunning_and_bec
     # The immediate dunning retry the attached card enqueued finds the invoice paid: nothing is charged again.
     run_tasks(raise_failures=True)
     assert Payment.objects.filter(invoice=invoice, status="succeeded").count() == 1
+
+
+def test_a_card_not_to_be_saved_is_never_the_default_nor_retried_with_by_dunning(clock):
+    org, account, invoice = _in_dunning()
+    # What the page attaches with "save this card" unticked, before its own charge: had dunning's
+    # immediate retry been enqueued, it could charge the account's invoices in dunning with it first.
+    with transaction.atomic():
+        card = attach_payment_method(account=account, type="card", brand="visa", last4="4242", exp_month=12,
+                                     exp_year=2040, gateway_token="tok_sandbox_success", single_use=True)
+
+    assert run_tasks() == []
+    assert not card.is_default and not Payment.objects.filter(payment_method=card).exists()
+    assert Invoice.objects.get(pk=invoice.pk).status == "open"
 
 
 def test_a_card_not_to_be_saved_pays_and_is_detached(clock):

@@ -55,6 +55,9 @@ class PaymentMethod(models.Model):
     exp_year = models.PositiveSmallIntegerField(null=True, blank=True)
     gateway_token = models.CharField(max_length=200, blank=True, default="")
     is_default = models.BooleanField(default=False)
+    # Given for one payment (a hosted invoice page's "pay now" with "save this card" unticked): never the
+    # default, never retried with by dunning, and detached once that payment is made.
+    single_use = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=STATUSES, default="active")
     created_at = models.DateTimeField()
     detached_at = models.DateTimeField(null=True, blank=True)

@@ -161,9 +161,10 @@ def _make_default(account: BillingAccount, payment_method: PaymentMethod) -> Non
 def attach_payment_method(*, account: BillingAccount, type: str, brand: str | None = None,  # noqa: A002
                           last4: str | None = None, exp_month: int | None = None, exp_year: int | None = None,
                           gateway_token: str | None = None, set_default: bool = False,
-                          locked: bool = False) -> PaymentMethod:
+                          single_use: bool = False, locked: bool = False) -> PaymentMethod:
     """`locked`: the caller read `account` row-locked (select_for_update) with its organization in
-    this transaction; otherwise it is locked and read again here."""
+    this transaction; otherwise it is locked and read again here. A `single_use` method (see the
+    model) is never made the default."""
     now = clock.now()
     card = {"brand": brand, "last4": last4, "exp_month": exp_month, "exp_year": exp_year,
             "gateway_token": gateway_token}
@@ -183,10 +184,10 @@ def attach_payment_method(*, account: BillingAccount, type: str, brand: str | No
     payment_method = PaymentMethod(
         organization_id=account.organization_id, account=account, type=type, card_brand=brand or "",
         card_last4=last4 or "", exp_month=exp_month, exp_year=exp_year, gateway_token=gateway_token or "",
-        created_at=now)
-    if set_default and had_default:
+        single_use=single_use, created_at=now)
+    if not single_use and set_default and had_default:
         _make_default(account, payment_method)
-    elif not had_default:
+    elif not single_use and not had_default:
         payment_method.is_default = True  # the first: there is no old default to unset
     payment_method.save()
     record_event(organization=account.organization, type="payment_method.attached",

@@ -4,7 +4,8 @@
 * invoice.paid / invoice.voided: its dunning closes, and an account left with no overdue invoice is
   recovered and reactivated at once (within a callback's processing, a retry's recording, ...);
 * payment_method.attached: an account with invoices in dunning gets an immediate retry with the new
-  method (a task, enqueued in this transaction: it exists only if the attach commits);
+  method (a task, enqueued in this transaction: it exists only if the attach commits), unless the
+  method was given for one payment only (`single_use`);
 * subscription.canceled: the pending retries of its invoices are canceled;
 * payment.* of a dunning payment: a record left `processing` (its worker died after the gateway call)
   takes the outcome reconciliation found.
@@ -79,7 +80,7 @@ def _retry_with_new_methods(events) -> None:
         if organization_id not in retrying:
             continue
         methods += PaymentMethod.objects.filter(organization_id=organization_id, public_id__in=public_ids,
-                                                status="active").values_list("pk", "account_id")
+                                                status="active", single_use=False).values_list("pk", "account_id")
     in_dunning = set(DunningInvoice.objects.filter(
         account_id__in={account_id for _, account_id in methods}, status__in=("scheduled", "exhausted"),
         invoice__status="open").values_list("account_id", flat=True))

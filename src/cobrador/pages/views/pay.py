@@ -3,8 +3,9 @@ gateway (card_form.py, as on the card update page) and posts only the token to t
 
 Here, for an open invoice with an amount due and no payment in flight:
 1. the token becomes a card stored at the gateway (outside any transaction);
-2. the card is attached to the invoice's billing account through customers.services (not as its default
-   yet: `payment_method.attached` goes out as usual);
+2. the card is attached to the invoice's billing account through customers.services (`payment_method.attached`
+   goes out as usual); with "save this card" unticked it is attached `single_use`: never the default, and
+   dunning does not retry the account's other invoices with it;
 3. the invoice is charged with that card at once through payments.charging.charge_invoice, the service
    behind POST /v1/invoices/{id}/pay (source "page"): the Payment row with its idempotency key, the
    partial unique index that allows one charge in flight per invoice (a double submit charges once: the
@@ -108,7 +109,8 @@ def pay_by_card(request, *, invoice_id: int) -> Answer:
         return Answer(422, error=message(locale, NOT_ACCEPTED))
     try:
         with transaction.atomic():
-            card, attached_here = attach_payment_method(account=account, **card_fields(stored)), True
+            card = attach_payment_method(account=account, single_use=not save, **card_fields(stored))
+            attached_here = True
     except PaymentMethodAlreadyAttached:  # the same token posted twice: the card the first post attached
         card, attached_here = PaymentMethod.objects.filter(account=account, type="card", status="active",
                                                             gateway_token=stored.gateway_token).first(), False

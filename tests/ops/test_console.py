@@ -80,7 +80,9 @@ def test_the_home_page_counts_backlogs_parked_items_and_last_failures_with_their
 
     context = response.context
     backlog = {line.label: line for line in context["backlogs"]}
-    assert set(backlog) == {"Webhook deliveries", "Notices", "NFS-e", "Gateway callbacks", "Task queue"}
+    assert set(backlog) == {"Invoices queued for charging", "Webhook deliveries", "Notices", "NFS-e",
+                            "Gateway callbacks", "Task queue"}
+    assert backlog["Invoices queued for charging"].url == "/admin/invoicing/invoice/?status__exact=open"
     assert backlog["Webhook deliveries"].url == "/admin/webhooks/webhookdelivery/?status__exact=pending"
     parked = {line.label: line for line in context["parked"]}
     assert parked["Job items: nfe-sync"].value == 1

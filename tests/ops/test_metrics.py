@@ -97,6 +97,7 @@ def test_outbox_callback_and_queue_backlogs(clock):
     assert samples[("cobrador_outbox_pending", (("outbox", "webhooks"),))] == 2
     assert samples[("cobrador_outbox_oldest_pending_age_seconds", (("outbox", "webhooks"),))] == 180
     assert samples[("cobrador_outbox_pending", (("outbox", "notices"),))] == 0
+    assert samples[("cobrador_outbox_pending", (("outbox", "charges"),))] == 0
     assert samples[("cobrador_webhook_deliveries", (("outcome", "retrying"), ("status_class", "5xx")))] == 1
     assert samples[("cobrador_callback_backlog", (("status", "received"),))] == 1
     assert samples[("cobrador_callback_backlog", (("status", "failed"),))] == 1

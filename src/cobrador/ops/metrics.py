@@ -59,8 +59,8 @@ class DatabaseCollector:
         yield _gauge("cobrador_job_stuck", "1 when a run of the job has run far past its usual time", ["job"],
                      {(name,): int(f.state == "stuck") for name, f in jobs.items()})
 
-        outboxes = {"webhooks": queries.webhook_outbox(now), "notices": queries.notice_outbox(now),
-                    "nfse": queries.nfse_outbox(now)}
+        outboxes = {"charges": queries.charge_queue(now), "webhooks": queries.webhook_outbox(now),
+                    "notices": queries.notice_outbox(now), "nfse": queries.nfse_outbox(now)}
         yield _gauge("cobrador_outbox_pending", "Rows waiting to be sent", ["outbox"],
                      {(name,): f.pending for name, f in outboxes.items()})
         yield _gauge("cobrador_outbox_due", "Rows waiting to be sent that are due now", ["outbox"],

@@ -15,6 +15,7 @@ from django_ox.models import OxTask
 
 from cobrador.callbacks.models import GatewayCallback
 from cobrador.dunning.models import DunningInvoice
+from cobrador.invoicing.models import Invoice
 from cobrador.jobs.health import job_health
 from cobrador.jobs.models import FailedItem, JobRun
 from cobrador.nfe.models import ServiceInvoice
@@ -65,6 +66,7 @@ def jobs(as_of: datetime) -> list[dict]:
 
 
 def backlogs(as_of: datetime) -> list[Line]:
+    charges = queries.charge_queue(as_of)
     webhooks = queries.webhook_outbox(as_of)
     notices = queries.notice_outbox(as_of)
     nfse = queries.nfse_outbox(as_of)
@@ -73,6 +75,9 @@ def backlogs(as_of: datetime) -> list[Line]:
     # An outbox whose oldest row waited over an hour is behind: the delivery loop is down or failing.
     behind = 3600
     return [
+        # New invoices waiting to be charged: the workers' charge drainers take them within a second.
+        Line("Invoices queued for charging", charges.pending, changelist(Invoice, status__exact="open"),
+             _age(charges.oldest_pending_age), charges.oldest_pending_age > 600),
         Line("Webhook deliveries", webhooks.pending, changelist(WebhookDelivery, status__exact="pending"),
              f"{webhooks.due} due now {_age(webhooks.oldest_pending_age)}".strip(),
              webhooks.oldest_pending_age > behind),

@@ -13,6 +13,7 @@ from cobrador.jobs.health import job_health
 from cobrador.jobs.models import FailedItem, JobRun
 from cobrador.nfe.models import ServiceInvoice
 from cobrador.notifications.models import Notice
+from cobrador.payments.models import ChargeQueueEntry
 from cobrador.webhooks.models import WebhookDelivery
 
 WINDOW = timedelta(hours=24)
@@ -88,6 +89,14 @@ def notice_outbox(as_of: datetime) -> OutboxFigures:
         n=Count("id"), due=Count("id", filter=Q(next_attempt_at__lte=as_of)), oldest=Min("created_at"))
     return OutboxFigures(pending=pending["n"], due=pending["due"], oldest_pending_age=_age(as_of, pending["oldest"]),
                          parked=Notice.objects.filter(status__in=["parked", "failed"]).count())
+
+
+def charge_queue(as_of: datetime) -> OutboxFigures:
+    """Entries of invoices waiting for a worker's charge drainer (each a transaction's invoices): all due
+    at once, and none given up (the invoice-charging job catches what no drainer took)."""
+    pending = ChargeQueueEntry.objects.aggregate(n=Count("id"), oldest=Min("created_at"))
+    return OutboxFigures(pending=pending["n"], due=pending["n"], oldest_pending_age=_age(as_of, pending["oldest"]),
+                         parked=0)
 
 
 NFSE_WAITING = ("pending", "processing", "cancel_pending")

@@ -51,6 +51,15 @@ def _in_dunning():
     return org, account, invoice
 
 
+def _open_invoice(clock):
+    """Day 0: a test organization and an account with an open invoice never charged, and its page."""
+    clock.set(day(0))
+    org = make_org("Cobra", "test")
+    account = make_account(org.organization)
+    invoice = make_invoice(account)
+    return org, account, invoice, page_link(org.organization, "invoice", invoice.public_id)
+
+
 def _token(page_html: str, **card) -> str:
     """The script's call: the card goes to the tokens endpoint the form names, never to the page."""
     tokenize_url, public_key = card_form(page_html)
@@ -179,11 +188,7 @@ def test_two_posts_of_one_token_at_once_charge_once(clock):
     ("uncollectible", "Esta fatura não pode ser paga aqui. Entre em contato conosco."),
 ])
 def test_a_paid_void_or_uncollectible_invoice_refuses_and_charges_nothing(clock, status, shown):
-    clock.set(day(0))
-    org = make_org("Cobra", "test")
-    account = make_account(org.organization)
-    invoice = make_invoice(account)
-    path = page_link(org.organization, "invoice", invoice.public_id)
+    org, account, invoice, path = _open_invoice(clock)
     browser = Client()
     token = _token(browser.get(path).content.decode())
     Invoice.objects.filter(pk=invoice.pk).update(status=status, amount_due=0 if status != "uncollectible" else 10000)
@@ -199,11 +204,7 @@ def test_a_paid_void_or_uncollectible_invoice_refuses_and_charges_nothing(clock,
 
 
 def test_a_payment_in_flight_shows_processing_and_takes_no_card(clock):
-    clock.set(day(0))
-    org = make_org("Cobra", "test")
-    account = make_account(org.organization)
-    invoice = make_invoice(account)
-    path = page_link(org.organization, "invoice", invoice.public_id)
+    org, account, invoice, path = _open_invoice(clock)
     token = _token(Client().get(path).content.decode())
     Payment.objects.create(organization=org.organization, invoice=invoice, account=account, method="card",
                            provider="sandbox", amount=10000, status="unknown", idempotency_key="in-flight",
@@ -219,10 +220,7 @@ def test_a_payment_in_flight_shows_processing_and_takes_no_card(clock):
 
 
 def test_a_wrong_or_revoked_link_is_a_404_and_charges_nothing(clock):
-    clock.set(day(0))
-    org = make_org("Cobra", "test")
-    invoice = make_invoice(make_account(org.organization))
-    path = page_link(org.organization, "invoice", invoice.public_id)
+    org, _, invoice, path = _open_invoice(clock)
     token = _token(Client().get(path).content.decode())
 
     assert Client().post("/pages/i/" + "x" * 32 + "/", {"card_token": token}).status_code == 404
@@ -234,11 +232,7 @@ def test_a_wrong_or_revoked_link_is_a_404_and_charges_nothing(clock):
 
 
 def test_a_post_that_is_not_a_card_token_is_a_400_and_stores_nothing(clock):
-    clock.set(day(0))
-    org = make_org("Cobra", "test")
-    account = make_account(org.organization)
-    invoice = make_invoice(account)
-    path = page_link(org.organization, "invoice", invoice.public_id)
+    org, account, invoice, path = _open_invoice(clock)
 
     number = Client().post(path, {"card_number": GOOD_CARD["number"], "card_token": GOOD_CARD["number"]})
     forged = Client().post(path, {"card_token": "token_sbx_forged:abc"})
@@ -251,10 +245,7 @@ def test_a_post_that_is_not_a_card_token_is_a_400_and_stores_nothing(clock):
 
 
 def test_the_form_carries_each_visitors_csrf_token(clock):
-    clock.set(day(0))
-    org = make_org("Cobra", "test")
-    invoice = make_invoice(make_account(org.organization))
-    path = page_link(org.organization, "invoice", invoice.public_id)
+    org, _, invoice, path = _open_invoice(clock)
     browser = Client(enforce_csrf_checks=True)
 
     page = browser.get(path).content.decode()

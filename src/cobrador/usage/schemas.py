@@ -66,13 +66,19 @@ class MrrPoint(Schema):
     partial: bool
 
 
-class MrrSeriesOut(Schema):
+class _SeriesOut(Schema):
+    """What every series answer starts with: its object name, interval, range and currency."""
+
     model_config = ConfigDict(populate_by_name=True)
-    object: str = "mrr_series"
+    object: str
     interval: Interval
     from_: date = Field(alias="from")
     to: date
     currency: str
+
+
+class MrrSeriesOut(_SeriesOut):
+    object: str = "mrr_series"
     points: list[MrrPoint]
 
 
@@ -81,13 +87,8 @@ class MovementPoint(MovementFigures):
     partial: bool
 
 
-class MovementSeriesOut(Schema):
-    model_config = ConfigDict(populate_by_name=True)
+class MovementSeriesOut(_SeriesOut):
     object: str = "mrr_movements"
-    interval: Interval
-    from_: date = Field(alias="from")
-    to: date
-    currency: str
     totals: RangeTotals
     points: list[MovementPoint]
 

@@ -49,8 +49,8 @@ _sqlite_writer = threading.RLock()
 
 def write_with_eager_sqlite_lock(write, /, *args, **kwargs):
     """Run `write` (one statement or a transaction) and return its result; on SQLite, one thread of this
-    process at a time, waiting for the database's write lock by retrying it every 2 ms instead of in
-    SQLite's busy handler.
+    process at a time, waiting for the database's write lock by retrying it every millisecond
+    or so (`retry_pause`, as core.sqlite3 retries BEGIN) instead of in SQLite's busy handler.
 
     That handler sleeps longer and longer while it waits (up to 100 ms a time), so a writer that has
     waited a while keeps losing the single write lock to newer ones: with a web process committing
@@ -68,7 +68,7 @@ def _retry_while_locked(write, /, *args, **kwargs):
     busy_ms, pause = retry_pause()
     with connection.cursor() as cursor:
         busy_timeout_ms = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
-        cursor.execute(f"PRAGMA busy_timeout = {busy_ms if pause else 2}")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
     try:
         deadline = time.monotonic() + busy_timeout_ms / 1000
         while True:

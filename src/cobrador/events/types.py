@@ -20,3 +20,7 @@ EVENT_TYPES = frozenset({
     "custom_domain.verified", "custom_domain.active", "custom_domain.certificate_renewed", "custom_domain.failed",
     "custom_domain.inactive", "custom_domain.dns_missing", "custom_domain.certificate_renewal_failed",
 })
+
+# The keys under which an event's data names the billing account it is about (an account's own events
+# carry it as their `id`): what the notification sink and the console's account timeline look up.
+ACCOUNT_KEYS = ("account", "account_id", "billing_account", "billing_account_id")

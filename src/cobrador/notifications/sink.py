@@ -15,6 +15,7 @@ from django.conf import settings
 from cobrador.catalog.models import Plan
 from cobrador.customers.models import BillingAccount
 from cobrador.events.services import register_sink
+from cobrador.events.types import ACCOUNT_KEYS
 from cobrador.invoicing.models import Invoice
 from cobrador.notifications import contexts, formatting, links, services
 from cobrador.subscriptions.models import Subscription
@@ -52,7 +53,6 @@ INVOICE_PAGE_TYPES = {"invoice_created", "payment_succeeded"}
 CARD_PAGE_TYPES = {"payment_failed", "trial_ending", "account_suspended"}
 # The seller hears of these at the organization's billing e-mail.
 SELLER_TYPES = {"proposal_accepted", "proposal_expired"}
-ACCOUNT_KEYS = ("account", "account_id", "billing_account", "billing_account_id")
 
 stats: Counter = Counter()  # per process: "unresolved" events skipped, "notified" events turned into notices
 

@@ -20,6 +20,7 @@ from cobrador.core.money import format_money
 from cobrador.customers.models import BillingAccount
 from cobrador.dunning.models import DelinquentAccount, DunningInvoice, RecoveryRecord
 from cobrador.events.models import Event
+from cobrador.events.types import ACCOUNT_KEYS
 from cobrador.invoicing.models import Invoice
 from cobrador.notifications.models import Notice
 from cobrador.ops.overview import change_page
@@ -29,8 +30,6 @@ from cobrador.webhooks.models import WebhookDelivery
 
 LIMIT = 200  # rows per kind
 CALLBACKS_SCANNED = 2000  # the organization's latest callbacks looked through for this account's
-# The keys under which an event's data names the account (as notifications/sink.py reads them).
-ACCOUNT_KEYS = ("account", "account_id", "billing_account", "billing_account_id")
 
 
 @dataclass

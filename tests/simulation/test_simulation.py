@@ -153,6 +153,7 @@ def _masked(output: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.own_database
 def test_cobrador_simulate_runs_on_a_database_of_its_own_and_a_seed_tells_one_story(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("COBRADOR_")}
     env["PYTHONPATH"] = str(REPO_ROOT)
@@ -194,6 +195,7 @@ def test_cobrador_simulate_runs_on_a_database_of_its_own_and_a_seed_tells_one_st
 
 
 @pytest.mark.slow
+@pytest.mark.own_database
 def test_the_default_run_tells_a_whole_dunning_case_and_took_is_the_whole_wall_time(tmp_path):
     """`cobrador simulate` with its defaults (45 days, 100 accounts; about 25 s of CPU on two cores) still
     shows the delinquent account from its declined card to its reactivation."""

@@ -86,7 +86,8 @@ def _percent(rate) -> str:
 
 @login_required(login_url=LOGIN_URL)
 def organization_dashboard(request, org_id: str):
-    organization = organization_for(request, org_id)
+    organizations = list(visible_organizations(request.user)[:500])  # the switcher's, and usually this one
+    organization = next((o for o in organizations if o.public_id == org_id), None) or organization_for(request, org_id)
     first, last, interval, problem = selected_range(request, organization)
     points = analytics.points(organization, first=first, last=last, interval=interval)
     summary = analytics.summary(organization)
@@ -107,7 +108,7 @@ def organization_dashboard(request, org_id: str):
     query = f"?from={first.isoformat()}&to={last.isoformat()}&interval={interval}"
     sent = funnel["sent"] or 0
     context = {
-        "organization": organization, "organizations": list(visible_organizations(request.user)[:500]),
+        "organization": organization, "organizations": organizations,
         "first": first, "last": last, "interval": interval, "problem": problem,
         "presets": [{"label": label, "from": (last - timedelta(days=days - 1)).isoformat(), "to": last.isoformat(),
                      "interval": preset_interval} for label, days, preset_interval in PRESETS],

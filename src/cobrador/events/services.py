@@ -1,5 +1,6 @@
-"""Domain events: recorded in the business transaction, then handed to every registered sink
-(webhook deliveries now; notifications later) in that same transaction, as outbox rows."""
+"""Domain events: recorded in the business transaction, then handed to every registered sink (webhook
+deliveries, customer notices, the MRR ledger, dunning, NFS-e issuance, the charge queue) in that same
+transaction, which writes what they imply (outbox rows among them)."""
 
 import json
 import threading

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection, transaction
 
 from cobrador.core import stopping
-from cobrador.core.sqlite3.base import retry_pause
+from cobrador.core.sqlite3.base import retry_pause, writer_lock
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +43,6 @@ def wake_outbox_after_commit() -> None:
     transaction.on_commit(_notify)
 
 
-# This process's threads take SQLite's single write lock one at a time, in order, rather than race for it.
-_sqlite_writer = threading.RLock()
-
-
 def write_with_eager_sqlite_lock(write, /, *args, **kwargs):
     """Run `write` (one statement or a transaction) and return its result; on SQLite, one thread of this
     process at a time, waiting for the database's write lock by retrying it every millisecond
@@ -60,7 +56,7 @@ def write_with_eager_sqlite_lock(write, /, *args, **kwargs):
     """
     if connection.vendor != "sqlite" or connection.in_atomic_block:
         return write(*args, **kwargs)
-    with _sqlite_writer:
+    with writer_lock:  # this process's threads take SQLite's single write lock one at a time
         return _retry_while_locked(write, *args, **kwargs)
 
 

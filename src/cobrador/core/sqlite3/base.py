@@ -10,11 +10,16 @@ Here BEGIN is tried again every millisecond or two instead, for as long as the c
 nothing has happened before BEGIN succeeds, so trying it again is always safe. Statements outside a
 transaction keep SQLite's own busy handler and its timeout.
 
+The threads of one process wait for each other on `writer_lock` (a Python lock, held from BEGIN to
+COMMIT or ROLLBACK) rather than each retrying BEGIN: only one thread per process is ever in that loop,
+and the others sleep without spending the CPU that the lock's holder needs to finish sooner.
+
 `cobrador worker` tries more often (`prefer_this_process`): under a stream of API writes its batches,
 which finish what those requests started (charging a sign-up's invoice, delivering its webhooks),
 take the lock ahead of new requests instead of queueing behind them.
 """
 
+import threading
 import time
 
 from django.db.backends.sqlite3 import base
@@ -39,12 +44,22 @@ def retry_pause() -> tuple[int, float]:
     return RETRY_BUSY_MS, 0.0
 
 
+# Held by the thread of this process whose connection has (or is about to take) SQLite's write lock.
+# Reentrant: outbox writes outside a transaction take it too (core.outbox.write_with_eager_sqlite_lock).
+writer_lock = threading.RLock()
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    holds_writer_lock = False
+
     def _start_transaction_under_autocommit(self):
         begin = f"BEGIN {self.transaction_mode}" if self.transaction_mode else "BEGIN"
         raw = self.connection
         timeout_ms = int(1000 * float(self.settings_dict["OPTIONS"].get("timeout", 5)))
         deadline = time.monotonic() + timeout_ms / 1000
+        if not writer_lock.acquire(timeout=timeout_ms / 1000):
+            raise self.Database.OperationalError("database is locked (by another thread of this process)")
+        self.holds_writer_lock = True
         busy_ms, pause = retry_pause()
         raw.execute(f"PRAGMA busy_timeout = {busy_ms}")
         try:
@@ -57,5 +72,31 @@ class DatabaseWrapper(base.DatabaseWrapper):
                         raise
                     if pause:
                         time.sleep(pause)
+        except BaseException:  # no transaction: nothing will commit or roll back to release the lock
+            self._release_writer_lock()
+            raise
         finally:
             raw.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+
+    def _release_writer_lock(self):
+        if self.holds_writer_lock:
+            self.holds_writer_lock = False
+            writer_lock.release()
+
+    def _commit(self):
+        try:
+            return super()._commit()
+        finally:
+            self._release_writer_lock()
+
+    def _rollback(self):
+        try:
+            return super()._rollback()
+        finally:
+            self._release_writer_lock()
+
+    def _close(self):
+        try:
+            return super()._close()
+        finally:
+            self._release_writer_lock()

@@ -7,7 +7,8 @@ random moments and (PostgreSQL only) one server restart, rerun to completion, th
 The day (bench/invoices.py's setup: N monthly subscriptions whose period ends at DAY, a webhook endpoint
 for every event, default notices; every 10th card declines): subscription-renewal, invoice-generation
 (which enqueues charging for the workers), invoice-charging (the safety net), payment-retry a day later
-(card, then boleto) and payment-reconciliation, each as `cobrador jobs run NAME --at T` in its own process,
+(card, then boleto), payment-reconciliation (which settles the charges a killed worker left in flight) and
+payment-retry again for the cases those opened, each as `cobrador jobs run NAME --at T` in its own process,
 while two `cobrador worker` processes run the charging task and deliver webhooks (to a loopback receiver
 verifying Standard Webhooks signatures) and e-mails (to an SMTP sink counting Message-IDs).
 
@@ -329,6 +330,10 @@ def main() -> int:
             for _ in range(2):  # a charge that never reached the provider is failed at the second ask
                 reconciliation_due()
                 day.run_sweep("payment-reconciliation")
+            # The first charges a killed worker left in flight were settled just now: those that failed opened
+            # their dunning cases with the first retry due a day later. Bring it due too.
+            a_day_later()
+            day.run_sweep("payment-retry")
             wait_for_outboxes(day, timeout=max(300.0, args.n / 20))
             day.measure_recoveries(time.monotonic() + 30)
             day_seconds = time.monotonic() - day_started

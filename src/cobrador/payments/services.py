@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from cobrador.core import clock
 from cobrador.core.bulk import build, update_rows
@@ -383,6 +384,13 @@ def _lock_rows(model, ids: list[int], fields: list[str], held: dict) -> list[int
 
 
 # --- starting a charge --------------------------------------------------------------------------------
+
+
+def payment_in_progress(invoice_id: int) -> bool:
+    """Whether a payment of the invoice is still being decided: in flight, or a card charge the provider
+    answered `pending` (still processing there)."""
+    return Payment.objects.filter(Q(status__in=IN_FLIGHT) | Q(method="card", status="pending"),
+                                  invoice_id=invoice_id).exists()
 
 
 def default_payment_method(account) -> PaymentMethod | None:

@@ -40,8 +40,9 @@ from cobrador.pages import links
 from cobrador.pages.models import PageBranding, PageLink
 from cobrador.pages.views.card_form import card_gateway
 from cobrador.pages.views.common import LANGUAGES, branding, not_found, private
-from cobrador.pages.views.pay import pay_by_card, payment_in_progress
+from cobrador.pages.views.pay import pay_by_card
 from cobrador.payments.models import Payment
+from cobrador.payments.services import payment_in_progress
 
 PAID_STATUSES = ("succeeded", "refunded")
 INVOICE_FIELDS = ("public_id", "organization", "account", "number", "status", "currency", "subtotal", "discount",

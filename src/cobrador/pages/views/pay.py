@@ -24,7 +24,6 @@ the receipt (or the payment still processing), or the invoice again with a messa
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils.translation import gettext_noop
 
 from cobrador.core.errors import ApiError
@@ -45,10 +44,9 @@ from cobrador.pages.views.card_form import (
 from cobrador.payments.charging import charge_invoice
 from cobrador.payments.errors import InvoiceNotPayable, PaymentInFlight
 from cobrador.payments.models import Payment
+from cobrador.payments.services import payment_in_progress
 
 SOURCE = "page"
-# A card payment answered `pending` is still processing at the provider, like one in flight.
-IN_PROGRESS = ("processing", "unknown")
 
 ALREADY_PAID = gettext_noop("This invoice is already paid.")
 VOIDED = gettext_noop("This invoice was voided: there is nothing to pay.")
@@ -67,11 +65,6 @@ class Answer:
     status: int = 303
     error: str = ""
     notice: str = ""
-
-
-def payment_in_progress(invoice_id: int) -> bool:
-    return Payment.objects.filter(Q(status__in=IN_PROGRESS) | Q(method="card", status="pending"),
-                                  invoice_id=invoice_id).exists()
 
 
 def refusal(invoice: Invoice, locale: str) -> Answer | None:
@@ -121,14 +114,12 @@ def pay_by_card(request, *, invoice_id: int) -> Answer:
     try:
         payment = charge_invoice(organization=invoice.organization, invoice=invoice, payment_method=card,
                                  source=SOURCE)
-    except (InvoiceNotPayable, PaymentInFlight):  # charged meanwhile: another post, a dunning retry
+    except ApiError as exc:
         if attached_here:
             _keep_or_detach(card, keep=False)
-        return _after_the_other_post(invoice, locale)
-    except ApiError:  # the card or the gateway configuration went away meanwhile
-        if attached_here:
-            _keep_or_detach(card, keep=False)
-        return Answer(409, error=message(locale, UNAVAILABLE))
+        if isinstance(exc, InvoiceNotPayable | PaymentInFlight):  # charged meanwhile: another post, a dunning retry
+            return _after_the_other_post(invoice, locale)
+        return Answer(409, error=message(locale, UNAVAILABLE))  # the card or the gateway configuration went away
     if attached_here:
         _keep_or_detach(card, keep=save and payment.status != "failed")
     if payment.status == "failed":

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from cobrador.core import clock
 from cobrador.core.sqlite3.base import writer_lock
 from cobrador.organizations.models import Organization
+from tests.concurrency import at_once
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -68,7 +69,6 @@ def test_the_threads_of_a_process_take_turns():
             in_transaction.set()
             time.sleep(0.3)
             order.append("first commits")
-        connection.close()
 
     def second():
         in_transaction.wait(5)
@@ -76,13 +76,8 @@ def test_the_threads_of_a_process_take_turns():
         with transaction.atomic():
             order.append(f"second begins after {time.monotonic() - started:.1f} s")
             _organization("Second")
-        connection.close()
 
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    at_once(first, second, timeout=10)
     assert order[0] == "first commits" and order[1].startswith("second begins after 0.")
     assert float(order[1].split()[3]) >= 0.2
     assert sorted(Organization.objects.values_list("name", flat=True)) == ["First", "Second"]

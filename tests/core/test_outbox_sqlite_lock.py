@@ -1,5 +1,5 @@
-"""write_with_eager_sqlite_lock: a drainer's write waits for SQLite's write lock by retrying, and the
-connection's busy timeout is put back afterwards."""
+"""write_with_eager_sqlite_lock: a drainer's write waits for SQLite's write lock at BEGIN (core.sqlite3
+retries it), runs once, and the connection's busy timeout is put back afterwards."""
 
 import sqlite3
 import threading
@@ -41,12 +41,21 @@ def test_a_write_waits_for_the_lock_and_the_busy_timeout_is_restored():
     holder = threading.Thread(target=_hold_write_lock, args=(0.3, locked))
     holder.start()
     locked.wait(5)
+    calls = []
+
+    def write():
+        calls.append(time.monotonic())
+        return Organization.objects.create(name="Acme", mode="test", created_at=clock.now())
+
     started = time.monotonic()
-    write_with_eager_sqlite_lock(Organization.objects.create, name="Acme", mode="test", created_at=clock.now())
+    write_with_eager_sqlite_lock(write)
     waited = time.monotonic() - started
     holder.join()
     assert 0.25 <= waited < 5
-    assert Organization.objects.filter(name="Acme").count() == 1  # written once, not once per retry
+    assert Organization.objects.filter(name="Acme").count() == 1
+    # Called once, after the lock was free: the wait was at BEGIN, not a retry of the write (and of the
+    # building of its statement) every millisecond.
+    assert len(calls) == 1 and calls[0] - started >= 0.25
     assert _busy_timeout() == before
 
 

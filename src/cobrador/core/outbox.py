@@ -10,14 +10,12 @@ functions as a safety net.
 
 import logging
 import threading
-import time
 from importlib import import_module
 
 from django.conf import settings
-from django.db import OperationalError, close_old_connections, connection, transaction
+from django.db import close_old_connections, connection, transaction
 
 from cobrador.core import stopping
-from cobrador.core.sqlite3.base import retry_pause, writer_lock
 
 logger = logging.getLogger(__name__)
 
@@ -44,40 +42,22 @@ def wake_outbox_after_commit() -> None:
 
 
 def write_with_eager_sqlite_lock(write, /, *args, **kwargs):
-    """Run `write` (one statement or a transaction) and return its result; on SQLite, one thread of this
-    process at a time, waiting for the database's write lock by retrying it every millisecond
-    or so (`retry_pause`, as core.sqlite3 retries BEGIN) instead of in SQLite's busy handler.
+    """Run `write` (one statement or a transaction) and return its result; on SQLite, inside a
+    transaction, so that it waits for the database's write lock at BEGIN IMMEDIATE, where core.sqlite3
+    retries every millisecond or so (one thread of this process at a time), and not in SQLite's busy
+    handler.
 
     That handler sleeps longer and longer while it waits (up to 100 ms a time), so a writer that has
     waited a while keeps losing the single write lock to newer ones: with a web process committing
-    many times a second, a drainer waited seconds to claim or record a batch, and the callback view's
-    throughput fell as its threads multiplied. Only for work that is safe to run again after "database
-    is locked" (the failed attempt changed nothing).
+    many times a second, a drainer waited seconds to claim or record a batch. Waiting at BEGIN also
+    builds and runs the write once: retrying the write itself on "database is locked" built its ORM
+    statement again on every try, and under a stream of API commits that loop was a tenth of the
+    worker's CPU (bench/signup.py, py-spy).
     """
     if connection.vendor != "sqlite" or connection.in_atomic_block:
         return write(*args, **kwargs)
-    with writer_lock:  # this process's threads take SQLite's single write lock one at a time
-        return _retry_while_locked(write, *args, **kwargs)
-
-
-def _retry_while_locked(write, /, *args, **kwargs):
-    busy_ms, pause = retry_pause()
-    with connection.cursor() as cursor:
-        busy_timeout_ms = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
-        cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-    try:
-        deadline = time.monotonic() + busy_timeout_ms / 1000
-        while True:
-            try:
-                return write(*args, **kwargs)
-            except OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                if pause:
-                    time.sleep(pause)
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    with transaction.atomic():
+        return write(*args, **kwargs)
 
 
 def _drainers(paths=None):

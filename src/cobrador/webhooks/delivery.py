@@ -161,7 +161,7 @@ def claim_due(*, now: datetime, limit: int = BATCH_SIZE) -> tuple[str, list[Webh
             WebhookDelivery.objects.filter(pk__in=ids, status="pending", next_attempt_at__lte=now).update(**lease)
     else:
         # SQLite has one write lock for the whole database. Take it only when something is due (an idle
-        # poll is a read), and for one statement, so no Python runs while this worker holds it.
+        # poll is a read), and for one statement.
         if not due.exists():
             return token, []
         oldest_due = WebhookDelivery.objects.filter(pk__in=due.values("pk")[:limit])

@@ -44,8 +44,8 @@ def retry_pause() -> tuple[int, float]:
     return RETRY_BUSY_MS, 0.0
 
 
-# Held by the thread of this process whose connection has (or is about to take) SQLite's write lock.
-# Reentrant: outbox writes outside a transaction take it too (core.outbox.write_with_eager_sqlite_lock).
+# Held by the thread of this process whose connection has (or is about to take) SQLite's write lock,
+# from BEGIN to COMMIT or ROLLBACK.
 writer_lock = threading.RLock()
 
 

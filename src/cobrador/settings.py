@@ -205,7 +205,7 @@ WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("COBRADOR_WEBHOOK_TIMEOUT", "15")
 WEBHOOK_CONCURRENCY = int(os.environ.get("COBRADOR_WEBHOOK_CONCURRENCY", "16"))
 # How long a claimed delivery belongs to one worker before another may take it over.
 OUTBOX_LEASE_SECONDS = float(os.environ.get("COBRADOR_OUTBOX_LEASE_SECONDS", "60"))
-# How often a worker looks for due outbox rows when nothing woke it.
+# How often an idle worker on SQLite checks for a commit that may have written outbox rows (core.outbox).
 OUTBOX_POLL_SECONDS = float(os.environ.get("COBRADOR_OUTBOX_POLL_SECONDS", "0.1"))
 
 # NFe.io's API (NFS-e). An installation setting, never an API field: the tests point it at their fake.

@@ -3,13 +3,16 @@ the invoices they made, deliver webhooks, send e-mails and notices), in batches,
 
 Each drainer runs in its own thread of the worker (`start_drainers`). A transaction that wrote outbox
 rows wakes them once it commits: on PostgreSQL one NOTIFY reaches every worker's LISTEN connections
-(and a woken drainer takes the NOTIFYs of a burst of commits in one pass); on SQLite workers poll an
-indexed column every OUTBOX_POLL_SECONDS (one cheap query). Scheduled sweeps run the same drain
-functions as a safety net.
+(and a woken drainer takes the NOTIFYs of a burst of commits in one pass); on SQLite an idle drainer
+reads `PRAGMA data_version` every OUTBOX_POLL_SECONDS (no table is read; it changes when another
+connection commits) and looks for work when it changed, and every SQLITE_RECHECK_SECONDS anyway for
+rows that fall due with time (a retry's backoff, a dead worker's lease). Scheduled sweeps run the same
+drain functions as a safety net.
 """
 
 import logging
 import threading
+import time
 from importlib import import_module
 
 from django.conf import settings
@@ -20,6 +23,7 @@ from cobrador.core import stopping
 logger = logging.getLogger(__name__)
 
 CHANNEL = "cobrador_outbox"
+SQLITE_RECHECK_SECONDS = 1.0
 # Each drainer claims and sends one batch of due rows and returns how many it handled.
 DRAINERS = ["cobrador.payments.charging.charge_queued", "cobrador.webhooks.delivery.deliver_batch",
             "cobrador.notifications.delivery.deliver_batch"]
@@ -68,11 +72,24 @@ def _drainers(paths=None):
     return functions
 
 
+def _sqlite_data_version():
+    """(this connection, its PRAGMA data_version): the number moves when another connection commits.
+    None when it cannot be read (the next pass finds out why)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA data_version")
+            return id(connection.connection), cursor.fetchone()[0]
+    except Exception:  # noqa: BLE001 - a broken connection: let a pass run and report it
+        return None
+
+
 class _Waiter:
-    """Waits for a NOTIFY on PostgreSQL (or just the poll interval on SQLite)."""
+    """Waits for work: a NOTIFY on PostgreSQL; on SQLite, a commit by another connection (or
+    SQLITE_RECHECK_SECONDS)."""
 
     def __init__(self):
         self.listen_conn = None
+        self.seen_version = None  # SQLite: the database's data_version when the last pass began
         if connection.vendor == "postgresql":
             import psycopg
 
@@ -87,7 +104,14 @@ class _Waiter:
                 logger.warning("LISTEN unavailable; polling only", exc_info=True)
                 self.listen_conn = None
 
+    def pass_begins(self) -> None:
+        if connection.vendor == "sqlite":
+            self.seen_version = _sqlite_data_version()
+
     def wait(self, stop: threading.Event, seconds: float) -> None:
+        if connection.vendor == "sqlite":
+            self._wait_for_a_commit(stop, seconds)
+            return
         if self.listen_conn is None:
             stop.wait(seconds)
             return
@@ -101,6 +125,16 @@ class _Waiter:
             logger.warning("LISTEN connection lost; polling", exc_info=True)
             self.listen_conn = None
             stop.wait(seconds)
+
+    def _wait_for_a_commit(self, stop: threading.Event, seconds: float) -> None:
+        """Every `seconds`, one PRAGMA: return once another connection has committed since the pass
+        began (it may have written work), or after SQLITE_RECHECK_SECONDS. An idle worker thus reads
+        no table ten times a second per drainer."""
+        recheck_at = time.monotonic() + SQLITE_RECHECK_SECONDS
+        while not stop.wait(seconds):
+            version = _sqlite_data_version()
+            if version is None or version != self.seen_version or time.monotonic() >= recheck_at:
+                return
 
     def close(self):
         if self.listen_conn is not None:
@@ -116,6 +150,7 @@ def drain_forever(stop: threading.Event, paths: list[str] | None = None) -> None
     try:
         # core.stopping: the worker's SIGTERM stops the drainer with its tasks, not after them.
         while not stop.is_set() and not stopping.requested():
+            waiter.pass_begins()
             handled = 0
             for drain in drainers:
                 try:

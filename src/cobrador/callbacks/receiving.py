@@ -28,7 +28,6 @@ from cobrador.callbacks.models import GatewayCallback
 from cobrador.callbacks.providers import INBOUND
 from cobrador.callbacks.tasks import process_received_callbacks
 from cobrador.core import clock
-from cobrador.core.outbox import write_with_eager_sqlite_lock
 from cobrador.gateways.models import GatewayConfig
 from cobrador.gateways.registry import PROVIDERS, gateway_for
 
@@ -53,10 +52,8 @@ def _event_type_hint(headers: dict[str, str], body: bytes) -> str:
 
 
 def _store(**fields) -> GatewayCallback:
-    def store():
-        with transaction.atomic():
-            return GatewayCallback.objects.create(**fields)
-    return write_with_eager_sqlite_lock(store)
+    with transaction.atomic():  # on SQLite, waits for the write lock at BEGIN (core.sqlite3)
+        return GatewayCallback.objects.create(**fields)
 
 
 def _store_received(row: dict, event) -> GatewayCallback:
@@ -130,7 +127,7 @@ def receive_callback(*, provider: str, token: str, headers: dict[str, str], body
         return _store(**row, status="ignored", event_type=_event_type_hint(headers, body),
                       error="event type not handled", processed_at=now)
     try:
-        callback = write_with_eager_sqlite_lock(_store_received, row, event)
+        callback = _store_received(row, event)
     except IntegrityError:
         original = GatewayCallback.objects.filter(provider=provider, event_id=event.event_id[:200]).first()
         if original is None:  # not a duplicate after all: let the provider retry

@@ -45,25 +45,6 @@ def wake_outbox_after_commit() -> None:
     transaction.on_commit(_notify)
 
 
-def write_with_eager_sqlite_lock(write, /, *args, **kwargs):
-    """Run `write` (one statement or a transaction) and return its result; on SQLite, inside a
-    transaction, so that it waits for the database's write lock at BEGIN IMMEDIATE, where core.sqlite3
-    retries every millisecond or so (one thread of this process at a time), and not in SQLite's busy
-    handler.
-
-    That handler sleeps longer and longer while it waits (up to 100 ms a time), so a writer that has
-    waited a while keeps losing the single write lock to newer ones: with a web process committing
-    many times a second, a drainer waited seconds to claim or record a batch. Waiting at BEGIN also
-    builds and runs the write once: retrying the write itself on "database is locked" built its ORM
-    statement again on every try, and under a stream of API commits that loop was a tenth of the
-    worker's CPU (bench/signup.py, py-spy).
-    """
-    if connection.vendor != "sqlite" or connection.in_atomic_block:
-        return write(*args, **kwargs)
-    with transaction.atomic():
-        return write(*args, **kwargs)
-
-
 def _drainers(paths=None):
     functions = []
     for path in DRAINERS if paths is None else paths:

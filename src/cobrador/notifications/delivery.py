@@ -33,7 +33,6 @@ from django.db.models import F
 
 from cobrador.core import clock, stopping
 from cobrador.core.bulk import update_rows
-from cobrador.core.outbox import write_with_eager_sqlite_lock
 from cobrador.dunning.models import DunningInvoice
 from cobrador.notifications import contexts, registry, services
 from cobrador.notifications.defaults import TemplateParts, default_template
@@ -72,7 +71,7 @@ def claim_due(*, now: datetime, limit: int = BATCH_SIZE) -> tuple[str, list[Noti
     # SQLite has one write lock for the whole database: an idle poll stays a read, as webhooks' does.
     if connection.vendor == "sqlite" and not due.exists():
         return token, []
-    ids = write_with_eager_sqlite_lock(_lease, due, token=token, now=now, lease_until=lease_until, limit=limit)
+    ids = _lease(due, token=token, now=now, lease_until=lease_until, limit=limit)
     if not ids:
         return token, []
     notices = list(Notice.objects.filter(claim_token=token, pk__in=ids).select_related("organization", "account"))
@@ -401,7 +400,7 @@ def deliver_batch(*, limit: int = BATCH_SIZE) -> int:
     in_app = {n.pk for n in notices if n.channel == "in_app"}
     for pk in in_app & batch.rendered.keys():
         outcomes[pk].subject, outcomes[pk].body_text = batch.rendered[pk].subject, batch.rendered[pk].text
-    write_with_eager_sqlite_lock(record_outcomes, token, notices, outcomes)
+    record_outcomes(token, notices, outcomes)
     return len(notices)
 
 

@@ -20,7 +20,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from cobrador.core import clock, stopping
 from cobrador.core.bulk import insert_objects
-from cobrador.core.outbox import wake_outbox_after_commit, write_with_eager_sqlite_lock
+from cobrador.core.outbox import wake_outbox_after_commit
 from cobrador.customers.models import PaymentMethod
 from cobrador.gateways.base import ChargeRequest, ChargeResult, Customer, GatewayError
 from cobrador.gateways.registry import config_for_method, gateway_for
@@ -327,7 +327,7 @@ def charge_queued(*, max_batches: int | None = None) -> int:
         nonlocal taken
         if connection.vendor == "sqlite" and not ChargeQueueEntry.objects.exists():
             return None  # an idle poll is a read: SQLite's write lock only when something is queued
-        payments, invoice_ids = write_with_eager_sqlite_lock(_claim_queued, counts)
+        payments, invoice_ids = _claim_queued(counts)
         taken += len(invoice_ids)
         return payments if invoice_ids else None
 

@@ -26,7 +26,6 @@ from django.db.models import F
 from standardwebhooks.webhooks import Webhook
 
 from cobrador.core import clock, stopping
-from cobrador.core.outbox import write_with_eager_sqlite_lock
 from cobrador.jobs.retention import delete_in_batches
 from cobrador.webhooks import deadline, services
 from cobrador.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -161,11 +160,11 @@ def claim_due(*, now: datetime, limit: int = BATCH_SIZE) -> tuple[str, list[Webh
             WebhookDelivery.objects.filter(pk__in=ids, status="pending", next_attempt_at__lte=now).update(**lease)
     else:
         # SQLite has one write lock for the whole database. Take it only when something is due (an idle
-        # poll is a read), and for one statement.
+        # poll is a read), and for one statement; BEGIN IMMEDIATE waits for it (core.sqlite3).
         if not due.exists():
             return token, []
-        oldest_due = WebhookDelivery.objects.filter(pk__in=due.values("pk")[:limit])
-        write_with_eager_sqlite_lock(oldest_due.update, **lease)
+        with transaction.atomic():
+            WebhookDelivery.objects.filter(pk__in=due.values("pk")[:limit]).update(**lease)
     # The claimed rows are the pending ones leased until exactly `lease_until` (an indexed lookup) with our token.
     rows = list(WebhookDelivery.objects.filter(status="pending", next_attempt_at=lease_until, claim_token=token)
                 .select_related("event"))
@@ -268,7 +267,7 @@ def _attempt(delivery: WebhookDelivery) -> tuple[WebhookDelivery, Outcome, datet
 
 def _record(batch: tuple[str, list[Future]]) -> None:
     token, sends = batch
-    write_with_eager_sqlite_lock(record_outcomes, token, [send.result() for send in sends])
+    record_outcomes(token, [send.result() for send in sends])
 
 
 def _pipeline_batches() -> int:

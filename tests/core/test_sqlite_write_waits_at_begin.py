@@ -1,15 +1,14 @@
-"""write_with_eager_sqlite_lock: a drainer's write waits for SQLite's write lock at BEGIN (core.sqlite3
-retries it), runs once, and the connection's busy timeout is put back afterwards."""
+"""core.sqlite3: a write transaction (a drainer's claim, a callback's row) waits for SQLite's write lock at
+BEGIN IMMEDIATE, which it retries, runs once, and the connection's busy timeout is put back afterwards."""
 
 import sqlite3
 import threading
 import time
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 
 from cobrador.core import clock
-from cobrador.core.outbox import write_with_eager_sqlite_lock
 from cobrador.organizations.models import Organization
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -48,7 +47,8 @@ def test_a_write_waits_for_the_lock_and_the_busy_timeout_is_restored():
         return Organization.objects.create(name="Acme", mode="test", created_at=clock.now())
 
     started = time.monotonic()
-    write_with_eager_sqlite_lock(write)
+    with transaction.atomic():
+        write()
     waited = time.monotonic() - started
     holder.join()
     assert 0.25 <= waited < 5
@@ -67,5 +67,6 @@ def test_other_errors_are_raised_at_once_and_the_busy_timeout_is_restored():
             cursor.execute("INSERT INTO no_such_table VALUES (1)")
 
     with pytest.raises(OperationalError, match="no such table"):
-        write_with_eager_sqlite_lock(broken)
+        with transaction.atomic():
+            broken()
     assert _busy_timeout() == before

@@ -136,8 +136,17 @@ async def sign_up(connection: Connection, i: int, plan_id: str, offset: int):
     return status, subscription.get("id"), time.time(), seconds
 
 
-def machine_cpu_breakdown(n, ceiling_machine, ceiling_web, ceiling_client, signup_machine, signup_web, signup_worker,
-                          signup_receiver, signup_client) -> dict:
+def _per_unit_ms(seconds: dict[str, float], n: int) -> dict[str, float]:
+    """CPU seconds by process over a phase -> ms per unit, with the rest of the machine's time (the
+    database server and the system) as `database_and_system`, never below 0 (the counters tick every
+    10 ms and are read a moment apart)."""
+    parts = {name: value for name, value in seconds.items() if name != "machine"}
+    rest = max(0.0, seconds["machine"] - sum(parts.values()))
+    return {name: round(1000 * value / n, 2)
+            for name, value in {"machine": seconds["machine"], **parts, "database_and_system": rest}.items()}
+
+
+def machine_cpu_breakdown(n: int, ceiling: dict[str, float], signup: dict[str, float]) -> dict:
     """CPU time of the whole machine (both cores) per ceiling request and per sign-up, and whose it was.
 
     With the machine busy in both phases, the ratio of sign-ups to account creations is about the
@@ -146,17 +155,9 @@ def machine_cpu_breakdown(n, ceiling_machine, ceiling_web, ceiling_client, signu
     in the ceiling (web, client and database server alike) and only the worker's charging and webhook
     delivery and the receiver's share were added, at what they cost in this run.
     """
-    per_request = {"machine": ceiling_machine / n, "web": ceiling_web / n, "client": ceiling_client / n}
-    # The rest; never below 0 (the counters tick every 10 ms and are read a moment apart).
-    per_request["database_and_system"] = max(0.0, per_request["machine"] - per_request["web"] - per_request["client"])
-    per_signup = {"machine": signup_machine / n, "web": signup_web / n, "worker": signup_worker / n,
-                  "receiver": signup_receiver / n, "client": signup_client / n}
-    per_signup["database_and_system"] = max(0.0, per_signup["machine"] - sum(
-        v for k, v in per_signup.items() if k != "machine"))
-    bound = per_request["machine"] / (3 * per_request["machine"] + per_signup["worker"] + per_signup["receiver"])
-    return {"per_ceiling_request": {k: round(1000 * v, 2) for k, v in per_request.items()},
-            "per_signup": {k: round(1000 * v, 2) for k, v in per_signup.items()},
-            "machine_cost_ratio": round(per_request["machine"] / per_signup["machine"], 3),
+    bound = ceiling["machine"] / (3 * ceiling["machine"] + signup["worker"] + signup["receiver"])
+    return {"per_ceiling_request": _per_unit_ms(ceiling, n), "per_signup": _per_unit_ms(signup, n),
+            "machine_cost_ratio": round(ceiling["machine"] / signup["machine"], 3),
             "bound_with_requests_at_ceiling_cost": round(bound, 3)}
 
 
@@ -324,8 +325,9 @@ def main() -> int:
                         "worker_cpu_ms_per_signup_during_phase": round(1000 * signup_worker_cpu / args.n, 2)},
             "signups_over_ceiling": round(ratio, 3),
             "machine_cpu_ms": machine_cpu_breakdown(
-                args.n, ceiling_machine_cpu, ceiling_web_cpu, ceiling_client_cpu, signup_machine_cpu,
-                signup_web_cpu, total_worker_cpu, signup_receiver_cpu, signup_client_cpu),
+                args.n, {"machine": ceiling_machine_cpu, "web": ceiling_web_cpu, "client": ceiling_client_cpu},
+                {"machine": signup_machine_cpu, "web": signup_web_cpu, "worker": total_worker_cpu,
+                 "receiver": signup_receiver_cpu, "client": signup_client_cpu}),
             "signup_requests_over_ceiling": round(3 * ratio, 3),
             "created_to_payment_succeeded_s": {
                 "measured": len(latencies), "p50": round(p50, 3) if p50 is not None else None,

@@ -23,21 +23,17 @@ def count_pass() -> int:
     return 0
 
 
-def _start_drainer(monkeypatch, recheck_seconds: float):
+@pytest.fixture
+def drainer(request, monkeypatch):
+    """A drain_forever thread with `count_pass` as its only drainer; request.param: the recheck seconds."""
     if connection.vendor != "sqlite":
         pytest.skip("PostgreSQL workers wait for NOTIFY (tests/core/test_outbox.py)")
-    monkeypatch.setattr(outbox, "SQLITE_RECHECK_SECONDS", recheck_seconds)
+    monkeypatch.setattr(outbox, "SQLITE_RECHECK_SECONDS", request.param)
     passes.clear()
     stop = threading.Event()
     thread = threading.Thread(target=outbox.drain_forever, args=(stop, [f"{__name__}.count_pass"]), daemon=True)
     thread.start()
     wait_until(lambda: passes, timeout=10)
-    return stop, thread
-
-
-@pytest.fixture
-def drainer(request, monkeypatch):
-    stop, thread = _start_drainer(monkeypatch, request.param)
     yield
     stop.set()
     thread.join(10)
